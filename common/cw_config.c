@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cw_config — table-driven options, environment and --help. See cw_config.h.
+ */
+#include "cw_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define FIELD(cfg, opt, type) ((type *)((char *)(cfg) + (opt)->offset))
+
+int cw_duration_parse(const char *text, int64_t *ms)
+{
+	static const struct {
+		const char *suffix;
+		double mult;
+	} units[] = {
+		{"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3},
+		{"d", 86400e3}, {"", 1e3},
+	};
+	char *end;
+	double v;
+
+	if (!text || !*text)
+		return -EINVAL;
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || v < 0 || !isfinite(v))
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].suffix) == 0) {
+			double r = v * units[i].mult;
+			if (r > 9.2e18)
+				return -EINVAL;
+			*ms = (int64_t)llround(r);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *cw_duration_format(int64_t ms, char *buf, size_t size)
+{
+	static const struct {
+		const char *suffix;
+		int64_t mult;
+	} units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000},
+		     {"s", 1000}};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ms && ms % units[i].mult == 0) {
+			snprintf(buf, size, "%" PRId64 "%s", ms / units[i].mult,
+				 units[i].suffix);
+			return buf;
+		}
+	}
+	snprintf(buf, size, "%" PRId64 "ms", ms);
+	return buf;
+}
+
+const char *cw_opt_env_name(const struct cw_opt *opt, char *buf, size_t size)
+{
+	size_t n = (size_t)snprintf(buf, size, "CARTWATCH_");
+	for (const char *p = opt->name; *p && n + 1 < size; p++)
+		buf[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+	buf[n < size ? n : size - 1] = '\0';
+	return buf;
+}
+
+static int set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(errstr, errstr_size, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	if (!strcasecmp(s, "1") || !strcasecmp(s, "true") ||
+	    !strcasecmp(s, "yes") || !strcasecmp(s, "on"))
+		*out = true;
+	else if (!strcasecmp(s, "0") || !strcasecmp(s, "false") ||
+		 !strcasecmp(s, "no") || !strcasecmp(s, "off"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int kv_add(struct cw_kv_list *kv, const char *text)
+{
+	const char *eq = strchr(text, '=');
+	char **keys, **values;
+
+	if (!eq || eq == text)
+		return -EINVAL;
+	keys = realloc(kv->keys, (kv->count + 1) * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	kv->keys = keys;
+	values = realloc(kv->values, (kv->count + 1) * sizeof(*values));
+	if (!values)
+		return -ENOMEM;
+	kv->values = values;
+	kv->keys[kv->count] = strndup(text, (size_t)(eq - text));
+	kv->values[kv->count] = strdup(eq + 1);
+	if (!kv->keys[kv->count] || !kv->values[kv->count]) {
+		free(kv->keys[kv->count]);
+		free(kv->values[kv->count]);
+		return -ENOMEM;
+	}
+	kv->count++;
+	return 0;
+}
+
+/* Store @text into the field of @opt. @origin names where it came from, for
+ * the error message. */
+static int opt_set(const struct cw_opt *opt, void *cfg, const char *text,
+		   const char *origin, char *errstr, size_t errstr_size)
+{
+	char *end;
+
+	switch (opt->type) {
+	case CW_OPT_STRING: {
+		char **s = FIELD(cfg, opt, char *);
+		free(*s);
+		*s = strdup(text);
+		return *s ? 0 : -ENOMEM;
+	}
+	case CW_OPT_INT: {
+		long long v;
+		errno = 0;
+		v = strtoll(text, &end, 10);
+		if (errno || end == text || *end)
+			return set_error(errstr, errstr_size,
+					 "%s: '%s' is not an integer", origin,
+					 text);
+		*FIELD(cfg, opt, int64_t) = v;
+		return 0;
+	}
+	case CW_OPT_DOUBLE: {
+		double v;
+		errno = 0;
+		v = strtod(text, &end);
+		if (errno || end == text || *end || !isfinite(v))
+			return set_error(errstr, errstr_size,
+					 "%s: '%s' is not a number", origin,
+					 text);
+		*FIELD(cfg, opt, double) = v;
+		return 0;
+	}
+	case CW_OPT_DURATION:
+		if (cw_duration_parse(text, FIELD(cfg, opt, int64_t)) < 0)
+			return set_error(
+				errstr, errstr_size,
+				"%s: '%s' is not a duration (use e.g. 500ms, "
+				"30s, 5m, 2h, 7d)",
+				origin, text);
+		return 0;
+	case CW_OPT_BOOL:
+		if (parse_bool(text, FIELD(cfg, opt, bool)) < 0)
+			return set_error(errstr, errstr_size,
+					 "%s: '%s' is not a boolean", origin,
+					 text);
+		return 0;
+	case CW_OPT_KV: {
+		struct cw_kv_list *kv = FIELD(cfg, opt, struct cw_kv_list);
+		/* The environment form holds several pairs separated by
+		 * commas or whitespace; the command line one pair. */
+		char *copy = strdup(text), *save = NULL, *tok;
+		int r = 0;
+		if (!copy)
+			return -ENOMEM;
+		for (tok = strtok_r(copy, ", \t\n", &save); tok && !r;
+		     tok = strtok_r(NULL, ", \t\n", &save))
+			r = kv_add(kv, tok);
+		free(copy);
+		if (r == -EINVAL)
+			return set_error(errstr, errstr_size,
+					 "%s: '%s' is not key=value", origin,
+					 text);
+		return r;
+	}
+	}
+	return -EINVAL;
+}
+
+int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
+		    const char *prog, const char *synopsis, int argc,
+		    char **argv, char *errstr, size_t errstr_size)
+{
+	struct option *longopts;
+	char shortopts[128] = "+h";
+	size_t sn = 2;
+	int r = 0;
+
+	/* Defaults. */
+	for (size_t i = 0; i < n; i++) {
+		if (table[i].def && table[i].type != CW_OPT_KV &&
+		    (r = opt_set(&table[i], cfg, table[i].def, "default",
+				 errstr, errstr_size)) < 0)
+			return r;
+	}
+	/* Environment. */
+	for (size_t i = 0; i < n; i++) {
+		char env[128], origin[160];
+		const char *v;
+
+		if (table[i].no_env)
+			continue;
+		cw_opt_env_name(&table[i], env, sizeof(env));
+		v = getenv(env);
+		if (!v || !*v)
+			continue;
+		snprintf(origin, sizeof(origin), "environment %s", env);
+		if ((r = opt_set(&table[i], cfg, v, origin, errstr,
+				 errstr_size)) < 0)
+			return r;
+	}
+	/* Command line. */
+	longopts = calloc(n + 2, sizeof(*longopts));
+	if (!longopts)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		longopts[i].name = table[i].name;
+		longopts[i].has_arg = table[i].type == CW_OPT_BOOL
+					      ? optional_argument
+					      : required_argument;
+		longopts[i].val = 256 + (int)i;
+		if (table[i].short_name && sn + 3 < sizeof(shortopts)) {
+			shortopts[sn++] = table[i].short_name;
+			if (table[i].type != CW_OPT_BOOL)
+				shortopts[sn++] = ':';
+		}
+	}
+	longopts[n].name = "help";
+	longopts[n].val = 'h';
+	shortopts[sn] = '\0';
+
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		int li = -1;
+		int c = getopt_long(argc, argv, shortopts, longopts, &li);
+		const struct cw_opt *opt = NULL;
+		char origin[160];
+
+		if (c == -1)
+			break;
+		if (c == 'h') {
+			cw_config_usage(table, n, prog, synopsis, stdout);
+			r = CW_CONFIG_HELP;
+			goto out;
+		}
+		if (c == '?' || c == ':') {
+			const char *bad = argv[optind - 1];
+			if (optopt && optopt < 256)
+				r = set_error(errstr, errstr_size,
+					      c == ':' ? "option -%c needs a value"
+						       : "unknown option -%c",
+					      optopt);
+			else
+				r = set_error(errstr, errstr_size,
+					      "unknown option or missing value: %s",
+					      bad);
+			goto out;
+		}
+		if (c >= 256)
+			opt = &table[c - 256];
+		else
+			for (size_t i = 0; i < n; i++)
+				if (table[i].short_name == c)
+					opt = &table[i];
+		if (!opt) {
+			r = set_error(errstr, errstr_size, "unknown option");
+			goto out;
+		}
+		snprintf(origin, sizeof(origin), "--%s", opt->name);
+		if (opt->type == CW_OPT_BOOL && !optarg) {
+			*FIELD(cfg, opt, bool) = true;
+			continue;
+		}
+		if ((r = opt_set(opt, cfg, optarg, origin, errstr,
+				 errstr_size)) < 0)
+			goto out;
+	}
+	if (optind < argc)
+		r = set_error(errstr, errstr_size,
+			      "unexpected argument '%s'", argv[optind]);
+out:
+	free(longopts);
+	return r;
+}
+
+static const char *type_metavar(const struct cw_opt *opt)
+{
+	if (opt->metavar)
+		return opt->metavar;
+	switch (opt->type) {
+	case CW_OPT_INT:
+		return "N";
+	case CW_OPT_DOUBLE:
+		return "X";
+	case CW_OPT_DURATION:
+		return "DURATION";
+	case CW_OPT_KV:
+		return "KEY=VALUE";
+	case CW_OPT_BOOL:
+		return "";
+	default:
+		return "VALUE";
+	}
+}
+
+void cw_config_usage(const struct cw_opt *table, size_t n, const char *prog,
+		     const char *synopsis, FILE *out)
+{
+	fprintf(out, "Usage: %s [OPTION]...\n%s\n\nOptions:\n", prog,
+		synopsis ? synopsis : "");
+	for (size_t i = 0; i < n; i++) {
+		const struct cw_opt *opt = &table[i];
+		char left[96], env[128];
+		int w;
+
+		if (opt->short_name)
+			w = snprintf(left, sizeof(left), "  -%c, --%s%s%s",
+				     opt->short_name, opt->name,
+				     opt->type == CW_OPT_BOOL ? "" : " ",
+				     type_metavar(opt));
+		else
+			w = snprintf(left, sizeof(left), "      --%s%s%s",
+				     opt->name,
+				     opt->type == CW_OPT_BOOL ? "" : " ",
+				     type_metavar(opt));
+		fprintf(out, "%s%*s%s", left, w < 34 ? 34 - w : 1, "",
+			opt->help);
+		if (opt->def)
+			fprintf(out, " [default: %s]", opt->def);
+		if (!opt->no_env)
+			fprintf(out, " (env %s)",
+				cw_opt_env_name(opt, env, sizeof(env)));
+		fputc('\n', out);
+	}
+	fprintf(out, "  -h, --help%*s%s\n", 24, "", "Show this help and exit");
+}
+
+void cw_config_markdown(const struct cw_opt *table, size_t n, FILE *out)
+{
+	fprintf(out, "| option | environment | default | meaning |\n"
+		     "|---|---|---|---|\n");
+	for (size_t i = 0; i < n; i++) {
+		char env[128];
+		const struct cw_opt *opt = &table[i];
+		fprintf(out, "| `");
+		if (opt->short_name)
+			fprintf(out, "-%c, ", opt->short_name);
+		fprintf(out, "--%s` | %s%s%s | %s%s%s | %s |\n", opt->name,
+			opt->no_env ? "" : "`",
+			opt->no_env ? "" : cw_opt_env_name(opt, env, sizeof(env)),
+			opt->no_env ? "" : "`", opt->def ? "`" : "",
+			opt->def ? opt->def : "", opt->def ? "`" : "",
+			opt->help);
+	}
+}
+
+void cw_config_free(const struct cw_opt *table, size_t n, void *cfg)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct cw_opt *opt = &table[i];
+		if (opt->type == CW_OPT_STRING) {
+			char **s = FIELD(cfg, opt, char *);
+			free(*s);
+			*s = NULL;
+		} else if (opt->type == CW_OPT_KV) {
+			struct cw_kv_list *kv =
+				FIELD(cfg, opt, struct cw_kv_list);
+			for (size_t k = 0; k < kv->count; k++) {
+				free(kv->keys[k]);
+				free(kv->values[k]);
+			}
+			free(kv->keys);
+			free(kv->values);
+			memset(kv, 0, sizeof(*kv));
+		}
+	}
+}
+
+const char *cw_kv_get(const struct cw_kv_list *kv, const char *key)
+{
+	const char *v = NULL;
+	for (size_t i = 0; i < kv->count; i++)
+		if (strcmp(kv->keys[i], key) == 0)
+			v = kv->values[i]; /* last one wins, like librdkafka */
+	return v;
+}

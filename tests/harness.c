@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * harness — see harness.h.
+ */
+#include "harness.h"
+
+#include <time.h>
+
+int harness_failures;
+
+int harness_run(const struct harness_case *cases, size_t n, int argc,
+		char **argv)
+{
+	size_t ran = 0;
+	for (size_t i = 0; i < n; i++) {
+		int before = harness_failures;
+		int64_t t0;
+
+		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
+			continue;
+		t0 = harness_now_ms();
+		cases[i].fn();
+		ran++;
+		printf("%s %s (%" PRId64 " ms)\n",
+		       harness_failures == before ? "ok  " : "FAIL",
+		       cases[i].name, harness_now_ms() - t0);
+		fflush(stdout);
+	}
+	if (ran == 0) {
+		fprintf(stderr, "no test case named %s\n",
+			argc > 1 ? argv[1] : "(none)");
+		return 1;
+	}
+	if (harness_failures)
+		fprintf(stderr, "%d check(s) failed\n", harness_failures);
+	return harness_failures ? 1 : 0;
+}
+
+int64_t harness_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *harness_require_env(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v || !*v) {
+		fprintf(stderr,
+			"environment variable %s is not set: run this test "
+			"through meson test (tests/run-with-servers)\n",
+			name);
+		exit(1);
+	}
+	return v;
+}
+
+const char *harness_source_path(const char *rel)
+{
+	static char buf[4096];
+	snprintf(buf, sizeof(buf), "%s/%s",
+		 harness_require_env("CARTWATCH_SOURCE_ROOT"), rel);
+	return buf;
+}
