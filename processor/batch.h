@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * batch — everything one partition produced since its last flush, in plain
+ * records: the interface between the stream logic (partition.c) and the
+ * PostgreSQL sink (pg_sink.c), so that neither knows the other's internals.
+ *
+ * A batch owns its memory: strings are copied into its arena when a record
+ * is added and all of it is released at once by batch_reset() after the
+ * transaction that holds it commits. Single-threaded: a batch is used by the
+ * thread that polls the consumer.
+ *
+ * Not for: aggregation (records are appended as they come; the sink sums
+ * product/reason increments with SQL, see pg_sink.c).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BATCH_UUID_LEN 36
+
+struct batch_item {
+	const char *product_id;
+	int32_t quantity;
+	int64_t unit_price_cents;
+};
+
+struct batch_abandonment {
+	char abandonment_id[BATCH_UUID_LEN + 1];
+	const char *user_id;
+	int64_t session_start_ms;
+	int64_t last_activity_ms;
+	int64_t abandoned_at_ms;
+	int32_t item_count;
+	int64_t cart_value_cents;
+	const char *currency;
+	const char *last_remove_reason; /* NULL: none in the session */
+	struct batch_item *items;
+	size_t n_items;
+	/* The framed Avro record for the cart-abandonments topic; kept in the
+	 * outbox table until the broker acknowledged it. */
+	const uint8_t *avro;
+	size_t avro_len;
+};
+
+struct batch_conversion {
+	char conversion_id[BATCH_UUID_LEN + 1];
+	const char *user_id;
+	const char *event_id; /* the checkout event's id */
+	int64_t checkout_at_ms;
+	int32_t item_count;
+	int64_t cart_value_cents;
+	const char *currency;
+	const char *recovered_abandonment_id; /* NULL: not a recovery */
+};
+
+/* A recovered conversion marks its abandonment (which may be in the same
+ * batch or committed long ago). */
+struct batch_recovery {
+	char abandonment_id[BATCH_UUID_LEN + 1];
+	int64_t recovered_at_ms;
+	int64_t recovered_value_cents;
+};
+
+/* Increments of one product's counters in one event-time minute. */
+struct batch_product_stat {
+	int64_t bucket_ms; /* start of the minute */
+	const char *product_id;
+	int64_t added_qty;
+	int64_t removed_qty;
+	int64_t purchased_qty;
+	int64_t purchased_value_cents;
+	int64_t abandoned_qty;
+	int64_t abandoned_value_cents;
+};
+
+struct batch_reason_stat {
+	int64_t bucket_ms;
+	const char *product_id;
+	const char *reason;
+	int64_t removed_qty;
+};
+
+/* The resume state of one user: an opaque blob (see user_state_encode in
+ * partition.c), or a deletion when state == NULL. */
+struct batch_user_state {
+	const char *user_id;
+	const uint8_t *state;
+	size_t state_len;
+};
+
+#define BATCH_VEC(type, name) \
+	struct {              \
+		type *v;      \
+		size_t n;     \
+		size_t cap;   \
+	} name
+
+struct batch {
+	int32_t partition;
+	int64_t generation;   /* owner generation the flush is fenced on */
+	int64_t next_offset;  /* offset of the next message to process */
+	int64_t watermark_ms; /* partition watermark after this batch */
+
+	BATCH_VEC(struct batch_abandonment, abandonments);
+	BATCH_VEC(struct batch_conversion, conversions);
+	BATCH_VEC(struct batch_recovery, recoveries);
+	BATCH_VEC(struct batch_product_stat, product_stats);
+	BATCH_VEC(struct batch_reason_stat, reason_stats);
+	BATCH_VEC(struct batch_user_state, user_states);
+
+	struct batch_arena *arena;
+};
+
+/* Create an empty batch for @partition. Returns NULL on ENOMEM. */
+struct batch *batch_new(int32_t partition);
+
+/* Free @b and everything it holds. NULL is allowed. */
+void batch_destroy(struct batch *b);
+
+/* Drop every record (keeping the allocated capacity for reuse). Called once
+ * the transaction holding the batch committed. */
+void batch_reset(struct batch *b);
+
+/* True when the batch holds no record (offsets may still have moved). */
+bool batch_is_empty(const struct batch *b);
+
+/* Number of records of all kinds, for memory bounds and metrics. */
+size_t batch_records(const struct batch *b);
+
+/* Copy @len bytes (@s need not be NUL-terminated) into the arena and return
+ * a NUL-terminated copy, or NULL on ENOMEM. Lives until batch_reset(). */
+const char *batch_strdup(struct batch *b, const char *s, size_t len);
+
+/* Allocate @len bytes (16-byte aligned, uninitialised) in the arena.
+ * NULL on ENOMEM. Lives until batch_reset(). */
+void *batch_alloc(struct batch *b, size_t len);
+
+/* Copy @len bytes into the arena. NULL on ENOMEM. */
+void *batch_memdup(struct batch *b, const void *p, size_t len);
+
+/* Append a zeroed record and return it, or NULL on ENOMEM. The record's
+ * pointers must point into the arena (batch_strdup) or static storage. */
+struct batch_abandonment *batch_add_abandonment(struct batch *b);
+struct batch_conversion *batch_add_conversion(struct batch *b);
+struct batch_recovery *batch_add_recovery(struct batch *b);
+struct batch_product_stat *batch_add_product_stat(struct batch *b);
+struct batch_reason_stat *batch_add_reason_stat(struct batch *b);
+struct batch_user_state *batch_add_user_state(struct batch *b);

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cart — one shopper's cart: product id → quantity and last seen unit price,
+ * stored compactly (two items inline, a heap array beyond that) because a
+ * processor holds a million of them.
+ *
+ * Products are interned ids (intern.h). Items keep their insertion order.
+ * Single-threaded.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cart_item {
+	uint32_t product; /* interned product id */
+	int32_t quantity; /* > 0 while in the cart */
+	int64_t unit_price_cents;
+};
+
+#define CART_INLINE 2
+
+struct cart {
+	uint16_t n;
+	uint16_t cap; /* 0: items are inline */
+	struct cart_item *spill;
+	struct cart_item inline_items[CART_INLINE];
+};
+
+/* The items array (inline or spilled). */
+static inline struct cart_item *cart_items(struct cart *c)
+{
+	return c->cap ? c->spill : c->inline_items;
+}
+
+static inline const struct cart_item *cart_items_const(const struct cart *c)
+{
+	return c->cap ? c->spill : c->inline_items;
+}
+
+/* Add @qty (> 0) units of @product at @price (the price replaces the old
+ * one). Returns 0, -ENOMEM, or -E2BIG when the cart holds 65535 products. */
+int cart_add(struct cart *c, uint32_t product, int32_t qty, int64_t price);
+
+/* Remove up to @qty units of @product; the product leaves at 0.
+ * Returns the number of units actually removed (0 when absent).
+ * Sets *@price (may be NULL) to the product's last price. Can't fail. */
+int32_t cart_remove(struct cart *c, uint32_t product, int32_t qty,
+		    int64_t *price);
+
+/* Σ quantity and Σ quantity × price. Can't fail. */
+void cart_totals(const struct cart *c, int32_t *item_count, int64_t *value);
+
+/* Empty the cart and release any spill array. Can't fail. */
+void cart_clear(struct cart *c);
+
+/* Bytes the cart holds on the heap (for memory accounting). */
+size_t cart_heap_bytes(const struct cart *c);

@@ -1,0 +1,723 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * partition — per-partition container: users, timers, watermark,
+ * aggregates, resume state. See partition.h; the rules are in session.c.
+ */
+#include "partition.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cw_avro.h"
+#include "partition_priv.h"
+#include "session.h"
+
+#define HEAP_NONE UINT32_MAX
+
+/* ---- ids ---------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t z)
+{
+	/* splitmix64's finaliser */
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t fnv1a64(uint64_t h, const void *p, size_t len)
+{
+	const unsigned char *s = p;
+	for (size_t i = 0; i < len; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* A UUID-shaped id from (@kind, @s, @n): FNV-1a over the bytes of @s then
+ * the 8 little-endian bytes of @n, from two seeds, each finalised with
+ * splitmix64; version nibble 8, RFC 4122 variant. Documented so that other
+ * tools (and the tests' oracle) can compute the same ids. */
+static void derive_uuid(uint64_t seed, const char *s, size_t len, int64_t n,
+			char out[37])
+{
+	uint8_t nb[8], bytes[16];
+	static const char hex[] = "0123456789abcdef";
+	uint64_t hi, lo;
+
+	for (int i = 0; i < 8; i++)
+		nb[i] = (uint8_t)((uint64_t)n >> (8 * i));
+	hi = mix64(fnv1a64(fnv1a64(0xcbf29ce484222325ULL ^ seed, s, len), nb,
+			   8));
+	lo = mix64(fnv1a64(fnv1a64(0x84222325cbf29ce4ULL ^ seed, s, len), nb,
+			   8));
+	for (int i = 0; i < 8; i++) {
+		bytes[i] = (uint8_t)(hi >> (56 - 8 * i));
+		bytes[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
+	}
+	bytes[6] = (uint8_t)((bytes[6] & 0x0f) | 0x80);
+	bytes[8] = (uint8_t)((bytes[8] & 0x3f) | 0x80);
+	for (int i = 0, o = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[bytes[i] >> 4];
+		out[o++] = hex[bytes[i] & 15];
+	}
+	out[36] = '\0';
+}
+
+#define SEED_ABANDONMENT 0x61ULL /* 'a' */
+#define SEED_CONVERSION  0x63ULL /* 'c' */
+
+void partition_abandonment_id(const char *user_id, size_t user_id_len,
+			      etime_t session_start_ms, char out[37])
+{
+	derive_uuid(SEED_ABANDONMENT, user_id, user_id_len, session_start_ms,
+		    out);
+}
+
+/* Declared in session.c's scope: conversion ids from the checkout offset. */
+void partition_conversion_id(const char *user_id, size_t len, int64_t offset,
+			     char out[37]);
+void partition_conversion_id(const char *user_id, size_t len, int64_t offset,
+			     char out[37])
+{
+	derive_uuid(SEED_CONVERSION, user_id, len, offset, out);
+}
+
+/* ---- aggregates --------------------------------------------------------- */
+
+struct stat_entry {
+	etime_t bucket_ms;
+	uint32_t product;
+	uint32_t reason; /* 0: product counters; else reason id + 1 */
+	int64_t v[STAT_FIELDS];
+};
+
+struct stats_map {
+	struct stat_entry *e;
+	uint32_t n_slots; /* power of two; e[i].product == 0 means empty */
+	uint32_t n;
+};
+
+static int stats_grow(struct stats_map *m)
+{
+	uint32_t n = m->n_slots ? m->n_slots * 2 : 256;
+	struct stat_entry *e = calloc(n, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < m->n_slots; i++) {
+		struct stat_entry *o = &m->e[i];
+		if (!o->product)
+			continue;
+		uint32_t j = (uint32_t)mix64((uint64_t)o->bucket_ms ^
+					     ((uint64_t)o->product << 32) ^
+					     o->reason) & (n - 1);
+		while (e[j].product)
+			j = (j + 1) & (n - 1);
+		e[j] = *o;
+	}
+	free(m->e);
+	m->e = e;
+	m->n_slots = n;
+	return 0;
+}
+
+static struct stat_entry *stats_get(struct stats_map *m, etime_t bucket,
+				    uint32_t product, uint32_t reason)
+{
+	if ((m->n + 1) * 4 > m->n_slots * 3 && stats_grow(m) < 0)
+		return NULL;
+	uint32_t j = (uint32_t)mix64((uint64_t)bucket ^
+				     ((uint64_t)product << 32) ^ reason) &
+		     (m->n_slots - 1);
+	while (m->e[j].product) {
+		struct stat_entry *s = &m->e[j];
+		if (s->bucket_ms == bucket && s->product == product &&
+		    s->reason == reason)
+			return s;
+		j = (j + 1) & (m->n_slots - 1);
+	}
+	m->e[j].bucket_ms = bucket;
+	m->e[j].product = product;
+	m->e[j].reason = reason;
+	m->n++;
+	return &m->e[j];
+}
+
+static etime_t minute_of(etime_t t)
+{
+	etime_t m = t / 60000 * 60000;
+	return m > t ? m - 60000 : m; /* floor for times before 1970 */
+}
+
+int partition_stat_add(struct partition *pt, etime_t at_ms, uint32_t product,
+		       enum stat_field qf, int64_t qty, int vf, int64_t value)
+{
+	struct stat_entry *s = stats_get(pt->stats, minute_of(at_ms), product, 0);
+	if (!s)
+		return -ENOMEM;
+	s->v[qf] += qty;
+	if (vf >= 0)
+		s->v[vf] += value;
+	return 0;
+}
+
+int partition_reason_add(struct partition *pt, etime_t at_ms, uint32_t product,
+			 uint32_t reason, int64_t qty)
+{
+	struct stat_entry *s =
+		stats_get(pt->stats, minute_of(at_ms), product, reason + 1);
+	if (!s)
+		return -ENOMEM;
+	s->v[0] += qty;
+	return 0;
+}
+
+/* ---- users: hash table -------------------------------------------------- */
+
+static uint64_t user_hash(const char *id, size_t len)
+{
+	return mix64(fnv1a64(0xcbf29ce484222325ULL, id, len));
+}
+
+static int users_grow(struct partition *pt)
+{
+	uint32_t n = pt->n_slots ? pt->n_slots * 2 : 1024;
+	struct user **slots = calloc(n, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < pt->n_slots; i++) {
+		struct user *u = pt->slots[i];
+		if (!u)
+			continue;
+		uint32_t j = (uint32_t)user_hash(u->id, u->id_len) & (n - 1);
+		while (slots[j])
+			j = (j + 1) & (n - 1);
+		slots[j] = u;
+	}
+	free(pt->slots);
+	pt->slots = slots;
+	pt->n_slots = n;
+	return 0;
+}
+
+/* Slot index of @id, or of the empty slot where it would go. */
+static uint32_t users_slot(const struct partition *pt, const char *id,
+			   size_t len)
+{
+	uint32_t j = (uint32_t)user_hash(id, len) & (pt->n_slots - 1);
+	while (pt->slots[j]) {
+		const struct user *u = pt->slots[j];
+		if (u->id_len == len && memcmp(u->id, id, len) == 0)
+			break;
+		j = (j + 1) & (pt->n_slots - 1);
+	}
+	return j;
+}
+
+/* Remove slot @j, shifting later entries of the cluster back (linear
+ * probing deletion without tombstones). */
+static void users_remove_slot(struct partition *pt, uint32_t j)
+{
+	uint32_t mask = pt->n_slots - 1, i = j;
+	pt->slots[j] = NULL;
+	for (;;) {
+		i = (i + 1) & mask;
+		struct user *u = pt->slots[i];
+		if (!u)
+			break;
+		uint32_t home = (uint32_t)user_hash(u->id, u->id_len) & mask;
+		/* Move u into the hole if its home is not in (j, i]. */
+		if ((i > j && (home <= j || home > i)) ||
+		    (i < j && (home <= j && home > i))) {
+			pt->slots[j] = u;
+			pt->slots[i] = NULL;
+			j = i;
+		}
+	}
+	pt->n_users--;
+}
+
+static struct user *user_new(const char *id, size_t len)
+{
+	struct user *u = calloc(1, sizeof(*u) + len + 1);
+	if (!u)
+		return NULL;
+	memcpy(u->id, id, len);
+	u->id[len] = '\0';
+	u->id_len = (uint16_t)len;
+	u->heap_idx = HEAP_NONE;
+	u->deadline_ms = ETIME_NONE;
+	u->abandon_start_ms = ETIME_NONE;
+	u->abandoned_at_ms = ETIME_NONE;
+	return u;
+}
+
+static void user_free(struct user *u)
+{
+	cart_clear(&u->cart);
+	free(u);
+}
+
+/* Find or create the user @id. NULL on ENOMEM. A user retired earlier in
+ * this flush interval (USER_DEAD) comes back to life with no state. */
+static struct user *users_get(struct partition *pt, const char *id, size_t len)
+{
+	uint32_t j;
+	struct user *u;
+
+	if ((pt->n_users + 1) * 10 > pt->n_slots * 7 && users_grow(pt) < 0)
+		return NULL;
+	j = users_slot(pt, id, len);
+	u = pt->slots[j];
+	if (u) {
+		u->flags &= (uint8_t)~USER_DEAD;
+		return u;
+	}
+	u = user_new(id, len);
+	if (!u)
+		return NULL;
+	pt->slots[j] = u;
+	pt->n_users++;
+	return u;
+}
+
+struct user *partition_find_user(struct partition *pt, const char *user_id)
+{
+	size_t len = strlen(user_id);
+	struct user *u;
+	if (!pt->n_slots)
+		return NULL;
+	u = pt->slots[users_slot(pt, user_id, len)];
+	return u && !(u->flags & USER_DEAD) ? u : NULL;
+}
+
+/* ---- timers: binary min-heap on deadline_ms ------------------------------ */
+
+static void heap_set(struct partition *pt, uint32_t i, struct user *u)
+{
+	pt->heap[i] = u;
+	u->heap_idx = i;
+}
+
+static void heap_up(struct partition *pt, uint32_t i)
+{
+	struct user *u = pt->heap[i];
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+		if (pt->heap[p]->deadline_ms <= u->deadline_ms)
+			break;
+		heap_set(pt, i, pt->heap[p]);
+		i = p;
+	}
+	heap_set(pt, i, u);
+}
+
+static void heap_down(struct partition *pt, uint32_t i)
+{
+	struct user *u = pt->heap[i];
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+		if (c >= pt->heap_len)
+			break;
+		if (c + 1 < pt->heap_len &&
+		    pt->heap[c + 1]->deadline_ms < pt->heap[c]->deadline_ms)
+			c++;
+		if (pt->heap[c]->deadline_ms >= u->deadline_ms)
+			break;
+		heap_set(pt, i, pt->heap[c]);
+		i = c;
+	}
+	heap_set(pt, i, u);
+}
+
+static void heap_remove(struct partition *pt, struct user *u)
+{
+	uint32_t i = u->heap_idx;
+	struct user *last;
+
+	if (i == HEAP_NONE)
+		return;
+	u->heap_idx = HEAP_NONE;
+	last = pt->heap[--pt->heap_len];
+	if (last == u)
+		return;
+	heap_set(pt, i, last);
+	heap_up(pt, i);
+	heap_down(pt, last->heap_idx);
+}
+
+int partition_mark_dirty(struct partition *pt, struct user *u)
+{
+	if (u->flags & USER_DIRTY)
+		return 0;
+	if (pt->n_dirty == pt->dirty_cap) {
+		uint32_t n = pt->dirty_cap ? pt->dirty_cap * 2 : 1024;
+		struct user **d = realloc(pt->dirty, n * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		pt->dirty = d;
+		pt->dirty_cap = n;
+	}
+	pt->dirty[pt->n_dirty++] = u;
+	u->flags |= USER_DIRTY;
+	return 0;
+}
+
+int partition_reschedule(struct partition *pt, struct user *u)
+{
+	etime_t d = session_next_deadline(pt, u);
+
+	if (d == ETIME_NONE) {
+		heap_remove(pt, u);
+		u->deadline_ms = ETIME_NONE;
+		u->flags |= USER_DEAD;
+		return partition_mark_dirty(pt, u);
+	}
+	u->deadline_ms = d;
+	if (u->heap_idx == HEAP_NONE) {
+		if (pt->heap_len == pt->heap_cap) {
+			uint32_t n = pt->heap_cap ? pt->heap_cap * 2 : 1024;
+			struct user **h = realloc(pt->heap, n * sizeof(*h));
+			if (!h)
+				return -ENOMEM;
+			pt->heap = h;
+			pt->heap_cap = n;
+		}
+		pt->heap[pt->heap_len] = u;
+		u->heap_idx = pt->heap_len++;
+		heap_up(pt, u->heap_idx);
+	} else {
+		heap_up(pt, u->heap_idx);
+		heap_down(pt, u->heap_idx);
+	}
+	return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+struct partition *partition_new(int32_t id, const struct session_params *params,
+				struct intern *intern)
+{
+	struct partition *pt = calloc(1, sizeof(*pt));
+	if (!pt)
+		return NULL;
+	pt->id = id;
+	pt->params = params;
+	pt->intern = intern;
+	pt->next_offset = -1;
+	pt->watermark_ms = ETIME_NONE;
+	pt->max_event_ms = ETIME_NONE;
+	pt->stats = calloc(1, sizeof(*pt->stats));
+	pt->batch = batch_new(id);
+	if (!pt->stats || !pt->batch || users_grow(pt) < 0 ||
+	    stats_grow(pt->stats) < 0) {
+		partition_destroy(pt);
+		return NULL;
+	}
+	return pt;
+}
+
+void partition_destroy(struct partition *pt)
+{
+	if (!pt)
+		return;
+	for (uint32_t i = 0; i < pt->n_slots; i++)
+		if (pt->slots[i])
+			user_free(pt->slots[i]);
+	free(pt->slots);
+	free(pt->heap);
+	free(pt->dirty);
+	if (pt->stats)
+		free(pt->stats->e);
+	free(pt->stats);
+	batch_destroy(pt->batch);
+	free(pt);
+}
+
+/* ---- processing ------------------------------------------------------------ */
+
+static int fire_timers(struct partition *pt)
+{
+	int r;
+	while (pt->heap_len && pt->heap[0]->deadline_ms <= pt->watermark_ms) {
+		struct user *u = pt->heap[0];
+		etime_t before = u->deadline_ms;
+		if ((r = session_on_timer(pt, u)) < 0)
+			return r;
+		/* session_on_timer always moves the deadline past the
+		 * watermark or retires the user; guard against a loop. */
+		if (u->heap_idx == 0 && u->deadline_ms == before)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int partition_advance_watermark(struct partition *pt, etime_t watermark_ms)
+{
+	/* Fire even when the watermark stays: a late event can open a session
+	 * that is already past it, and it must close now, not at the next
+	 * advance, or results would depend on what comes next. */
+	if (watermark_ms > pt->watermark_ms)
+		pt->watermark_ms = watermark_ms;
+	return fire_timers(pt);
+}
+
+int partition_process(struct partition *pt, const struct cw_event *ev,
+		      int64_t offset)
+{
+	struct user *u;
+	int r;
+
+	if (ev->event_time_ms < pt->watermark_ms)
+		pt->counters.late_events++;
+	if ((unsigned)ev->type < CW_EVENT_TYPE_COUNT)
+		pt->counters.events[ev->type]++;
+	u = users_get(pt, ev->user_id.ptr, ev->user_id.len);
+	if (!u)
+		return -ENOMEM;
+	if ((r = session_on_event(pt, u, ev, offset)) < 0)
+		return r;
+	pt->next_offset = offset + 1;
+	if (ev->event_time_ms > pt->max_event_ms)
+		pt->max_event_ms = ev->event_time_ms;
+	return partition_advance_watermark(
+		pt, ev->event_time_ms - pt->params->allowed_lateness_ms);
+}
+
+void partition_note_message(struct partition *pt, walltime_t now)
+{
+	pt->at_eof = false;
+	pt->last_activity_wall = now;
+	pt->last_idle_tick_wall = now;
+}
+
+void partition_note_eof(struct partition *pt, walltime_t now)
+{
+	if (!pt->at_eof) {
+		pt->at_eof = true;
+		pt->last_idle_tick_wall = now;
+		if (!pt->last_activity_wall)
+			pt->last_activity_wall = now;
+	}
+}
+
+int partition_tick(struct partition *pt, walltime_t now)
+{
+	walltime_t elapsed;
+
+	if (!pt->at_eof || pt->watermark_ms == ETIME_NONE ||
+	    now - pt->last_activity_wall < pt->params->idle_timeout_ms) {
+		return 0;
+	}
+	/* Idle: event time advances with the wall clock from the moment the
+	 * idle timeout was reached. */
+	if (pt->last_idle_tick_wall < pt->last_activity_wall +
+					      pt->params->idle_timeout_ms)
+		pt->last_idle_tick_wall =
+			pt->last_activity_wall + pt->params->idle_timeout_ms;
+	elapsed = now - pt->last_idle_tick_wall;
+	if (elapsed <= 0)
+		return 0;
+	pt->last_idle_tick_wall = now;
+	return partition_advance_watermark(
+		pt, pt->watermark_ms +
+			    (etime_t)((double)elapsed * pt->params->time_scale));
+}
+
+/* ---- resume state ---------------------------------------------------------- */
+
+#define STATE_VERSION 1
+
+static size_t user_state_max(const struct partition *pt, const struct user *u)
+{
+	size_t n = 2 + 4 * CW_AVRO_VARINT_MAX + 2 * CW_AVRO_VARINT_MAX +
+		   intern_len(pt->intern, u->currency) +
+		   intern_len(pt->intern, u->last_reason) + CW_AVRO_VARINT_MAX;
+	const struct cart_item *items = cart_items_const(&u->cart);
+	for (uint16_t i = 0; i < u->cart.n; i++)
+		n += 3 * CW_AVRO_VARINT_MAX +
+		     intern_len(pt->intern, items[i].product);
+	return n;
+}
+
+/* Layout: version, flags (session open, recoverable), last_event,
+ * session_start, abandon_start, abandoned_at (zig-zag varints), currency,
+ * last_reason (length-prefixed, -1 for none), item count, then per item
+ * product, quantity, unit price. */
+static uint8_t *user_state_encode(const struct partition *pt,
+				  const struct user *u, uint8_t *p)
+{
+	const struct cart_item *items = cart_items_const(&u->cart);
+	const char *cur = intern_str(pt->intern, u->currency);
+	const char *rsn = intern_str(pt->intern, u->last_reason);
+
+	*p++ = STATE_VERSION;
+	*p++ = u->flags & (USER_SESSION_OPEN | USER_RECOVERABLE);
+	p = cw_avro_write_long(p, u->last_event_ms);
+	p = cw_avro_write_long(p, u->session_start_ms);
+	p = cw_avro_write_long(p, u->abandon_start_ms);
+	p = cw_avro_write_long(p, u->abandoned_at_ms);
+	p = cw_avro_write_opt_string(p, cw_str_c(cur));
+	p = cw_avro_write_opt_string(p, cw_str_c(rsn));
+	p = cw_avro_write_long(p, u->cart.n);
+	for (uint16_t i = 0; i < u->cart.n; i++) {
+		const char *pid = intern_str(pt->intern, items[i].product);
+		p = cw_avro_write_string(p, pid, strlen(pid));
+		p = cw_avro_write_long(p, items[i].quantity);
+		p = cw_avro_write_long(p, items[i].unit_price_cents);
+	}
+	return p;
+}
+
+int partition_restore_user(struct partition *pt, const char *user_id,
+			   const uint8_t *state, size_t len)
+{
+	struct cw_avro_reader r = cw_avro_reader_init(state, len);
+	struct cw_str cur, rsn;
+	int64_t n, flags;
+	struct user *u;
+	int err = 0;
+
+	if (len < 2 || state[0] != STATE_VERSION)
+		return -EBADMSG;
+	flags = state[1];
+	r = cw_avro_reader_init(state + 2, len - 2);
+	u = users_get(pt, user_id, strlen(user_id));
+	if (!u)
+		return -ENOMEM;
+	if (cw_avro_read_long(&r, &u->last_event_ms) < 0 ||
+	    cw_avro_read_long(&r, &u->session_start_ms) < 0 ||
+	    cw_avro_read_long(&r, &u->abandon_start_ms) < 0 ||
+	    cw_avro_read_long(&r, &u->abandoned_at_ms) < 0 ||
+	    cw_avro_read_opt_string(&r, &cur, NULL) < 0 ||
+	    cw_avro_read_opt_string(&r, &rsn, NULL) < 0 ||
+	    cw_avro_read_long(&r, &n) < 0 || n < 0 || n > UINT16_MAX)
+		goto bad;
+	u->currency = intern_id(pt->intern, cur, &err);
+	u->last_reason = intern_id(pt->intern, rsn, &err);
+	cart_clear(&u->cart);
+	for (int64_t i = 0; i < n; i++) {
+		struct cw_str pid;
+		int64_t q, price;
+		if (cw_avro_read_string(&r, &pid) < 0 ||
+		    cw_avro_read_long(&r, &q) < 0 ||
+		    cw_avro_read_long(&r, &price) < 0 || q <= 0 || q > INT32_MAX)
+			goto bad;
+		uint32_t prod = intern_id(pt->intern, pid, &err);
+		if (err || cart_add(&u->cart, prod, (int32_t)q, price) < 0)
+			return -ENOMEM;
+	}
+	if (err)
+		return err;
+	if (cw_avro_reader_left(&r))
+		goto bad;
+	u->flags = (uint8_t)(flags & (USER_SESSION_OPEN | USER_RECOVERABLE));
+	if (u->flags & USER_SESSION_OPEN)
+		pt->n_open_sessions++;
+	if (u->cart.n)
+		pt->n_open_carts++;
+	return partition_reschedule(pt, u);
+bad:
+	/* Leave no half-restored user behind. */
+	cart_clear(&u->cart);
+	users_remove_slot(pt, users_slot(pt, u->id, u->id_len));
+	user_free(u);
+	return -EBADMSG;
+}
+
+int partition_prepare_flush(struct partition *pt)
+{
+	struct batch *b = pt->batch;
+	struct stats_map *m = pt->stats;
+
+	if (pt->batch_sealed)
+		return 0;
+
+	for (uint32_t i = 0; i < m->n_slots && m->n; i++) {
+		struct stat_entry *s = &m->e[i];
+		if (!s->product)
+			continue;
+		const char *pid = intern_str(pt->intern, s->product);
+		if (s->reason == 0) {
+			struct batch_product_stat *ps = batch_add_product_stat(b);
+			if (!ps)
+				return -ENOMEM;
+			*ps = (struct batch_product_stat){
+				.bucket_ms = s->bucket_ms,
+				.product_id = pid,
+				.added_qty = s->v[STAT_ADDED_QTY],
+				.removed_qty = s->v[STAT_REMOVED_QTY],
+				.purchased_qty = s->v[STAT_PURCHASED_QTY],
+				.purchased_value_cents = s->v[STAT_PURCHASED_VALUE],
+				.abandoned_qty = s->v[STAT_ABANDONED_QTY],
+				.abandoned_value_cents = s->v[STAT_ABANDONED_VALUE],
+			};
+		} else {
+			struct batch_reason_stat *rs = batch_add_reason_stat(b);
+			const char *reason =
+				intern_str(pt->intern, s->reason - 1);
+			if (!rs)
+				return -ENOMEM;
+			*rs = (struct batch_reason_stat){
+				.bucket_ms = s->bucket_ms,
+				.product_id = pid,
+				.reason = reason ? reason : "unspecified",
+				.removed_qty = s->v[0],
+			};
+		}
+		memset(s, 0, sizeof(*s));
+		m->n--;
+	}
+
+	for (uint32_t i = 0; i < pt->n_dirty; i++) {
+		struct user *u = pt->dirty[i];
+		struct batch_user_state *us = batch_add_user_state(b);
+		if (!us)
+			return -ENOMEM;
+		us->user_id = batch_strdup(b, u->id, u->id_len);
+		if (!us->user_id)
+			return -ENOMEM;
+		u->flags &= (uint8_t)~USER_DIRTY;
+		if (u->flags & USER_DEAD) {
+			us->state = NULL;
+			us->state_len = 0;
+			users_remove_slot(pt, users_slot(pt, u->id, u->id_len));
+			user_free(u);
+			continue;
+		}
+		uint8_t *buf = batch_alloc(b, user_state_max(pt, u));
+		if (!buf)
+			return -ENOMEM;
+		us->state = buf;
+		us->state_len = (size_t)(user_state_encode(pt, u, buf) - buf);
+	}
+	pt->n_dirty = 0;
+	b->next_offset = pt->next_offset;
+	b->watermark_ms = pt->watermark_ms;
+	b->generation = pt->generation;
+	pt->batch_sealed = true;
+	return 0;
+}
+
+void partition_flush_done(struct partition *pt)
+{
+	batch_reset(pt->batch);
+	pt->batch_sealed = false;
+}
+
+size_t partition_memory(const struct partition *pt)
+{
+	size_t n = (size_t)pt->n_slots * sizeof(*pt->slots) +
+		   (size_t)pt->heap_cap * sizeof(*pt->heap) +
+		   (size_t)pt->dirty_cap * sizeof(*pt->dirty);
+	for (uint32_t i = 0; i < pt->n_slots; i++) {
+		const struct user *u = pt->slots[i];
+		if (u)
+			n += sizeof(*u) + u->id_len + 1 +
+			     cart_heap_bytes(&u->cart);
+	}
+	return n;
+}

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * partition — all the stream state of one Kafka partition: the users (their
+ * carts and sessions) in a hash table, a deadline heap for session/TTL/
+ * recovery timers, the event-time watermark, per-minute aggregates, and the
+ * batch of outputs waiting for the next flush.
+ *
+ * Every user lives in exactly one partition (the key is the user id), so a
+ * partition is self-contained: on assignment it is restored from PostgreSQL
+ * and on revocation it is flushed and dropped. Nothing is shared between
+ * partitions except the read-mostly intern table.
+ *
+ * The session rules themselves live in session.c; this module is the
+ * container and the bookkeeping. Single-threaded: the poll thread.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "cart.h"
+#include "cw_event.h"
+#include "intern.h"
+
+/* Event time (ms since the epoch, from the events) and wall time are kept
+ * apart by name: every event-time variable ends in _ms and is an etime_t,
+ * every wall-clock one is a walltime_t. */
+typedef int64_t etime_t;
+typedef int64_t walltime_t;
+
+#define ETIME_NONE INT64_MIN
+
+struct session_params {
+	int64_t session_timeout_ms;  /* T */
+	int64_t allowed_lateness_ms;
+	int64_t cart_ttl_ms;
+	int64_t recovery_window_ms;
+	int64_t idle_timeout_ms;     /* wall time at end of partition */
+	double time_scale;           /* event ms per wall ms when idle */
+};
+
+enum user_flags {
+	USER_SESSION_OPEN = 1 << 0,
+	USER_RECOVERABLE = 1 << 1, /* latest abandonment not yet recovered */
+	USER_DIRTY = 1 << 2,       /* resume state changed since last flush */
+	USER_DEAD = 1 << 3,        /* no state left; deleted at next flush */
+};
+
+struct user {
+	etime_t last_event_ms;    /* latest event time of the user */
+	etime_t session_start_ms; /* first event time of the open session */
+	etime_t abandon_start_ms; /* session_start of the latest abandonment */
+	etime_t abandoned_at_ms;  /* abandoned_at of the latest abandonment */
+	etime_t deadline_ms;      /* next timer, ETIME_NONE: none */
+	uint32_t heap_idx;        /* position in the timer heap */
+	uint32_t last_reason;     /* interned reason of the session's last
+				   * cart_remove, 0: none */
+	uint32_t currency;        /* interned currency of the latest event */
+	uint16_t id_len;
+	uint8_t flags;
+	struct cart cart;
+	char id[]; /* NUL-terminated user id */
+};
+
+/* Counters of one partition since it was assigned (for logs and metrics). */
+struct partition_counters {
+	uint64_t events[CW_EVENT_TYPE_COUNT];
+	uint64_t late_events;
+	uint64_t remove_not_in_cart;
+	uint64_t empty_checkouts;
+	uint64_t carts_expired;
+	uint64_t abandonments;
+	uint64_t conversions;
+	uint64_t recovered;
+	uint64_t sessions_opened;
+};
+
+struct partition {
+	int32_t id;
+	int64_t generation;  /* owner generation in PostgreSQL */
+	int64_t next_offset; /* next Kafka offset to process */
+	etime_t watermark_ms;
+	etime_t max_event_ms;
+
+	/* Idle detection: wall time of the last message or watermark tick,
+	 * and whether the consumer reported the end of the partition since. */
+	walltime_t last_activity_wall;
+	walltime_t last_idle_tick_wall;
+	bool at_eof;
+
+	const struct session_params *params;
+	struct intern *intern; /* shared, not owned */
+
+	/* Users by id: open addressing, linear probing. */
+	struct user **slots;
+	uint32_t n_slots;
+	uint32_t n_users;
+	uint32_t n_open_sessions;
+	uint32_t n_open_carts;
+
+	/* Timer heap of users ordered by deadline_ms. */
+	struct user **heap;
+	uint32_t heap_len;
+	uint32_t heap_cap;
+
+	/* Users whose resume state changed since the last flush. */
+	struct user **dirty;
+	uint32_t n_dirty;
+	uint32_t dirty_cap;
+
+	struct stats_map *stats; /* per-minute aggregates since last flush */
+	struct batch *batch;     /* outputs waiting for the flush */
+	bool batch_sealed;       /* prepared; being flushed (or retried) */
+
+	struct partition_counters counters;
+};
+
+/* Create an empty partition @id. @params and @intern must outlive it.
+ * Returns NULL on ENOMEM. */
+struct partition *partition_new(int32_t id, const struct session_params *params,
+				struct intern *intern);
+
+/* Free the partition, all its users and its batch. NULL is allowed. */
+void partition_destroy(struct partition *pt);
+
+/* Apply one decoded event read at @offset. Outputs (abandonments,
+ * conversions, aggregates) go to the partition's batch and stats.
+ * Returns 0 or -ENOMEM (the partition is then unusable: the caller exits
+ * without committing, so nothing is lost). */
+int partition_process(struct partition *pt, const struct cw_event *ev,
+		      int64_t offset);
+
+/* Advance the watermark to @watermark_ms if it is later, and fire every
+ * timer due. Returns 0 or -ENOMEM. */
+int partition_advance_watermark(struct partition *pt, etime_t watermark_ms);
+
+/* Idle handling, called on each housekeeping tick with the wall clock:
+ * when the partition has been at its end for idle_timeout, its watermark
+ * advances by time_scale × the wall time since the previous tick.
+ * Returns 0 or -ENOMEM. */
+int partition_tick(struct partition *pt, walltime_t now);
+
+/* Note that a message arrived (@now wall time) or the end was reached. */
+void partition_note_message(struct partition *pt, walltime_t now);
+void partition_note_eof(struct partition *pt, walltime_t now);
+
+/* Move the aggregates and the resume state of every changed user into the
+ * batch, set its offset and watermark, and seal it. Users left without
+ * state are deleted from memory here (their deletion is in the batch).
+ * Does nothing when the batch is already sealed (a failed flush is retried
+ * with the same batch). Returns 0 or -ENOMEM. */
+int partition_prepare_flush(struct partition *pt);
+
+/* The sealed batch committed: release it for the next flush. */
+void partition_flush_done(struct partition *pt);
+
+/* Restore one user from its resume state (as written by a flush).
+ * Returns 0, -EBADMSG for a blob that does not decode, or -ENOMEM. */
+int partition_restore_user(struct partition *pt, const char *user_id,
+			   const uint8_t *state, size_t len);
+
+/* Look up a user (for tests and diagnostics); NULL when absent or dead. */
+struct user *partition_find_user(struct partition *pt, const char *user_id);
+
+/* Approximate heap bytes held by the partition's users, carts, table and
+ * heap (for the memory benchmark). */
+size_t partition_memory(const struct partition *pt);
+
+/* Deterministic abandonment id: a UUID (version 8 layout) derived from the
+ * user id and the session start, so a replay produces the same id.
+ * @out receives 36 characters and a NUL. Can't fail. */
+void partition_abandonment_id(const char *user_id, size_t user_id_len,
+			      etime_t session_start_ms, char out[37]);
