@@ -434,6 +434,8 @@ void partition_destroy(struct partition *pt)
 		free(pt->stats->e);
 	free(pt->stats);
 	batch_destroy(pt->batch);
+	batch_destroy(pt->sealed);
+	batch_destroy(pt->spare);
 	free(pt);
 }
 
@@ -633,8 +635,10 @@ int partition_prepare_flush(struct partition *pt)
 	struct batch *b = pt->batch;
 	struct stats_map *m = pt->stats;
 
-	if (pt->batch_sealed)
+	if (pt->sealed)
 		return 0;
+	if (!pt->spare && !(pt->spare = batch_new(pt->id)))
+		return -ENOMEM;
 
 	for (uint32_t i = 0; i < m->n_slots && m->n; i++) {
 		struct stat_entry *s = &m->e[i];
@@ -698,14 +702,19 @@ int partition_prepare_flush(struct partition *pt)
 	b->next_offset = pt->next_offset;
 	b->watermark_ms = pt->watermark_ms;
 	b->generation = pt->generation;
-	pt->batch_sealed = true;
+	pt->sealed = b;
+	pt->batch = pt->spare;
+	pt->spare = NULL;
 	return 0;
 }
 
 void partition_flush_done(struct partition *pt)
 {
-	batch_reset(pt->batch);
-	pt->batch_sealed = false;
+	if (!pt->sealed)
+		return;
+	batch_reset(pt->sealed);
+	pt->spare = pt->sealed;
+	pt->sealed = NULL;
 }
 
 size_t partition_memory(const struct partition *pt)

@@ -110,8 +110,10 @@ struct partition {
 	uint32_t dirty_cap;
 
 	struct stats_map *stats; /* per-minute aggregates since last flush */
-	struct batch *batch;     /* outputs waiting for the flush */
-	bool batch_sealed;       /* prepared; being flushed (or retried) */
+	struct batch *batch;     /* outputs being collected */
+	struct batch *sealed;    /* prepared, being flushed (or retried);
+				  * NULL when no flush is pending */
+	struct batch *spare;     /* a committed batch kept for reuse */
 
 	struct partition_counters counters;
 };
@@ -146,13 +148,16 @@ void partition_note_message(struct partition *pt, walltime_t now);
 void partition_note_eof(struct partition *pt, walltime_t now);
 
 /* Move the aggregates and the resume state of every changed user into the
- * batch, set its offset and watermark, and seal it. Users left without
- * state are deleted from memory here (their deletion is in the batch).
- * Does nothing when the batch is already sealed (a failed flush is retried
- * with the same batch). Returns 0 or -ENOMEM. */
+ * collecting batch, stamp it with the offset, watermark and generation, and
+ * seal it (pt->sealed); later events go to a fresh batch. Users left
+ * without state are deleted from memory here (their deletion is in the
+ * sealed batch). Does nothing when a sealed batch is still pending: a
+ * failed flush is retried with the same batch, so a retry never writes an
+ * output twice or pairs outputs with the wrong offset.
+ * Returns 0 or -ENOMEM. */
 int partition_prepare_flush(struct partition *pt);
 
-/* The sealed batch committed: release it for the next flush. */
+/* The sealed batch committed: recycle it. Can't fail. */
 void partition_flush_done(struct partition *pt);
 
 /* Restore one user from its resume state (as written by a flush).

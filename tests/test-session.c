@@ -300,8 +300,9 @@ static void test_aggregates(void)
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
 		apply(pt, &steps[i]);
 	REQUIRE(partition_prepare_flush(pt) == 0);
-	for (size_t i = 0; i < pt->batch->product_stats.n; i++) {
-		const struct batch_product_stat *s = &pt->batch->product_stats.v[i];
+	REQUIRE(pt->sealed);
+	for (size_t i = 0; i < pt->sealed->product_stats.n; i++) {
+		const struct batch_product_stat *s = &pt->sealed->product_stats.v[i];
 		CHECK_STR_EQ(s->product_id, "P1");
 		CHECK_INT_EQ(s->bucket_ms % MIN, 0);
 		if (s->added_qty)
@@ -321,14 +322,25 @@ static void test_aggregates(void)
 	CHECK_INT_EQ(purchased, 1);
 	CHECK_INT_EQ(abandoned, 2);
 	CHECK_INT_EQ(abandoned_value, 200);
-	for (size_t i = 0; i < pt->batch->reason_stats.n; i++) {
-		const struct batch_reason_stat *r = &pt->batch->reason_stats.v[i];
+	for (size_t i = 0; i < pt->sealed->reason_stats.n; i++) {
+		const struct batch_reason_stat *r = &pt->sealed->reason_stats.v[i];
 		CHECK_STR_EQ(r->reason, "Card declined");
 		CHECK_INT_EQ(r->bucket_ms, MIN);
 		reasons += r->removed_qty;
 	}
 	CHECK_INT_EQ(reasons, 3);
-	CHECK_INT_EQ(pt->batch->next_offset, offset_counter);
+	CHECK_INT_EQ(pt->sealed->next_offset, offset_counter);
+	/* Events after the seal go to a new batch, never the sealed one. */
+	static const struct step more = {'A', "x", 3 * HOUR, "P1", 1, 1, NULL};
+	apply(pt, &more);
+	CHECK_INT_EQ(pt->sealed->next_offset, offset_counter - 1);
+	CHECK_INT_EQ(partition_prepare_flush(pt), 0); /* still pending */
+	CHECK_INT_EQ(pt->sealed->next_offset, offset_counter - 1);
+	partition_flush_done(pt);
+	CHECK(pt->sealed == NULL);
+	CHECK_INT_EQ(partition_prepare_flush(pt), 0);
+	CHECK_INT_EQ(pt->sealed->next_offset, offset_counter);
+	CHECK_INT_EQ(pt->sealed->product_stats.n, 1);
 	partition_destroy(pt);
 	intern_destroy(in);
 }
@@ -364,31 +376,30 @@ static void test_restore(void)
 	for (size_t i = 0; i < split; i++)
 		apply(first, &steps[i]);
 	REQUIRE(partition_prepare_flush(first) == 0);
-	for (size_t i = 0; i < first->batch->user_states.n; i++) {
-		const struct batch_user_state *us = &first->batch->user_states.v[i];
+	struct batch *fb = first->sealed;
+	for (size_t i = 0; i < fb->user_states.n; i++) {
+		const struct batch_user_state *us = &fb->user_states.v[i];
 		REQUIRE(us->state);
 		CHECK_INT_EQ(partition_restore_user(second, us->user_id,
 						    us->state, us->state_len),
 			     0);
 	}
-	CHECK_INT_EQ(partition_advance_watermark(second,
-						 first->batch->watermark_ms),
-		     0);
-	second->next_offset = first->batch->next_offset;
+	CHECK_INT_EQ(partition_advance_watermark(second, fb->watermark_ms), 0);
+	second->next_offset = fb->next_offset;
 	for (size_t i = split; i < n; i++)
 		apply(second, &steps[i]);
 
 	/* Abandonments: first's + second's == whole's, field by field. */
-	size_t na = first->batch->abandonments.n + second->batch->abandonments.n;
+	size_t na = fb->abandonments.n + second->batch->abandonments.n;
 	CHECK_INT_EQ(na, whole->batch->abandonments.n);
 	CHECK_INT_EQ(na, 4);
 	for (size_t i = 0; i < na && i < whole->batch->abandonments.n; i++) {
 		const struct batch_abandonment *w = &whole->batch->abandonments.v[i];
 		const struct batch_abandonment *p =
-			i < first->batch->abandonments.n
-				? &first->batch->abandonments.v[i]
+			i < fb->abandonments.n
+				? &fb->abandonments.v[i]
 				: &second->batch->abandonments
-					   .v[i - first->batch->abandonments.n];
+					   .v[i - fb->abandonments.n];
 		CHECK_STR_EQ(p->abandonment_id, w->abandonment_id);
 		CHECK_INT_EQ(p->cart_value_cents, w->cart_value_cents);
 		CHECK_INT_EQ(p->last_activity_ms, w->last_activity_ms);
