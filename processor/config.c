@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * config — the processor's option table. See config.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define OPT(field) offsetof(struct processor_config, field)
+
+const struct cw_opt processor_opts[] = {
+	{"bootstrap-servers", 'b', CW_OPT_STRING, OPT(bootstrap_servers),
+	 "localhost:9092", "HOST:PORT,...", "Kafka bootstrap servers", false},
+	{"topic", 't', CW_OPT_STRING, OPT(topic), "cart-events", "NAME",
+	 "Topic of cart events to consume", false},
+	{"group", 'g', CW_OPT_STRING, OPT(group), "cartwatch", "ID",
+	 "Kafka consumer group (processors in one group share partitions)",
+	 false},
+	{"abandonment-topic", 0, CW_OPT_STRING, OPT(abandonment_topic),
+	 "cart-abandonments", "NAME",
+	 "Topic that receives each abandonment as Avro", false},
+	{"dlq-topic", 0, CW_OPT_STRING, OPT(dlq_topic), "cart-events-dlq",
+	 "NAME", "Dead-letter topic for records that do not decode", false},
+	{"pg", 0, CW_OPT_STRING, OPT(pg), NULL, "CONNINFO",
+	 "PostgreSQL connection string; unset: libpq's PGHOST, PGDATABASE, "
+	 "PGPASSWORD/PGPASSFILE... environment",
+	 false},
+	{"session-timeout", 0, CW_OPT_DURATION, OPT(session_timeout_ms), "30m",
+	 NULL, "Event-time gap that ends a session", false},
+	{"allowed-lateness", 0, CW_OPT_DURATION, OPT(allowed_lateness_ms), "5s",
+	 NULL, "Watermark = max event time seen minus this", false},
+	{"idle-timeout", 0, CW_OPT_DURATION, OPT(idle_timeout_ms), "5s", NULL,
+	 "Wall time at the end of a partition before its watermark follows "
+	 "the clock",
+	 false},
+	{"time-scale", 0, CW_OPT_DOUBLE, OPT(time_scale), "1", "X",
+	 "Event seconds per wall second for idle watermarks (match the "
+	 "simulator's --time-scale)",
+	 false},
+	{"flush-interval", 0, CW_OPT_DURATION, OPT(flush_interval_ms), "1s",
+	 NULL, "How often results and offsets commit to PostgreSQL", false},
+	{"cart-ttl", 0, CW_OPT_DURATION, OPT(cart_ttl_ms), "7d", NULL,
+	 "Carts untouched this long (event time) are dropped", false},
+	{"recovery-window", 0, CW_OPT_DURATION, OPT(recovery_window_ms), "7d",
+	 NULL, "A checkout this soon after an abandonment recovers it", false},
+	{"max-pending", 0, CW_OPT_INT, OPT(max_pending), "1000000", "N",
+	 "Pause consuming while this many output records wait for "
+	 "PostgreSQL",
+	 false},
+	{"instance", 0, CW_OPT_STRING, OPT(instance), NULL, "NAME",
+	 "Name of this processor in logs and PostgreSQL [default: "
+	 "host:pid]",
+	 false},
+	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
+	 "debug, info, warn or error", false},
+	{"property", 'X', CW_OPT_KV, OPT(kafka_props), NULL, "KEY=VALUE",
+	 "librdkafka property for the consumer and producers (repeatable; the "
+	 "environment form takes a comma-separated list)",
+	 false},
+};
+const size_t processor_opts_count =
+	sizeof(processor_opts) / sizeof(processor_opts[0]);
+
+int processor_config_validate(const struct processor_config *cfg,
+			      char *errstr, size_t errstr_size)
+{
+	const char *bad = NULL;
+
+	if (cfg->session_timeout_ms <= 0)
+		bad = "--session-timeout must be positive";
+	else if (cfg->flush_interval_ms < 10)
+		bad = "--flush-interval must be at least 10ms";
+	else if (cfg->time_scale <= 0)
+		bad = "--time-scale must be positive";
+	else if (cfg->cart_ttl_ms < cfg->session_timeout_ms)
+		bad = "--cart-ttl must not be shorter than --session-timeout";
+	else if (cfg->max_pending < 1000)
+		bad = "--max-pending must be at least 1000";
+	else if (!cfg->topic[0] || !cfg->group[0])
+		bad = "--topic and --group must not be empty";
+	if (bad) {
+		snprintf(errstr, errstr_size, "%s", bad);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * config — the processor's options, declared once in a table (config.c)
+ * from which the command line, the CARTWATCH_* environment variables,
+ * --help and docs/processor-options.md are derived.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cw_config.h"
+
+struct processor_config {
+	char *bootstrap_servers;
+	char *topic;
+	char *group;
+	char *abandonment_topic;
+	char *dlq_topic;
+	char *pg;
+	int64_t session_timeout_ms;
+	int64_t allowed_lateness_ms;
+	int64_t idle_timeout_ms;
+	double time_scale;
+	int64_t flush_interval_ms;
+	int64_t cart_ttl_ms;
+	int64_t recovery_window_ms;
+	int64_t max_pending;
+	char *instance;
+	char *log_level;
+	struct cw_kv_list kafka_props;
+};
+
+extern const struct cw_opt processor_opts[];
+extern const size_t processor_opts_count;
+
+/* Check values the table cannot (ranges, relations). Returns 0 or -EINVAL
+ * with a message in @errstr. */
+int processor_config_validate(const struct processor_config *cfg,
+			      char *errstr, size_t errstr_size);

@@ -1,0 +1,834 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * daemon — the processor's main loop, Kafka side and flush cycle.
+ * See daemon.h.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "cw_event.h"
+#include "cw_log.h"
+#include "intern.h"
+#include "partition.h"
+#include "pg_sink.h"
+
+#define POLL_BATCH        10000 /* messages per loop round at most */
+#define TICK_MS           100
+#define STATS_INTERVAL_MS 10000
+#define BACKOFF_MIN_MS    200
+#define BACKOFF_MAX_MS    10000
+
+struct daemon {
+	const struct processor_config *cfg;
+	volatile sig_atomic_t *stop;
+	struct session_params sp;
+	struct intern *intern;
+	char owner[128];
+
+	rd_kafka_t *consumer;
+	rd_kafka_t *producer; /* abandonments and dead letters */
+	struct pg_sink *sink;
+
+	/* Owned partitions by id; NULL when not owned. */
+	struct partition **parts;
+	int32_t n_parts;
+
+	walltime_t next_tick, next_flush, next_stats;
+	int64_t backoff_ms;
+	bool paused;       /* consumption paused (PostgreSQL or memory) */
+	bool flush_failed; /* a sealed flush waits for a retry */
+
+	/* Outbox rows the broker acknowledged, to delete. */
+	char **acked;
+	size_t n_acked, cap_acked;
+
+	struct daemon_counters c;
+	uint64_t messages_at_last_stats;
+};
+
+static walltime_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (walltime_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- Kafka clients ---------------------------------------------------- */
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+		   const char *buf)
+{
+	(void)rk;
+	cw_log(level <= 3 ? CW_LOG_ERROR : level <= 5 ? CW_LOG_WARN
+						      : CW_LOG_DEBUG,
+	       "librdkafka", "facility=%s detail=\"%s\"", fac, buf);
+}
+
+/* A conf with bootstrap servers and the user's -X properties. */
+static rd_kafka_conf_t *kafka_conf(const struct processor_config *cfg,
+				   char *errstr, size_t errstr_size)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->bootstrap_servers,
+			      errstr, errstr_size) != RD_KAFKA_CONF_OK)
+		goto fail;
+	for (size_t i = 0; i < cfg->kafka_props.count; i++) {
+		if (rd_kafka_conf_set(conf, cfg->kafka_props.keys[i],
+				      cfg->kafka_props.values[i], errstr,
+				      errstr_size) != RD_KAFKA_CONF_OK)
+			goto fail;
+	}
+	return conf;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+/* Set a property unless the user's -X already did. */
+static int conf_default(rd_kafka_conf_t *conf,
+			const struct processor_config *cfg, const char *key,
+			const char *value, char *errstr, size_t errstr_size)
+{
+	if (cw_kv_get(&cfg->kafka_props, key))
+		return 0;
+	return rd_kafka_conf_set(conf, key, value, errstr, errstr_size) ==
+			       RD_KAFKA_CONF_OK
+		       ? 0
+		       : -EINVAL;
+}
+
+/* Delivery report of an abandonment (opaque: its strdup'ed id) or a dead
+ * letter (opaque NULL). Runs in rd_kafka_poll() on the loop thread. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+			void *opaque)
+{
+	struct daemon *d = opaque;
+	char *id = m->_private;
+
+	(void)rk;
+	if (!id) {
+		if (m->err) {
+			d->c.dlq_failures++;
+			cw_error("dead letter not delivered", "error=\"%s\"",
+				 rd_kafka_err2str(m->err));
+		}
+		return;
+	}
+	if (m->err) {
+		/* It stays in the outbox and is sent again when the
+		 * partition is next assigned. */
+		d->c.publish_failures++;
+		cw_warn("abandonment not published, kept in the outbox",
+			"abandonment_id=%s error=\"%s\"", id,
+			rd_kafka_err2str(m->err));
+		free(id);
+		return;
+	}
+	d->c.abandonments_published++;
+	if (d->n_acked == d->cap_acked) {
+		size_t n = d->cap_acked ? d->cap_acked * 2 : 256;
+		char **a = realloc(d->acked, n * sizeof(*a));
+		if (!a) {
+			free(id); /* deleted on a later restart instead */
+			return;
+		}
+		d->acked = a;
+		d->cap_acked = n;
+	}
+	d->acked[d->n_acked++] = id;
+}
+
+/* Produce one abandonment record (outbox semantics: the row is deleted
+ * once the broker acknowledges it). */
+static void publish_abandonment(struct daemon *d, const char *id,
+				const char *user_id, const uint8_t *avro,
+				size_t len)
+{
+	char *opaque = strdup(id);
+	rd_kafka_resp_err_t err;
+
+	if (!opaque)
+		return;
+	for (;;) {
+		err = rd_kafka_producev(
+			d->producer, RD_KAFKA_V_TOPIC(d->cfg->abandonment_topic),
+			RD_KAFKA_V_KEY(user_id, strlen(user_id)),
+			RD_KAFKA_V_VALUE((void *)avro, len),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(d->producer, 100);
+	}
+	if (err) {
+		d->c.publish_failures++;
+		cw_warn("abandonment not published, kept in the outbox",
+			"abandonment_id=%s error=\"%s\"", id,
+			rd_kafka_err2str(err));
+		free(opaque);
+	}
+}
+
+/* Send a record that could not be processed to the dead-letter topic with
+ * its origin and the reason in headers. */
+static void dead_letter(struct daemon *d, const rd_kafka_message_t *m,
+			const char *why)
+{
+	char part[16], off[32];
+	rd_kafka_resp_err_t err;
+
+	snprintf(part, sizeof(part), "%" PRId32, m->partition);
+	snprintf(off, sizeof(off), "%" PRId64, m->offset);
+	d->c.dlq_records++;
+	for (;;) {
+		err = rd_kafka_producev(
+			d->producer, RD_KAFKA_V_TOPIC(d->cfg->dlq_topic),
+			RD_KAFKA_V_KEY(m->key, m->key_len),
+			RD_KAFKA_V_VALUE(m->payload, m->len),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_HEADER("cartwatch.error", why, -1),
+			RD_KAFKA_V_HEADER("cartwatch.source.topic",
+					  rd_kafka_topic_name(m->rkt), -1),
+			RD_KAFKA_V_HEADER("cartwatch.source.partition", part, -1),
+			RD_KAFKA_V_HEADER("cartwatch.source.offset", off, -1),
+			RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(d->producer, 100);
+	}
+	if (err) {
+		d->c.dlq_failures++;
+		cw_error("dead letter not produced", "error=\"%s\"",
+			 rd_kafka_err2str(err));
+	}
+	/* Rate-limit the log: the first few, then every 1000th. */
+	if (d->c.dlq_records <= 10 || d->c.dlq_records % 1000 == 0)
+		cw_warn("record sent to the dead-letter topic",
+			"partition=%s offset=%s reason=\"%s\" total=%" PRIu64,
+			part, off, why, d->c.dlq_records);
+}
+
+/* ---- partitions: assignment, restore, fencing ------------------------- */
+
+struct restore_ctx {
+	struct daemon *d;
+	struct partition *pt;
+	uint64_t users, bad;
+};
+
+static int restore_user_cb(void *opaque, const char *user_id,
+			   const uint8_t *state, size_t len)
+{
+	struct restore_ctx *rc = opaque;
+	int r = partition_restore_user(rc->pt, user_id, state, len);
+	if (r == -EBADMSG) {
+		/* Written by a newer or broken version: refuse to guess. */
+		rc->bad++;
+		cw_error("unreadable user state", "partition=%d user=%s",
+			 rc->pt->id, user_id);
+		return -EBADMSG;
+	}
+	rc->users++;
+	return r;
+}
+
+static int outbox_cb(void *opaque, const char *abandonment_id,
+		     const char *user_id, const uint8_t *payload, size_t len)
+{
+	struct restore_ctx *rc = opaque;
+	publish_abandonment(rc->d, abandonment_id, user_id, payload, len);
+	return 0;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* Claim and restore partition @id. Retries with backoff while PostgreSQL
+ * is unreachable (the rebalance callback may block for a while, within
+ * max.poll.interval.ms). Returns the partition, or NULL when stopping or
+ * on a persistent error. *@offset receives the offset to start at. */
+static struct partition *partition_take(struct daemon *d, int32_t id,
+					int64_t *offset)
+{
+	int64_t backoff = BACKOFF_MIN_MS;
+
+	while (!*d->stop) {
+		int64_t gen, next, wm;
+		struct partition *pt;
+		struct restore_ctx rc = {d, NULL, 0, 0};
+		walltime_t t0 = now_ms();
+		int r;
+
+		r = pg_sink_claim_partition(d->sink, id, d->owner, &gen, &next,
+					    &wm);
+		if (r == 0) {
+			pt = partition_new(id, &d->sp, d->intern);
+			if (!pt)
+				return NULL;
+			pt->generation = gen;
+			rc.pt = pt;
+			r = pg_sink_load_users(d->sink, id, restore_user_cb, &rc);
+			if (r == 0) {
+				pt->next_offset = next;
+				pt->watermark_ms = wm == PG_SINK_WATERMARK_NONE
+							   ? ETIME_NONE
+							   : wm;
+				pt->max_event_ms = pt->watermark_ms;
+				/* Republish what the broker never
+				 * acknowledged (consumers de-duplicate). */
+				r = pg_sink_load_outbox(d->sink, id, outbox_cb,
+							&rc);
+			}
+			if (r == 0) {
+				*offset = next == PG_SINK_OFFSET_NONE
+						  ? RD_KAFKA_OFFSET_BEGINNING
+						  : next;
+				cw_info("partition assigned",
+					"partition=%d generation=%" PRId64
+					" offset=%" PRId64 " users=%" PRIu64
+					" restore_ms=%" PRId64,
+					id, gen, next, rc.users,
+					now_ms() - t0);
+				return pt;
+			}
+			partition_destroy(pt);
+			if (r == -ENOMEM || r == -EBADMSG)
+				return NULL;
+		}
+		cw_warn("cannot take partition, retrying",
+			"partition=%d error=\"%s\" retry_ms=%" PRId64, id,
+			pg_sink_last_error(d->sink), backoff);
+		sleep_ms(backoff);
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+						       : backoff * 2;
+	}
+	return NULL;
+}
+
+static void partition_drop(struct daemon *d, int32_t id)
+{
+	if (id < 0 || id >= d->n_parts || !d->parts[id])
+		return;
+	partition_destroy(d->parts[id]);
+	d->parts[id] = NULL;
+}
+
+static int flush(struct daemon *d, bool final);
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct daemon *d = opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		for (int i = 0; i < parts->cnt; i++) {
+			rd_kafka_topic_partition_t *tp = &parts->elems[i];
+			int32_t id = tp->partition;
+			int64_t offset = RD_KAFKA_OFFSET_BEGINNING;
+
+			if (id >= d->n_parts) {
+				struct partition **np = realloc(
+					d->parts, (size_t)(id + 1) * sizeof(*np));
+				if (!np)
+					continue;
+				memset(np + d->n_parts, 0,
+				       (size_t)(id + 1 - d->n_parts) * sizeof(*np));
+				d->parts = np;
+				d->n_parts = id + 1;
+			}
+			partition_drop(d, id);
+			d->parts[id] = partition_take(d, id, &offset);
+			tp->offset = offset;
+		}
+		rd_kafka_assign(rk, parts);
+		d->paused = false;
+	} else {
+		/* Commit what we have for the partitions we give up, then
+		 * forget them: the next owner resumes from PostgreSQL. If
+		 * the flush fails, uncommitted work is simply redone there. */
+		if (flush(d, true) < 0)
+			cw_warn("final flush before revocation failed; the "
+				"next owner redoes the uncommitted part",
+				"error=\"%s\"", pg_sink_last_error(d->sink));
+		for (int i = 0; i < parts->cnt; i++) {
+			partition_drop(d, parts->elems[i].partition);
+			cw_info("partition revoked", "partition=%d",
+				parts->elems[i].partition);
+		}
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+/* ---- processing --------------------------------------------------------- */
+
+/* Semantic checks the schema cannot express. NULL when valid. */
+static const char *event_invalid(const struct cw_event *ev)
+{
+	if (!ev->user_id.len)
+		return "empty user_id";
+	if (ev->type != CW_EVENT_CHECKOUT_COMPLETE) {
+		if (!ev->product_id.ptr || !ev->product_id.len)
+			return "cart_add/cart_remove without product_id";
+		if (ev->quantity <= 0)
+			return "quantity must be positive";
+		if (ev->unit_price_cents < 0)
+			return "negative unit_price_cents";
+	}
+	return NULL;
+}
+
+static int handle_message(struct daemon *d, rd_kafka_message_t *m,
+			  walltime_t now)
+{
+	struct partition *pt = NULL;
+	struct cw_event ev;
+	char errstr[256];
+	const char *invalid;
+	int r;
+
+	if (m->partition >= 0 && m->partition < d->n_parts)
+		pt = d->parts[m->partition];
+	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+		if (pt)
+			partition_note_eof(pt, now);
+		return 0;
+	}
+	if (m->err) {
+		cw_warn("consumer error", "error=\"%s\"",
+			rd_kafka_message_errstr(m));
+		return 0;
+	}
+	if (!pt || m->offset < pt->next_offset)
+		return 0; /* fenced, or already processed */
+	d->c.messages++;
+	partition_note_message(pt, now);
+
+	r = cw_event_decode(m->payload, m->len, &ev, errstr, sizeof(errstr));
+	if (r < 0) {
+		d->c.decode_errors++;
+		dead_letter(d, m, errstr);
+		pt->next_offset = m->offset + 1;
+		return 0;
+	}
+	if ((invalid = event_invalid(&ev))) {
+		d->c.invalid_events++;
+		dead_letter(d, m, invalid);
+		pt->next_offset = m->offset + 1;
+		return 0;
+	}
+	return partition_process(pt, &ev, m->offset);
+}
+
+/* Pause or resume every assigned partition. */
+static void set_paused(struct daemon *d, bool pause)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+
+	if (d->paused == pause)
+		return;
+	if (rd_kafka_assignment(d->consumer, &parts) || !parts)
+		return;
+	if (pause)
+		rd_kafka_pause_partitions(d->consumer, parts);
+	else
+		rd_kafka_resume_partitions(d->consumer, parts);
+	rd_kafka_topic_partition_list_destroy(parts);
+	d->paused = pause;
+	cw_info(pause ? "consumption paused" : "consumption resumed", NULL);
+}
+
+/* Publish the committed abandonments, tell Kafka the offsets (for lag
+ * monitoring only) and recycle the batches. */
+static void after_commit(struct daemon *d)
+{
+	rd_kafka_topic_partition_list_t *offsets =
+		rd_kafka_topic_partition_list_new(8);
+
+	for (int32_t i = 0; i < d->n_parts; i++) {
+		struct partition *pt = d->parts[i];
+		if (!pt || !pt->sealed)
+			continue;
+		struct batch *b = pt->sealed;
+		for (size_t k = 0; k < b->abandonments.n; k++) {
+			const struct batch_abandonment *a = &b->abandonments.v[k];
+			publish_abandonment(d, a->abandonment_id, a->user_id,
+					    a->avro, a->avro_len);
+		}
+		if (b->next_offset >= 0)
+			rd_kafka_topic_partition_list_add(offsets, d->cfg->topic,
+							  i)
+				->offset = b->next_offset;
+		d->c.abandonments += b->abandonments.n;
+		d->c.conversions += b->conversions.n;
+		partition_flush_done(pt);
+	}
+	if (offsets->cnt)
+		rd_kafka_commit(d->consumer, offsets, 1);
+	rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+/* One flush: seal every partition's batch and commit them in one
+ * transaction. On -ESTALE drop the fenced partition and try again with the
+ * rest; on other errors keep the sealed batches for a retry after backoff.
+ * Returns 0 or the sink's error. */
+static int flush(struct daemon *d, bool final)
+{
+	struct batch **batches;
+	size_t n;
+	int r;
+
+	if (d->n_acked) {
+		if (pg_sink_outbox_delete(d->sink, (const char *const *)d->acked,
+					  d->n_acked) == 0) {
+			for (size_t i = 0; i < d->n_acked; i++)
+				free(d->acked[i]);
+			d->n_acked = 0;
+		}
+	}
+	batches = calloc((size_t)d->n_parts + 1, sizeof(*batches));
+	if (!batches)
+		return -ENOMEM;
+	for (;;) {
+		int32_t fenced = -1;
+		walltime_t t0 = now_ms();
+
+		n = 0;
+		for (int32_t i = 0; i < d->n_parts; i++) {
+			struct partition *pt = d->parts[i];
+			if (!pt)
+				continue;
+			if ((r = partition_prepare_flush(pt)) < 0)
+				goto out;
+			batches[n++] = pt->sealed;
+		}
+		if (!n) {
+			r = 0;
+			goto out;
+		}
+		r = pg_sink_flush(d->sink, batches, n, &fenced);
+		if (r == -ESTALE && fenced >= 0) {
+			d->c.fenced++;
+			cw_warn("partition taken by another processor, dropped",
+				"partition=%d", fenced);
+			partition_drop(d, fenced);
+			continue;
+		}
+		if (r == -EAGAIN)
+			continue;
+		if (r < 0) {
+			d->c.flush_failures++;
+			cw_error("flush failed; consumption paused until "
+				 "PostgreSQL accepts it",
+				 "error=\"%s\" retry_ms=%" PRId64,
+				 pg_sink_last_error(d->sink), d->backoff_ms);
+			goto out;
+		}
+		d->c.flushes++;
+		after_commit(d);
+		if (final || now_ms() - t0 > 1000)
+			cw_info("flushed", "partitions=%zu ms=%" PRId64, n,
+				now_ms() - t0);
+		goto out;
+	}
+out:
+	free(batches);
+	return r;
+}
+
+static size_t pending_records(const struct daemon *d)
+{
+	size_t n = 0;
+	for (int32_t i = 0; i < d->n_parts; i++)
+		if (d->parts[i])
+			n += batch_records(d->parts[i]->batch) +
+			     d->parts[i]->n_dirty;
+	return n;
+}
+
+static void log_stats(struct daemon *d, walltime_t now, walltime_t elapsed)
+{
+	uint64_t users = 0, carts = 0, sessions = 0;
+
+	for (int32_t i = 0; i < d->n_parts; i++) {
+		struct partition *pt = d->parts[i];
+		if (!pt)
+			continue;
+		users += pt->n_users;
+		carts += pt->n_open_carts;
+		sessions += pt->n_open_sessions;
+	}
+	cw_info("status",
+		"events=%" PRIu64 " rate=%.0f/s users=%" PRIu64
+		" open_carts=%" PRIu64 " open_sessions=%" PRIu64
+		" abandonments=%" PRIu64 " conversions=%" PRIu64
+		" dead_letters=%" PRIu64 " flushes=%" PRIu64
+		" flush_failures=%" PRIu64,
+		d->c.messages,
+		elapsed > 0 ? (double)(d->c.messages - d->messages_at_last_stats) *
+				      1000.0 / (double)elapsed
+			    : 0.0,
+		users, carts, sessions, d->c.abandonments, d->c.conversions,
+		d->c.dlq_records, d->c.flushes, d->c.flush_failures);
+	d->messages_at_last_stats = d->c.messages;
+	(void)now;
+}
+
+static int housekeeping(struct daemon *d, walltime_t now)
+{
+	int r;
+
+	for (int32_t i = 0; i < d->n_parts; i++)
+		if (d->parts[i] && (r = partition_tick(d->parts[i], now)) < 0)
+			return r;
+
+	if (now >= d->next_flush) {
+		r = flush(d, false);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			set_paused(d, true);
+			d->next_flush = now + d->backoff_ms;
+			d->backoff_ms = d->backoff_ms * 2 > BACKOFF_MAX_MS
+						? BACKOFF_MAX_MS
+						: d->backoff_ms * 2;
+		} else {
+			d->backoff_ms = BACKOFF_MIN_MS;
+			d->next_flush = now + d->cfg->flush_interval_ms;
+			set_paused(d, false);
+		}
+	}
+	/* Memory bound: stop reading while too much waits for PostgreSQL. */
+	if (!d->paused && pending_records(d) > (size_t)d->cfg->max_pending) {
+		set_paused(d, true);
+		d->next_flush = now;
+	}
+	if (now >= d->next_stats) {
+		log_stats(d, now, now - (d->next_stats - STATS_INTERVAL_MS));
+		d->next_stats = now + STATS_INTERVAL_MS;
+	}
+	return 0;
+}
+
+int daemon_run(struct daemon *d)
+{
+	int r = 0;
+	walltime_t now = now_ms();
+
+	d->next_flush = now + d->cfg->flush_interval_ms;
+	d->next_stats = now + STATS_INTERVAL_MS;
+	d->next_tick = now;
+	d->backoff_ms = BACKOFF_MIN_MS;
+
+	while (!*d->stop) {
+		int n = 0;
+		walltime_t round_end = now_ms() + TICK_MS;
+
+		while (n < POLL_BATCH && !*d->stop) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(
+				d->consumer, n ? 0 : TICK_MS);
+			if (!m)
+				break;
+			r = handle_message(d, m, now);
+			rd_kafka_message_destroy(m);
+			if (r < 0)
+				goto fatal;
+			n++;
+			if ((n & 1023) == 0 && (now = now_ms()) >= round_end)
+				break;
+		}
+		rd_kafka_poll(d->producer, 0);
+		now = now_ms();
+		if (now >= d->next_tick) {
+			if ((r = housekeeping(d, now)) < 0)
+				goto fatal;
+			d->next_tick = now + TICK_MS;
+		}
+	}
+
+	/* Drain: flush (a few tries), leave the group, deliver the rest. */
+	cw_info("stopping: final flush", NULL);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if ((r = flush(d, true)) == 0)
+			break;
+		sleep_ms(500);
+	}
+	if (r < 0)
+		cw_error("final flush failed; a restart redoes the "
+			 "uncommitted part",
+			 "error=\"%s\"", pg_sink_last_error(d->sink));
+	rd_kafka_consumer_close(d->consumer);
+	rd_kafka_flush(d->producer, 10000);
+	if (d->n_acked)
+		flush(d, true); /* deletes acknowledged outbox rows */
+	log_stats(d, now_ms(), 0);
+	return 0;
+fatal:
+	cw_error("fatal error, exiting without committing the rest",
+		 "error=\"%s\"", strerror(-r));
+	return r;
+}
+
+/* ---- construction --------------------------------------------------------- */
+
+struct daemon *daemon_new(const struct processor_config *cfg,
+			  volatile sig_atomic_t *stop, char *errstr,
+			  size_t errstr_size)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *topics;
+	char host[64] = "localhost";
+	int64_t backoff = BACKOFF_MIN_MS;
+
+	if (!d) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	d->cfg = cfg;
+	d->stop = stop;
+	d->sp = (struct session_params){
+		.session_timeout_ms = cfg->session_timeout_ms,
+		.allowed_lateness_ms = cfg->allowed_lateness_ms,
+		.cart_ttl_ms = cfg->cart_ttl_ms,
+		.recovery_window_ms = cfg->recovery_window_ms,
+		.idle_timeout_ms = cfg->idle_timeout_ms,
+		.time_scale = cfg->time_scale,
+	};
+	gethostname(host, sizeof(host) - 1);
+	if (cfg->instance)
+		snprintf(d->owner, sizeof(d->owner), "%s", cfg->instance);
+	else
+		snprintf(d->owner, sizeof(d->owner), "%s:%d", host, (int)getpid());
+	d->intern = intern_new();
+	if (!d->intern)
+		goto fail_nomem;
+
+	/* PostgreSQL first: without the schema there is nothing to do. */
+	d->sink = pg_sink_new(cfg->pg, cfg->topic, errstr, errstr_size);
+	if (!d->sink)
+		goto fail;
+	for (;;) {
+		int r = pg_sink_migrate(d->sink);
+		if (r == 0)
+			break;
+		if (r != -ENOTCONN || *stop) {
+			snprintf(errstr, errstr_size, "%s",
+				 pg_sink_last_error(d->sink));
+			goto fail;
+		}
+		cw_warn("PostgreSQL unreachable, retrying",
+			"error=\"%s\" retry_ms=%" PRId64,
+			pg_sink_last_error(d->sink), backoff);
+		sleep_ms(backoff);
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+						       : backoff * 2;
+	}
+
+	/* Producer for abandonments and dead letters. */
+	if (!(conf = kafka_conf(cfg, errstr, errstr_size)))
+		goto fail;
+	if (conf_default(conf, cfg, "enable.idempotence", "true", errstr,
+			 errstr_size) < 0 ||
+	    conf_default(conf, cfg, "linger.ms", "5", errstr, errstr_size) < 0)
+		goto fail;
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rd_kafka_conf_set_opaque(conf, d);
+	d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+	if (!d->producer)
+		goto fail;
+
+	/* Consumer: offsets come from PostgreSQL, so no auto commit. */
+	if (!(conf = kafka_conf(cfg, errstr, errstr_size)))
+		goto fail;
+	if (rd_kafka_conf_set(conf, "group.id", cfg->group, errstr,
+			      errstr_size) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+			      errstr_size) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
+			      errstr_size) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
+			      errstr_size) != RD_KAFKA_CONF_OK ||
+	    conf_default(conf, cfg, "auto.offset.reset", "earliest", errstr,
+			 errstr_size) < 0 ||
+	    conf_default(conf, cfg, "fetch.wait.max.ms", "100", errstr,
+			 errstr_size) < 0)
+		goto fail;
+	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+	rd_kafka_conf_set_opaque(conf, d);
+	d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+	if (!d->consumer)
+		goto fail;
+	conf = NULL;
+	rd_kafka_poll_set_consumer(d->consumer);
+	topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, cfg->topic,
+					  RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t err = rd_kafka_subscribe(d->consumer, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (err) {
+		snprintf(errstr, errstr_size, "subscribe to %s: %s", cfg->topic,
+			 rd_kafka_err2str(err));
+		goto fail;
+	}
+	cw_info("processor started",
+		"instance=%s topic=%s group=%s session_timeout_ms=%" PRId64
+		" flush_interval_ms=%" PRId64,
+		d->owner, cfg->topic, cfg->group, cfg->session_timeout_ms,
+		cfg->flush_interval_ms);
+	return d;
+
+fail_nomem:
+	snprintf(errstr, errstr_size, "out of memory");
+fail:
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	daemon_destroy(d);
+	return NULL;
+}
+
+void daemon_get_counters(const struct daemon *d, struct daemon_counters *out)
+{
+	*out = d->c;
+}
+
+void daemon_destroy(struct daemon *d)
+{
+	if (!d)
+		return;
+	/* After daemon_run() the consumer is closed already; after a fatal
+	 * error it must not run the revocation (no flush of broken state). */
+	if (d->consumer)
+		rd_kafka_destroy_flags(d->consumer,
+				       RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (d->producer) {
+		/* Undelivered messages get a delivery report now, which frees
+		 * their opaques; their outbox rows stay for the next owner. */
+		rd_kafka_purge(d->producer,
+			       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(d->producer, 0);
+		rd_kafka_destroy(d->producer);
+	}
+	for (int32_t i = 0; i < d->n_parts; i++)
+		partition_destroy(d->parts[i]);
+	free(d->parts);
+	for (size_t i = 0; i < d->n_acked; i++)
+		free(d->acked[i]);
+	free(d->acked);
+	pg_sink_destroy(d->sink);
+	intern_destroy(d->intern);
+	free(d);
+}

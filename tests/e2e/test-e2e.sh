@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# test-e2e.sh MODE — generated events → Kafka → cartwatch-processor →
+# PostgreSQL, compared with oracle.py's independent expectation.
+#   plain      one processor, uninterrupted
+#   crash      kill -9 the processor several times mid-run, restart it
+#   rebalance  a second processor joins mid-run and later leaves
+#   dlq        garbage and foreign-fingerprint records among the events
+#   pgrestart  PostgreSQL is stopped and restarted mid-run
+# Runs under tests/run-with-servers --pg --kafka ...; needs
+# CARTWATCH_PRODUCER and CARTWATCH_PROCESSOR (set by meson).
+set -euo pipefail
+
+mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|pgrestart}
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+work=${CARTWATCH_TEST_DIR:?run through run-with-servers}
+bs=${CARTWATCH_BOOTSTRAP_SERVERS:?}
+producer=${CARTWATCH_PRODUCER:?}
+processor=${CARTWATCH_PROCESSOR:?}
+wrap=${CARTWATCH_TEST_WRAPPER:-}
+events=${CARTWATCH_E2E_EVENTS:-60000}
+slow=${CARTWATCH_SLOW:-1}
+
+# Short timeouts so a test hour closes quickly; the watermark then runs at
+# 1e6x once a partition is idle, closing every session, cart and window.
+session_ms=600000 ttl_ms=7200000 window_ms=3600000
+proc_args=(--session-timeout 10m --cart-ttl 2h --recovery-window 1h
+	--allowed-lateness 5s --idle-timeout 1s --time-scale 1000000
+	--flush-interval 200ms --log-level info)
+
+fail() { echo "test-e2e($mode): FAIL: $*" >&2; exit 1; }
+log() { echo "test-e2e($mode): $*" >&2; }
+
+declare -A procs=()
+start_processor() { # NAME
+	# shellcheck disable=SC2086
+	$wrap "$processor" "${proc_args[@]}" --instance "$1" >>"$work/proc-$1.log" 2>&1 &
+	procs[$1]=$!
+	log "processor $1 started (pid ${procs[$1]})"
+}
+stop_processor() { # NAME [SIGNAL]
+	local pid=${procs[$1]}
+	kill -"${2:-TERM}" "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	unset "procs[$1]"
+}
+cleanup() {
+	for n in "${!procs[@]}"; do kill -9 "${procs[$n]}" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+sql() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+committed() { sql "SELECT coalesce(sum(next_offset), 0) FROM cw_partitions" 2>/dev/null || echo 0; }
+
+# Poll until COND (a shell command) holds, or fail after SECONDS.
+wait_until() { # SECONDS DESCRIPTION CMD...
+	local deadline=$((SECONDS + $1 * slow)) what=$2
+	shift 2
+	until "$@"; do
+		[ $SECONDS -lt $deadline ] || fail "timed out waiting for $what"
+		for n in "${!procs[@]}"; do
+			kill -0 "${procs[$n]}" 2>/dev/null || { tail -n 20 "$work/proc-$n.log" >&2; fail "processor $n died"; }
+		done
+		sleep 0.1
+	done
+}
+
+# 1. Events into Kafka (all of them before processing starts: the idle
+#    watermark must not run ahead of events still being produced).
+"$producer" -b "$bs" --events "$events" --rate 0 --seed 7 --users 3000 \
+	--start-time 2026-07-08T00:00:00Z --summary-json "$work/summary.json" >/dev/null 2>"$work/producer.log" ||
+	{ cat "$work/producer.log" >&2; fail "producer failed"; }
+total=$events
+if [ "$mode" = dlq ]; then
+	# Garbage, an unknown fingerprint, and an event without product id.
+	printf 'not avro at all' | kcat -P -b "$bs" -t cart-events -k user_1
+	printf '\xc3\x01\x01\x02\x03\x04\x05\x06\x07\x08rest' | kcat -P -b "$bs" -t cart-events -k user_2
+	printf '\xc3\x01' | kcat -P -b "$bs" -t cart-events -k user_3
+	total=$((events + 3))
+fi
+
+# Done when every event is consumed and committed, every watermark is past
+# every deadline (so no user state is left) and the last flush landed.
+done_cond() {
+	[ "$(committed)" = "$total" ] || return 1
+	[ "$(sql "SELECT count(*) FROM cw_user_state")" = 0 ] || return 1
+	local max_ev
+	max_ev=$(sql "SELECT coalesce(min(watermark_ms), 0) FROM cw_partitions")
+	[ "$max_ev" -gt $((1783468800000 + 86400000)) ]
+}
+
+case $mode in
+plain|dlq)
+	start_processor p1
+	wait_until 120 "all events processed" done_cond
+	;;
+crash)
+	start_processor p1
+	kills=0
+	for round in 1 2 3 4; do
+		target=$((total * round / 5))
+		wait_until 120 "offset $target committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $target ]"
+		c=$(committed)
+		stop_processor p1 KILL
+		[ "$c" -lt "$total" ] && kills=$((kills + 1))
+		log "killed -9 at $c/$total committed"
+		start_processor p1
+	done
+	[ $kills -ge 2 ] || fail "only $kills kills happened mid-run; the test proved nothing"
+	wait_until 180 "all events processed" done_cond
+	;;
+rebalance)
+	start_processor p1
+	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	start_processor p2
+	wait_until 60 "p2 owns a partition" bash -c "grep -q 'partition assigned' '$work/proc-p2.log'"
+	c=$(committed)
+	log "p2 joined at $c/$total committed"
+	wait_until 60 "p2 flushed" bash -c "[ \$(psql -X -At -c \"SELECT count(*) FROM cw_partitions WHERE owner = 'p2'\") -ge 1 ]"
+	stop_processor p2 TERM
+	log "p2 left at $(committed)/$total committed"
+	wait_until 180 "all events processed" done_cond
+	grep -q "partition revoked" "$work/proc-p1.log" || fail "p1 never saw a rebalance"
+	;;
+pgrestart)
+	start_processor p1
+	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	"$src/tests/pg/pg-stop" "$work/pg"
+	log "PostgreSQL stopped"
+	wait_until 30 "the processor noticing" bash -c "grep -q 'flush failed' '$work/proc-p1.log'"
+	runuser=()
+	[ "$(id -u)" = 0 ] && runuser=(runuser -u postgres --)
+	bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+	"${runuser[@]}" "$bindir/pg_ctl" -D "$work/pg/data" -l "$work/pg/postgres.log" -w start >/dev/null
+	log "PostgreSQL restarted"
+	wait_until 180 "all events processed" done_cond
+	grep -q "consumption resumed" "$work/proc-p1.log" || fail "consumption never resumed"
+	;;
+*) fail "unknown mode" ;;
+esac
+
+for n in "${!procs[@]}"; do stop_processor "$n" TERM; done
+
+"$here/pgdump.py" >"$work/actual.json"
+"$here/oracle.py" "$bs" cart-events "$src/schemas/cart_event.avsc" \
+	--session-timeout $session_ms --cart-ttl $ttl_ms --recovery-window $window_ms \
+	--allowed-lateness 5000 >"$work/expected.json"
+
+python3 - "$work/expected.json" "$work/actual.json" <<'PY'
+import json, sys
+exp, act = (json.load(open(f)) for f in sys.argv[1:3])
+n = exp.pop("events")
+bad = 0
+for k in ("abandonments", "conversions", "product_stats", "reason_stats"):
+    e, a = exp[k], act[k]
+    if e != a:
+        bad += 1
+        es = {json.dumps(x, sort_keys=True) for x in e}
+        as_ = {json.dumps(x, sort_keys=True) for x in a}
+        print(f"{k}: expected {len(e)}, got {len(a)}; missing {len(es - as_)}, unexpected {len(as_ - es)}, duplicates {len(a) - len(as_)}", file=sys.stderr)
+        for x in sorted(es - as_)[:3]:
+            print("  missing:", x[:300], file=sys.stderr)
+        for x in sorted(as_ - es)[:3]:
+            print("  unexpected:", x[:300], file=sys.stderr)
+    else:
+        print(f"{k}: {len(e)} rows equal", file=sys.stderr)
+if not exp["abandonments"] or not exp["conversions"]:
+    print("the expectation is empty: the test proves nothing", file=sys.stderr)
+    bad += 1
+print(f"{n} events decoded by the oracle", file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+if [ "$mode" = dlq ]; then
+	n=$(kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n' | grep -c "cartwatch.error=" || true)
+	[ "$n" = 3 ] || fail "expected 3 dead letters with headers, found $n"
+	kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n' | grep -q "cartwatch.source.offset=" || fail "dead letters lack the source offset header"
+	log "3 dead letters with error and source headers"
+fi
+log "PASS"
