@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * pg_sink — the processor's exactly-once writer into PostgreSQL. A flush
+ * writes the batches of several partitions (struct batch, see batch.h) and
+ * each partition's next offset and watermark in ONE transaction, so after a
+ * crash the processor resumes from the committed offsets and nothing is
+ * counted twice or lost. It also claims partitions (fencing), loads the
+ * resume state of a partition's users and the abandonment outbox.
+ *
+ * Thread: a sink and its connection belong to one thread, the one polling
+ * the consumer (rebalance callbacks run there too). Calls block on
+ * PostgreSQL.
+ *
+ * Fencing: each cw_partitions row has an owner generation.
+ * pg_sink_claim_partition() bumps it when this processor takes a partition;
+ * the flush checks the generation of every batch inside its transaction and
+ * rolls everything back if another processor claimed one since (-ESTALE).
+ *
+ * Failures and retries: every call first checks the connection and
+ * reconnects (PQreset) if it broke; when the server cannot be reached it
+ * returns -ENOTCONN at once, and the CALLER backs off and calls again, with
+ * the SAME batches for a flush — the sink never keeps a copy and never
+ * retries by itself. A failed flush is rolled back and leaves the batches
+ * untouched. If the connection broke while COMMIT was in flight, the sink
+ * remembers the flush's token and the next pg_sink_flush() first looks up
+ * whether that COMMIT landed; if it did, it returns 0 without writing again
+ * (the caller then resets the batches as after any successful flush).
+ * This is why the caller must not append to, or swap, the batches between
+ * a failed flush and its retry (pause the consumer while PostgreSQL is
+ * unreachable).
+ *
+ * Not for: reading reports, or buffering across failures (that is the
+ * batches' job). The connection string is never logged with its password.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct batch;
+struct pg_sink;
+
+/* next_offset of a partition nothing was committed for yet: start at the
+ * beginning (RD_KAFKA_OFFSET_BEGINNING semantics, decided by the caller). */
+#define PG_SINK_OFFSET_NONE (-1)
+/* watermark_ms of a partition nothing was committed for yet. */
+#define PG_SINK_WATERMARK_NONE INT64_MIN
+
+/* Create a sink writing for consumer topic @topic (the cw_partitions and
+ * cw_user_state key) to the database of @conninfo (a libpq connection
+ * string or URI; NULL or "" uses the PG* environment variables). Does not
+ * connect: the first call does, so the processor can start while
+ * PostgreSQL is down. @conninfo and @topic are copied.
+ * Returns NULL with a message in @errstr when @conninfo does not parse,
+ * @topic is empty, or on ENOMEM. */
+struct pg_sink *pg_sink_new(const char *conninfo, const char *topic,
+			    char *errstr, size_t errstr_size);
+
+/* Close the connection and free @ps. An open transaction is rolled back by
+ * the server. NULL is allowed. */
+void pg_sink_destroy(struct pg_sink *ps);
+
+/* The message of the last failed call ("" if none): what failed and the
+ * PostgreSQL or libpq error. Owned by @ps, valid until its next call. */
+const char *pg_sink_last_error(const struct pg_sink *ps);
+
+/* (Re)connect if needed. Returns 0, or -ENOTCONN when PostgreSQL cannot be
+ * reached (message in pg_sink_last_error()). Every other call does this
+ * first; calling it is only useful to fail early at startup. */
+int pg_sink_connect(struct pg_sink *ps);
+
+/* Apply the schema migrations built into the binary (migrate_apply()) on
+ * the sink's connection. Returns 0, -ENOTCONN, or migrate_apply_list()'s
+ * errors (-EPROTO: the database is newer than this binary). */
+int pg_sink_migrate(struct pg_sink *ps);
+
+/* Take @partition for this processor (@owner: a name for humans, e.g.
+ * "host:pid"). In one statement, insert the cw_partitions row or bump its
+ * generation, and return the new *generation (fence every later flush of
+ * the partition with it: batch->generation), the committed *next_offset
+ * (PG_SINK_OFFSET_NONE if none) and *watermark_ms (PG_SINK_WATERMARK_NONE
+ * if none). From then on, flushes by any earlier owner fail with -ESTALE.
+ * Returns 0, -ENOTCONN (retry later) or -EIO/-EAGAIN with the message in
+ * pg_sink_last_error(). */
+int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
+			    const char *owner, int64_t *generation,
+			    int64_t *next_offset, int64_t *watermark_ms);
+
+/* Called once per row by the loaders. The pointers are valid only during
+ * the call (copy what you keep); @user_id and @abandonment_id are
+ * NUL-terminated. Return 0 to go on, or a negative errno code to stop:
+ * the loader then returns that code (after draining the query). */
+typedef int (*pg_sink_user_cb)(void *opaque, const char *user_id,
+			       const uint8_t *state, size_t len);
+typedef int (*pg_sink_outbox_cb)(void *opaque, const char *abandonment_id,
+				 const char *user_id, const uint8_t *payload,
+				 size_t len);
+
+/* Stream every stored user state of @partition to @cb, one row in memory
+ * at a time (single-row mode, binary results: no bytea decoding), so a
+ * million users do not need twice their size in RAM. Order unspecified.
+ * Returns 0, the callback's error, or -ENOTCONN/-EIO; a failure after some
+ * rows were delivered means the caller must discard what it loaded. */
+int pg_sink_load_users(struct pg_sink *ps, int32_t partition,
+		       pg_sink_user_cb cb, void *opaque);
+
+/* Stream the outbox rows of @partition (abandonments written to PostgreSQL
+ * but not yet acknowledged by the broker), oldest first. Same contract as
+ * pg_sink_load_users(). */
+int pg_sink_load_outbox(struct pg_sink *ps, int32_t partition,
+			pg_sink_outbox_cb cb, void *opaque);
+
+/* Delete the outbox rows of the @n abandonment ids (uuid text) in one
+ * statement, once the broker acknowledged them. Unknown ids are ignored
+ * (deleting twice is harmless). Returns 0, -EINVAL if an id is not a uuid,
+ * -ENOTCONN or -EIO. */
+int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *abandonment_ids,
+			  size_t n);
+
+/* Write @n batches (distinct partitions; empty ones only move offsets) in
+ * ONE transaction: fence and advance each partition's cw_partitions row
+ * (next_offset, watermark_ms from the batch), insert the abandonments with
+ * their items and outbox rows, the conversions, mark recovered
+ * abandonments (first recovery wins; the abandonment may be in the same
+ * flush), add the product and reason increments (duplicate keys in a batch
+ * are summed), and upsert or delete (state == NULL) user states (the last
+ * one of a user in the flush wins). The batches are read, never changed
+ * or kept.
+ *
+ * Returns 0 when everything committed (or an earlier attempt with the same
+ * batches was found committed, see the top of this file); the caller then
+ * resets the batches. On error nothing was written, the message is in
+ * pg_sink_last_error(), and:
+ *   -ESTALE    *fenced_partition (may be NULL) was claimed by another
+ *              processor: drop that partition and flush the others again;
+ *   -ENOTCONN  the connection is gone: back off, retry the same batches;
+ *   -EAGAIN    serialization failure or deadlock: retry now;
+ *   -EEXIST    a duplicate key (an abandonment or conversion id written
+ *              before): a bug upstream, retrying will fail again;
+ *   -EINVAL    two batches for one partition, or bad input;
+ *   -EPROTO    an earlier attempt whose COMMIT answer was lost did land,
+ *              but the batches are not the ones it wrote: reload state;
+ *   -EIO       any other PostgreSQL error (e.g. invalid UTF-8 in a string);
+ *   -ENOMEM. */
+int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
+		  int32_t *fenced_partition);

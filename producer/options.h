@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * options — cartwatch-producer's option table (cw_config: --help and the
+ * CARTWATCH_* environment variables derive from it) and the checks and
+ * conversions that turn the parsed text into the values the modules take.
+ *
+ * Not for: defaults hidden anywhere else; every default is in the table.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cw_config.h"
+#include "cw_log.h"
+#include "sink.h"
+
+struct options {
+	/* Filled from the table. */
+	char *bootstrap_servers;
+	char *topic;
+	int64_t users;
+	double rate;
+	int64_t events;
+	int64_t duration_ms;
+	int64_t seed;
+	char *start_time;
+	double time_scale;
+	struct cw_kv_list properties;
+	bool stdin_json;
+	char *output;
+	char *format;
+	char *summary_json;
+	bool strict;
+	int64_t connect_timeout_ms;
+	char *log_level;
+	/* Derived by options_parse(). */
+	int64_t start_ms; /* --start-time, or now */
+	enum sink_format sink_format;
+	enum cw_log_level log_level_value;
+};
+
+extern const struct cw_opt options_table[];
+extern const size_t options_table_size;
+
+/* Parse @argv (and the environment) into @o and check every value.
+ * Returns 0, CW_CONFIG_HELP (usage printed to stdout), or -EINVAL after
+ * printing a usage error to stderr (the caller exits with status 2).
+ * On every return the caller must options_free(@o). */
+int options_parse(struct options *o, int argc, char **argv);
+
+/* Free the strings @o owns. Can't fail. */
+void options_free(struct options *o);

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# test-report — scripts/report on the run-with-servers PostgreSQL: the
+# migrations apply with plain `psql -f` (as documented in them), and on a
+# database with a few rows the report prints every section, the top-N
+# limit and dollars, and exits 0; a bad option exits 2.
+set -euo pipefail
+
+source_root=${CARTWATCH_SOURCE_ROOT:?run through meson test}
+: "${CARTWATCH_PG:?run through run-with-servers --pg}"
+report=$source_root/scripts/report
+fail() { echo "test-report: $*" >&2; exit 1; }
+
+psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE DATABASE t_report'
+db="$CARTWATCH_PG dbname=t_report"
+for f in "$source_root"/migrations/[0-9][0-9][0-9]_*.sql; do
+	psql -X -q -v ON_ERROR_STOP=1 -1 -d "$db" -f "$f"
+done
+
+# An empty database reports without errors.
+"$report" --pg "$db" >/dev/null || fail "report failed on an empty database"
+
+psql -X -q -v ON_ERROR_STOP=1 -d "$db" <<'SQL'
+INSERT INTO cart_abandonments (abandonment_id, user_id, session_start, last_activity_at,
+    abandoned_at, item_count, cart_value_cents, currency, last_remove_reason,
+    recovered_at, recovered_value_cents, kafka_partition)
+SELECT ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'user-' || i,
+       '2026-07-08 10:00Z'::timestamptz + i * interval '7 minutes',
+       '2026-07-08 10:05Z'::timestamptz + i * interval '7 minutes',
+       '2026-07-08 10:35Z'::timestamptz + i * interval '7 minutes',
+       2, 123456 + i, 'USD', CASE WHEN i % 3 = 0 THEN 'too expensive' END,
+       CASE WHEN i % 4 = 0 THEN '2026-07-08 10:40Z'::timestamptz + i * interval '8 minutes' END,
+       CASE WHEN i % 4 = 0 THEN 100000 END, i % 4
+FROM generate_series(1, 40) i;
+INSERT INTO abandoned_items
+SELECT abandonment_id, 'product-' || (n % 15), 2, 61728
+FROM cart_abandonments, generate_series(1, 1) g,
+     LATERAL (SELECT abs(hashtext(abandonment_id::text)) AS n) h;
+INSERT INTO cart_conversions (conversion_id, user_id, event_id, checkout_at, item_count,
+    cart_value_cents, currency, recovered_abandonment_id, kafka_partition)
+SELECT ('10000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'user-' || i, 'e' || i,
+       '2026-07-08 12:00Z'::timestamptz + i * interval '1 minute', 1, 100000, 'USD',
+       CASE WHEN i % 4 = 0 AND i <= 40 THEN ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid END,
+       i % 4
+FROM generate_series(1, 60) i;
+INSERT INTO product_stats_minute (bucket, product_id, added_qty, removed_qty, purchased_qty,
+    purchased_value_cents, abandoned_qty, abandoned_value_cents)
+SELECT '2026-07-08 10:00Z'::timestamptz + i * interval '1 minute', 'product-' || (i % 15),
+       5, 1, 2, 20000, 2, 123456
+FROM generate_series(1, 60) i;
+INSERT INTO remove_reasons_minute
+SELECT '2026-07-08 10:00Z'::timestamptz + i * interval '1 minute', 'product-' || (i % 15),
+       (ARRAY['too expensive', 'changed mind', 'found elsewhere'])[1 + i % 3], 1 + i % 5
+FROM generate_series(1, 60) i;
+SQL
+
+out=$("$report" --pg "$db" --top 3 --hours 2) || fail "report exited $?"
+printf '%s\n' "$out"
+for title in 'Funnel (all time)' 'Recovery (all time)' \
+	'Top abandoned products by value (top 3)' 'Why units left carts (top 3)' \
+	'Missed revenue per hour, UTC (last 2 hours with abandonments)'; do
+	grep -qF -- "$title" <<<"$out" || fail "missing section: $title"
+done
+grep -qF '$9,879.16' <<<"$out" || fail "no dollar amounts"
+# --top 3: three product rows (product-N), --hours 2: two hour rows.
+[ "$(grep -c '^ *product-' <<<"$out")" = 3 ] || fail "--top 3 not applied"
+[ "$(grep -c '^ *2026-07-08 ' <<<"$out")" = 2 ] || fail "--hours 2 not applied"
+# Recovered 5 + i minutes after abandoning, i = 4, 8, ..., 40: median 27:00.
+grep -qE '40 +\| +10 +\| +25\.0% +\| +\$10,000\.00 +\| +00:27:00' <<<"$out" ||
+	fail "recovery row wrong"
+
+# The libpq environment works without --pg.
+PGDATABASE=t_report "$report" >/dev/null || fail "report without --pg failed"
+
+set +e
+"$report" --bogus >/dev/null 2>&1
+[ $? = 2 ] || fail "a bad option does not exit 2"
+echo "test-report: ok"
