@@ -62,7 +62,12 @@ def abandonment_id(user, start):
 
 
 def read_events(bootstrap, topic, schema_path):
-    schema = avro.schema.parse(open(schema_path).read())
+    # Read logical types as their plain Avro types (ms numbers, strings).
+    text = open(schema_path).read()
+    for lt in ('"timestamp-millis"', '"uuid"'):
+        text = text.replace('"logicalType": ' + lt, '"cwLogicalType": ' + lt)
+        text = text.replace('"logicalType":' + lt, '"cwLogicalType":' + lt)
+    schema = avro.schema.parse(text)
     reader = avro.io.DatumReader(schema)
     out = subprocess.run(
         ["kcat", "-C", "-b", bootstrap, "-t", topic, "-e", "-q",
