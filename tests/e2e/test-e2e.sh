@@ -27,7 +27,10 @@ slow=${CARTWATCH_SLOW:-1}
 session_ms=600000 ttl_ms=7200000 window_ms=3600000
 proc_args=(--session-timeout 10m --cart-ttl 2h --recovery-window 1h
 	--allowed-lateness 5s --idle-timeout 1s --time-scale 1000000
-	--flush-interval 200ms --log-level info)
+	--flush-interval 200ms --log-level info
+	# A killed member leaves the group after its session timeout: keep it
+	# at the broker's minimum so restarts and rebalances are quick.
+	-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
 
 fail() { echo "test-e2e($mode): FAIL: $*" >&2; exit 1; }
 log() { echo "test-e2e($mode): $*" >&2; }
@@ -47,6 +50,8 @@ stop_processor() { # NAME [SIGNAL]
 }
 cleanup() {
 	for n in "${!procs[@]}"; do kill -9 "${procs[$n]}" 2>/dev/null || true; done
+	[ -n "$producer_pid" ] && kill "$producer_pid" 2>/dev/null
+	return 0
 }
 trap cleanup EXIT
 
@@ -66,12 +71,33 @@ wait_until() { # SECONDS DESCRIPTION CMD...
 	done
 }
 
-# 1. Events into Kafka (all of them before processing starts: the idle
-#    watermark must not run ahead of events still being produced).
-"$producer" -b "$bs" --events "$events" --rate 0 --seed 7 --users 3000 \
-	--start-time 2026-07-08T00:00:00Z --summary-json "$work/summary.json" >/dev/null 2>"$work/producer.log" ||
-	{ cat "$work/producer.log" >&2; fail "producer failed"; }
+# 1. Events into Kafka. For most modes all of them go in before processing
+#    starts. crash and rebalance need the processors to work while events
+#    still arrive, so the producer runs alongside at a steady rate; the idle
+#    timeout is then longer than any gap between a partition's events, so
+#    the idle watermark never runs ahead of events still coming.
+producer_args=(-b "$bs" --events "$events" --seed 7 --users 3000
+	--start-time 2026-07-08T00:00:00Z --summary-json "$work/summary.json")
+producer_pid=
+case $mode in
+crash|rebalance)
+	proc_args+=(--idle-timeout 3s)
+	"$producer" "${producer_args[@]}" --rate "${CARTWATCH_E2E_RATE:-2500}" \
+		--time-scale 1000000 >/dev/null 2>"$work/producer.log" &
+	producer_pid=$!
+	;;
+*)
+	"$producer" "${producer_args[@]}" --rate 0 >/dev/null 2>"$work/producer.log" ||
+		{ cat "$work/producer.log" >&2; fail "producer failed"; }
+	;;
+esac
 total=$events
+producer_done() {
+	[ -z "$producer_pid" ] && return 0
+	kill -0 "$producer_pid" 2>/dev/null && return 1
+	wait "$producer_pid" || { cat "$work/producer.log" >&2; fail "producer failed"; }
+	producer_pid=
+}
 if [ "$mode" = dlq ]; then
 	# Garbage, an unknown fingerprint, and an event without product id.
 	printf 'not avro at all' | kcat -P -b "$bs" -t cart-events -k user_1
@@ -83,6 +109,7 @@ fi
 # Done when every event is consumed and committed, every watermark is past
 # every deadline (so no user state is left) and the last flush landed.
 done_cond() {
+	producer_done || return 1
 	[ "$(committed)" = "$total" ] || return 1
 	[ "$(sql "SELECT count(*) FROM cw_user_state")" = 0 ] || return 1
 	local max_ev
@@ -97,11 +124,12 @@ plain|dlq)
 	;;
 crash)
 	start_processor p1
-	kills=0
-	for round in 1 2 3 4; do
-		target=$((total * round / 5))
+	kills=0 last=0
+	for round in 1 2 3; do
+		# Kill once the restarted processor has committed new work.
+		target=$((last + total / 10))
 		wait_until 120 "offset $target committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $target ]"
-		c=$(committed)
+		c=$(committed) last=$c
 		stop_processor p1 KILL
 		[ "$c" -lt "$total" ] && kills=$((kills + 1))
 		log "killed -9 at $c/$total committed"
