@@ -342,7 +342,7 @@ void cw_config_usage(const struct cw_opt *table, size_t n, const char *prog,
 				     opt->name,
 				     opt->type == CW_OPT_BOOL ? "" : " ",
 				     type_metavar(opt));
-		fprintf(out, "%s%*s%s", left, w < 34 ? 34 - w : 1, "",
+		fprintf(out, "%s%*s%s", left, w < 40 ? 40 - w : 1, "",
 			opt->help);
 		if (opt->def)
 			fprintf(out, " [default: %s]", opt->def);
@@ -351,7 +351,7 @@ void cw_config_usage(const struct cw_opt *table, size_t n, const char *prog,
 				cw_opt_env_name(opt, env, sizeof(env)));
 		fputc('\n', out);
 	}
-	fprintf(out, "  -h, --help%*s%s\n", 24, "", "Show this help and exit");
+	fprintf(out, "  -h, --help%*s%s\n", 40 - 12, "", "Show this help and exit");
 }
 
 void cw_config_markdown(const struct cw_opt *table, size_t n, FILE *out)

@@ -55,7 +55,7 @@ const struct cw_opt processor_opts[] = {
 	 false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
-	{"property", 'X', CW_OPT_KV, OPT(kafka_props), NULL, "KEY=VALUE",
+	{"kafka-property", 'X', CW_OPT_KV, OPT(kafka_props), NULL, "KEY=VALUE",
 	 "librdkafka property for the consumer and producers (repeatable; the "
 	 "environment form takes a comma-separated list)",
 	 false},
