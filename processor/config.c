@@ -53,6 +53,10 @@ const struct cw_opt processor_opts[] = {
 	 "Name of this processor in logs and PostgreSQL [default: "
 	 "host:pid]",
 	 false},
+	{"metrics-addr", 0, CW_OPT_STRING, OPT(metrics_addr), "", "HOST:PORT",
+	 "Serve Prometheus /metrics and /healthz on this address (e.g. "
+	 "127.0.0.1:9464; port 0: any free port; empty: off)",
+	 false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
 	{"kafka-property", 'X', CW_OPT_KV, OPT(kafka_props), NULL, "KEY=VALUE",

@@ -27,6 +27,7 @@ struct processor_config {
 	int64_t recovery_window_ms;
 	int64_t max_pending;
 	char *instance;
+	char *metrics_addr;
 	char *log_level;
 	struct cw_kv_list kafka_props;
 };

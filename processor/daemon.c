@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "cw_event.h"
 #include "cw_log.h"
 #include "intern.h"
+#include "metrics.h"
 #include "partition.h"
 #include "pg_sink.h"
 
@@ -53,6 +55,14 @@ struct daemon {
 
 	struct daemon_counters c;
 	uint64_t messages_at_last_stats;
+
+	/* Metrics: NULL when --metrics-addr is empty. The snapshot lives
+	 * across ticks because its flush histogram accumulates. */
+	struct metrics *metrics;
+	struct metrics_snapshot *snap;
+	struct partition_counters retired; /* of partitions given up */
+	bool pg_ok;
+	char pg_reason[128];
 };
 
 static walltime_t now_ms(void)
@@ -60,6 +70,100 @@ static walltime_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (walltime_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The real-time clock, only to compare with event times (watermark delay). */
+static etime_t epoch_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (etime_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Note a PostgreSQL failure for health and metrics. */
+static void pg_failed(struct daemon *d)
+{
+	d->c.pg_errors++;
+	d->pg_ok = false;
+	snprintf(d->pg_reason, sizeof(d->pg_reason), "%s",
+		 pg_sink_last_error(d->sink));
+}
+
+/* Fill the snapshot from the counters and partitions and hand it to the
+ * HTTP thread. Poll thread only. */
+static void publish_metrics(struct daemon *d)
+{
+	struct metrics_snapshot *s = d->snap;
+	struct partition_counters pc = d->retired;
+	etime_t wall = epoch_ms();
+	int64_t lo, hi;
+
+	if (!d->metrics)
+		return;
+	s->users = s->open_carts = s->open_sessions = 0;
+	s->assigned_partitions = s->n_partitions = 0;
+	for (int32_t i = 0; i < d->n_parts; i++) {
+		struct partition *pt = d->parts[i];
+		if (!pt)
+			continue;
+		for (int k = 0; k < CW_EVENT_TYPE_COUNT; k++)
+			pc.events[k] += pt->counters.events[k];
+		pc.late_events += pt->counters.late_events;
+		pc.carts_expired += pt->counters.carts_expired;
+		pc.recovered += pt->counters.recovered;
+		s->users += pt->n_users;
+		s->open_carts += pt->n_open_carts;
+		s->open_sessions += pt->n_open_sessions;
+		s->assigned_partitions++;
+		if (s->n_partitions == METRICS_MAX_PARTITIONS)
+			continue;
+		struct metrics_partition *mp = &s->partitions[s->n_partitions++];
+		mp->id = pt->id;
+		mp->next_offset = pt->next_offset;
+		mp->lag = -1;
+		/* Cached high watermark: does not block. */
+		if (pt->next_offset >= 0 &&
+		    !rd_kafka_get_watermark_offsets(d->consumer, d->cfg->topic,
+						    pt->id, &lo, &hi) &&
+		    hi >= 0)
+			mp->lag = hi > pt->next_offset ? hi - pt->next_offset : 0;
+		mp->watermark_delay_s =
+			pt->watermark_ms == ETIME_NONE
+				? NAN
+				: (double)(wall - pt->watermark_ms) / 1000.0;
+	}
+	for (int k = 0; k < CW_EVENT_TYPE_COUNT; k++)
+		s->events[k] = pc.events[k];
+	s->late_events = pc.late_events;
+	s->carts_expired = pc.carts_expired;
+	s->recovered = pc.recovered;
+	s->decode_errors = d->c.decode_errors;
+	s->invalid_events = d->c.invalid_events;
+	s->dlq_records = d->c.dlq_records;
+	s->dlq_failures = d->c.dlq_failures;
+	s->abandonments = d->c.abandonments;
+	s->conversions = d->c.conversions;
+	s->flushes = d->c.flushes;
+	s->flush_failures = d->c.flush_failures;
+	s->pg_errors = d->c.pg_errors;
+	s->pg_retries = d->c.pg_retries;
+	s->fenced = d->c.fenced;
+	s->abandonments_published = d->c.abandonments_published;
+	s->publish_failures = d->c.publish_failures;
+	s->pg_ok = d->pg_ok;
+	s->consuming = !d->paused && !*d->stop;
+	if (!d->pg_ok)
+		snprintf(s->health_reason, sizeof(s->health_reason),
+			 "postgresql unreachable: %.96s", d->pg_reason);
+	else if (d->paused)
+		snprintf(s->health_reason, sizeof(s->health_reason),
+			 "paused: too many records wait for PostgreSQL");
+	else if (*d->stop)
+		snprintf(s->health_reason, sizeof(s->health_reason),
+			 "stopping");
+	else
+		s->health_reason[0] = '\0';
+	metrics_publish(d->metrics, s);
 }
 
 /* ---- Kafka clients ---------------------------------------------------- */
@@ -294,6 +398,7 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 							&rc);
 			}
 			if (r == 0) {
+				d->pg_ok = true;
 				*offset = next == PG_SINK_OFFSET_NONE
 						  ? RD_KAFKA_OFFSET_BEGINNING
 						  : next;
@@ -309,6 +414,9 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 			if (r == -ENOMEM || r == -EBADMSG)
 				return NULL;
 		}
+		pg_failed(d);
+		d->c.pg_retries++;
+		publish_metrics(d);
 		cw_warn("cannot take partition, retrying",
 			"partition=%d error=\"%s\" retry_ms=%" PRId64, id,
 			pg_sink_last_error(d->sink), backoff);
@@ -321,9 +429,18 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 
 static void partition_drop(struct daemon *d, int32_t id)
 {
+	struct partition *pt;
+
 	if (id < 0 || id >= d->n_parts || !d->parts[id])
 		return;
-	partition_destroy(d->parts[id]);
+	pt = d->parts[id];
+	/* Keep the counters monotonic across revocations. */
+	for (int k = 0; k < CW_EVENT_TYPE_COUNT; k++)
+		d->retired.events[k] += pt->counters.events[k];
+	d->retired.late_events += pt->counters.late_events;
+	d->retired.carts_expired += pt->counters.carts_expired;
+	d->retired.recovered += pt->counters.recovered;
+	partition_destroy(pt);
 	d->parts[id] = NULL;
 }
 
@@ -497,6 +614,8 @@ static int flush(struct daemon *d, bool final)
 			for (size_t i = 0; i < d->n_acked; i++)
 				free(d->acked[i]);
 			d->n_acked = 0;
+		} else {
+			pg_failed(d);
 		}
 	}
 	batches = calloc((size_t)d->n_parts + 1, sizeof(*batches));
@@ -531,6 +650,7 @@ static int flush(struct daemon *d, bool final)
 			continue;
 		if (r < 0) {
 			d->c.flush_failures++;
+			pg_failed(d);
 			cw_error("flush failed; consumption paused until "
 				 "PostgreSQL accepts it",
 				 "error=\"%s\" retry_ms=%" PRId64,
@@ -538,6 +658,8 @@ static int flush(struct daemon *d, bool final)
 			goto out;
 		}
 		d->c.flushes++;
+		d->pg_ok = true;
+		metrics_flush_observe(d->snap, (double)(now_ms() - t0) / 1000.0);
 		after_commit(d);
 		if (final || now_ms() - t0 > 1000)
 			cw_info("flushed", "partitions=%zu ms=%" PRId64, n,
@@ -600,6 +722,7 @@ static int housekeeping(struct daemon *d, walltime_t now)
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0) {
+			d->c.pg_retries++;
 			set_paused(d, true);
 			d->next_flush = now + d->backoff_ms;
 			d->backoff_ms = d->backoff_ms * 2 > BACKOFF_MAX_MS
@@ -620,6 +743,7 @@ static int housekeeping(struct daemon *d, walltime_t now)
 		log_stats(d, now, now - (d->next_stats - STATS_INTERVAL_MS));
 		d->next_stats = now + STATS_INTERVAL_MS;
 	}
+	publish_metrics(d);
 	return 0;
 }
 
@@ -660,6 +784,7 @@ int daemon_run(struct daemon *d)
 	}
 
 	/* Drain: flush (a few tries), leave the group, deliver the rest. */
+	publish_metrics(d);
 	cw_info("stopping: final flush", NULL);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if ((r = flush(d, true)) == 0)
@@ -714,8 +839,15 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	else
 		snprintf(d->owner, sizeof(d->owner), "%s:%d", host, (int)getpid());
 	d->intern = intern_new();
-	if (!d->intern)
+	d->snap = calloc(1, sizeof(*d->snap));
+	if (!d->intern || !d->snap)
 		goto fail_nomem;
+	d->pg_ok = true;
+	/* Metrics first: a taken port fails fast, and /healthz answers (503)
+	 * while PostgreSQL is still being waited for. */
+	if (cfg->metrics_addr && *cfg->metrics_addr &&
+	    !(d->metrics = metrics_new(cfg->metrics_addr, errstr, errstr_size)))
+		goto fail;
 
 	/* PostgreSQL first: without the schema there is nothing to do. */
 	d->sink = pg_sink_new(cfg->pg, cfg->topic, errstr, errstr_size);
@@ -730,6 +862,9 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 				 pg_sink_last_error(d->sink));
 			goto fail;
 		}
+		pg_failed(d);
+		d->c.pg_retries++;
+		publish_metrics(d);
 		cw_warn("PostgreSQL unreachable, retrying",
 			"error=\"%s\" retry_ms=%" PRId64,
 			pg_sink_last_error(d->sink), backoff);
@@ -784,11 +919,15 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 			 rd_kafka_err2str(err));
 		goto fail;
 	}
+	char pg_redacted[256];
+	cw_log_redact_conninfo(cfg->pg && *cfg->pg ? cfg->pg : NULL,
+			       pg_redacted, sizeof(pg_redacted));
 	cw_info("processor started",
-		"instance=%s topic=%s group=%s session_timeout_ms=%" PRId64
-		" flush_interval_ms=%" PRId64,
-		d->owner, cfg->topic, cfg->group, cfg->session_timeout_ms,
-		cfg->flush_interval_ms);
+		"instance=%s topic=%s group=%s pg=\"%s\" session_timeout_ms=%" PRId64
+		" flush_interval_ms=%" PRId64 " metrics=%s",
+		d->owner, cfg->topic, cfg->group, pg_redacted,
+		cfg->session_timeout_ms, cfg->flush_interval_ms,
+		cfg->metrics_addr && *cfg->metrics_addr ? cfg->metrics_addr : "off");
 	return d;
 
 fail_nomem:
@@ -830,5 +969,7 @@ void daemon_destroy(struct daemon *d)
 	free(d->acked);
 	pg_sink_destroy(d->sink);
 	intern_destroy(d->intern);
+	metrics_destroy(d->metrics);
+	free(d->snap);
 	free(d);
 }

@@ -39,6 +39,8 @@ struct daemon_counters {
 	uint64_t fenced;
 	uint64_t abandonments_published;
 	uint64_t publish_failures;
+	uint64_t pg_errors;
+	uint64_t pg_retries;
 };
 
 /* Build the daemon: Kafka clients (subscribed, not yet assigned) and the

@@ -152,19 +152,34 @@ rebalance)
 	grep -q "partition revoked" "$work/proc-p1.log" || fail "p1 never saw a rebalance"
 	;;
 pgrestart)
+	port=$("$src/tests/lib/free-port")
+	proc_args+=(--metrics-addr "127.0.0.1:$port")
+	url=http://127.0.0.1:$port
 	start_processor p1
+	metric() { curl -fsS "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+	health() { curl -sS -o /dev/null -w '%{http_code}' "$url/healthz"; }
+	wait_until 30 "/healthz 200" bash -c "[ \"\$(curl -sS -o /dev/null -w '%{http_code}' $url/healthz)\" = 200 ]"
+	adds0=$(metric 'cartwatch_events_consumed_total{type="cart_add"}')
 	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
 	c=$(committed)
 	"$src/tests/pg/pg-stop" "$work/pg"
 	[ "$c" -lt "$total" ] || fail "PostgreSQL stopped only after all work was done; the test proved nothing"
 	log "PostgreSQL stopped at $c/$total committed"
 	wait_until 30 "the processor noticing" bash -c "grep -q 'flush failed' '$work/proc-p1.log'"
+	wait_until 30 "/healthz 503" bash -c "[ \"\$(curl -sS -o /dev/null -w '%{http_code}' $url/healthz)\" = 503 ]"
+	curl -sS "$url/healthz" | grep -q "postgresql unreachable" || fail "/healthz does not say why"
+	[ "$(metric cartwatch_flush_failures_total)" -ge 1 ] || fail "flush failures not counted in /metrics"
+	log "/healthz: 503 ($(curl -sS "$url/healthz" | head -c 80))"
 	runuser=()
 	[ "$(id -u)" = 0 ] && runuser=(runuser -u postgres --)
 	bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 	"${runuser[@]}" "$bindir/pg_ctl" -D "$work/pg/data" -l "$work/pg/postgres.log" -w start >/dev/null
 	log "PostgreSQL restarted"
 	wait_until 60 "consumption resuming" grep -q "consumption resumed" "$work/proc-p1.log"
+	wait_until 30 "/healthz 200 again" bash -c "[ \"\$(curl -sS -o /dev/null -w '%{http_code}' $url/healthz)\" = 200 ]"
+	adds1=$(metric 'cartwatch_events_consumed_total{type="cart_add"}')
+	[ "$adds1" -gt "${adds0:-0}" ] || fail "cart_add counter did not move ($adds0 -> $adds1)"
+	log "/metrics: cart_add consumed $adds0 -> $adds1; /healthz back to 200"
 	wait_until 180 "all events processed" done_cond
 	;;
 *) fail "unknown mode" ;;

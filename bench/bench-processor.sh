@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# bench-processor — cartwatch-processor throughput on a pre-filled topic
+# against kcat reading the same topic, in one run.
+#
+#   bench/bench-processor.sh           (or `meson test --benchmark processor`)
+#   N=1000000 USERS=200000 TRIALS=3 bench/bench-processor.sh
+#   BROKER=real bench/bench-processor.sh     (Apache Kafka, tests/kafka)
+#   PROFILE=callgrind|perf|none  PROFILE_N=100000
+#
+# One broker and one throwaway PostgreSQL (tests/pg) for the whole run.
+# cart-events is pre-filled once with N events by cartwatch-producer
+# (--rate 0 --seed 1 --start-time 2026-07-08T00:00:00Z). Then TRIALS rounds,
+# alternating, each timing:
+#   kcat       kcat -C -e -o beginning -f '%o\n' > file: read all N and exit
+#              at the end of every partition. The one-offset-per-line format
+#              is the cheapest that still lets us check the count (an empty
+#              -f '' writes nothing, so nothing proves kcat read all N; the
+#              offsets cost ~7 buffered bytes per message). kcat gets the
+#              processor's fetch.wait.max.ms=100 so that both sides wait the
+#              same at the end of a partition.
+#   processor  cartwatch-processor (defaults, --idle-timeout 1h so that no
+#              session closes by idling, --flush-interval 1s, a fresh
+#              database and consumer group per trial) from exec until
+#              PostgreSQL shows every event committed
+#              (SELECT sum(next_offset) FROM cw_partitions = N, polled every
+#              50 ms over one psql session); also from its first
+#              "partition assigned" log line (after migrations and the group
+#              join, which cost fixed seconds) to done. Its final status line
+#              must say events=N and dead_letters=0.
+# Reported: events/s of each (best and median of TRIALS) and their ratios.
+#
+# The embedded broker is librdkafka's mock cluster, which keeps at most 5 MB
+# per partition (older message sets are dropped, the log start moves up;
+# hard-coded in rdkafka_mock.c). So with BROKER=embedded the topic gets
+# enough partitions for ~30k events each (at least 4); the script checks
+# that every partition still starts at offset 0 before it measures.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/.." && pwd)
+build=${CARTWATCH_BUILD_ROOT:-$src/build}
+producer=${CARTWATCH_PRODUCER:-$build/producer/cartwatch-producer}
+processor=${CARTWATCH_PROCESSOR:-$build/processor/cartwatch-processor}
+devbroker=${CARTWATCH_DEVBROKER:-$build/devbroker/cartwatch-devbroker}
+n=${N:-1000000}
+users=${USERS:-200000}
+trials=${TRIALS:-3}
+broker=${BROKER:-embedded}
+profile=${PROFILE:-callgrind}
+profile_n=${PROFILE_N:-100000}
+if [ -n "${PARTITIONS:-}" ]; then
+	partitions=$PARTITIONS
+elif [ "$broker" = embedded ]; then
+	partitions=$(( (n + 29999) / 30000 )); [ "$partitions" -lt 4 ] && partitions=4
+else
+	partitions=4
+fi
+topic=cart-events
+ptopic=cart-events-profile
+pparts=$(( (profile_n + 29999) / 30000 )); [ "$pparts" -lt 4 ] && pparts=4
+sim=(--rate 0 --users "$users" --duration 0 --seed 1
+	--start-time 2026-07-08T00:00:00Z --log-level warn)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-processor.XXXXXX")
+broker_pid= proc_pid= psql_pid=
+cleanup() {
+	set +e
+	[ -n "$proc_pid" ] && kill "$proc_pid" 2>/dev/null && wait "$proc_pid" 2>/dev/null
+	[ -n "$psql_pid" ] && kill "$psql_pid" 2>/dev/null
+	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+	[ "$broker" = real ] && "$src/tests/kafka/kafka-stop" "$work/kafka" >/dev/null 2>&1
+	"$src/tests/pg/pg-stop" "$work/pg"
+	[ -z "${CARTWATCH_KEEP_BENCH_DIR:-}" ] && rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+die() { echo "bench-processor: $*" >&2; exit 1; }
+
+command -v kcat >/dev/null || die "kcat not found (apt-get install -y kcat)"
+for b in "$producer" "$processor"; do [ -x "$b" ] || die "$b not built"; done
+
+# ---- servers ----------------------------------------------------------------
+"$src/tests/pg/pg-start" "$work/pg" >/dev/null
+set -a; . "$work/pg/env"; set +a
+
+case $broker in
+embedded)
+	"$devbroker" --topics "$topic:$partitions,$ptopic:$pparts,cart-abandonments:4,cart-events-dlq:1" \
+		--bootstrap-file "$work/bootstrap" >/dev/null 2>"$work/devbroker.log" &
+	broker_pid=$!
+	for _ in $(seq 300); do [ -s "$work/bootstrap" ] && break; sleep 0.05; done
+	[ -s "$work/bootstrap" ] || die "devbroker did not start"
+	bs=$(cat "$work/bootstrap")
+	;;
+real)
+	bs=$("$src/tests/kafka/kafka-start" "$work/kafka")
+	for t in "$topic:$partitions" "$ptopic:$pparts" cart-abandonments:4 cart-events-dlq:1; do
+		"$src/tests/kafka/kafka-create-topic" "$bs" "${t%%:*}" "${t##*:}" >/dev/null
+	done
+	;;
+*) die "BROKER must be embedded or real" ;;
+esac
+
+# Sum of the partitions' offsets: -1 = high watermarks, -2 = log starts.
+offsets_sum() {
+	local args=() p
+	for p in $(seq 0 $((partitions - 1))); do args+=(-t "$topic:$p:$1"); done
+	kcat -Q -b "$bs" "${args[@]}" | awk '{s += $NF} END {print s + 0}'
+}
+time_now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
+eps() { awk -v n="$1" -v t="$2" 'BEGIN {printf "%.0f", n / t}'; }
+
+echo "pre-filling $topic ($partitions partitions, $broker broker) with $n events of $users users..."
+t0=$(time_now)
+"$producer" -b "$bs" -t "$topic" "${sim[@]}" --events "$n" 2>"$work/producer.log" ||
+	{ cat "$work/producer.log" >&2; die "producer failed"; }
+echo "  produced in $(elapsed "$t0" "$(time_now)") s"
+hw=$(offsets_sum -1) low=$(offsets_sum -2)
+[ "$hw" = "$n" ] || die "$hw messages on the broker, want $n"
+[ "$low" = 0 ] || die "the broker dropped the first $low messages (the mock cluster keeps 5 MB per partition): use more PARTITIONS"
+
+# ---- kcat ---------------------------------------------------------------------
+run_kcat() { # prints the wall time
+	local t0 t1 got
+	t0=$(time_now)
+	kcat -C -b "$bs" -t "$topic" -e -q -o beginning -f '%o\n' \
+		-X fetch.wait.max.ms=100 >"$work/kcat.out"
+	t1=$(time_now)
+	got=$(wc -l <"$work/kcat.out")
+	[ "$got" = "$n" ] || die "kcat read $got messages, want $n"
+	elapsed "$t0" "$t1"
+}
+
+# ---- processor ----------------------------------------------------------------
+# One psql session for the polls (a psql per poll would cost the processor
+# a good part of a core on a 2-CPU machine).
+done_query() { # DB
+	echo "SELECT coalesce(sum(next_offset), -1) FROM cw_partitions WHERE topic = '$topic';"
+}
+log_epoch() { # LOGFILE MSG: epoch seconds of the first line with msg="MSG"
+	local ts
+	ts=$(grep -m1 "msg=\"$2\"" "$1" | sed -n 's/^ts=\([^ ]*\) .*/\1/p')
+	[ -n "$ts" ] && date -u -d "$ts" +%s.%N
+}
+
+# run_processor DB GROUP [WRAPPER...]: sets p_wall p_from_assign p_events
+run_processor() {
+	local db=$1 group=$2 log=$work/processor-$1.log t0 t1 ta sum deadline
+	shift 2
+	psql -XAtq -d postgres -c "CREATE DATABASE $db" >/dev/null
+	t0=$(time_now)
+	PGDATABASE=$db "$@" "$processor" -b "$bs" -t "$topic" --group "$group" \
+		--idle-timeout 1h --flush-interval 1s 2>"$log" &
+	proc_pid=$!
+	# Wait for the first assignment (migrations are applied by then).
+	deadline=$((SECONDS + 300))
+	until grep -q 'msg="partition assigned"' "$log"; do
+		kill -0 "$proc_pid" 2>/dev/null || { cat "$log" >&2; die "processor exited"; }
+		[ $SECONDS -lt $deadline ] || die "processor got no partition in 300 s"
+		sleep 0.05
+	done
+	coproc PSQL { PGDATABASE=$db exec psql -XAtq 2>&1; }
+	psql_pid=$PSQL_PID
+	while :; do
+		done_query >&"${PSQL[1]}"
+		IFS= read -r -t 30 sum <&"${PSQL[0]}" || die "psql did not answer"
+		t1=$(time_now)
+		[ "$sum" = "$n" ] && break
+		[[ $sum =~ ^-?[0-9]+$ ]] || die "psql: $sum"
+		kill -0 "$proc_pid" 2>/dev/null || { tail "$log" >&2; die "processor exited"; }
+		[ $SECONDS -lt $deadline ] || die "processor not done in 300 s (committed $sum)"
+		sleep 0.05
+	done
+	eval "exec ${PSQL[1]}>&-"
+	wait "$psql_pid" 2>/dev/null || true; psql_pid=
+	kill -TERM "$proc_pid"; wait "$proc_pid" || die "processor exit status $?"
+	proc_pid=
+	ta=$(log_epoch "$log" "partition assigned")
+	p_wall=$(elapsed "$t0" "$t1")
+	p_from_assign=$(elapsed "$ta" "$t1")
+	# The final status line: every event read, none dead-lettered.
+	local last
+	last=$(grep 'msg="status"' "$log" | tail -n 1)
+	p_events=$(sed -n 's/.* events=\([0-9]*\).*/\1/p' <<<"$last")
+	[ "$p_events" = "$n" ] || die "processor read $p_events events, want $n: $last"
+	[[ $last == *" dead_letters=0 "* ]] || die "dead letters: $last"
+	p_status=$last
+}
+
+median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+best() { sort -g | head -n 1; }
+
+: >"$work/k.times"; : >"$work/p.times"; : >"$work/a.times"
+for trial in $(seq "$trials"); do
+	# Alternate the order, so neither side always runs on a warmer broker.
+	if [ $((trial % 2)) = 1 ]; then order="kcat processor"; else order="processor kcat"; fi
+	for side in $order; do
+		if [ "$side" = kcat ]; then
+			k=$(run_kcat); echo "$k" >>"$work/k.times"
+		else
+			run_processor "bench$trial" "bench-$trial-$$"
+			echo "$p_wall" >>"$work/p.times"; echo "$p_from_assign" >>"$work/a.times"
+		fi
+	done
+	echo "trial $trial: kcat $k s ($(eps "$n" "$k") events/s), processor $p_wall s ($(eps "$n" "$p_wall") events/s), from first assignment $p_from_assign s ($(eps "$n" "$p_from_assign") events/s)"
+done
+echo "  processor's last status: ${p_status#* msg=\"status\" }"
+
+report() { # LABEL STAT
+	local k p a
+	k=$($2 <"$work/k.times") p=$($2 <"$work/p.times") a=$($2 <"$work/a.times")
+	awk -v l="$1" -v n="$n" -v k="$k" -v p="$p" -v a="$a" -v c="$(nproc)" -v parts="$partitions" -v b="$broker" 'BEGIN {
+		printf "RESULT %s events=%d partitions=%d broker=%s cpus=%d kcat_eps=%.0f processor_eps=%.0f ratio=%.2f processor_from_assign_eps=%.0f ratio_from_assign=%.2f (kcat %.3f s, processor %.3f s, from assignment %.3f s)\n",
+			l, n, parts, b, c, n / k, n / p, k / p, n / a, k / a, k, p, a }'
+}
+report best best
+report median median
+
+# ---- profile --------------------------------------------------------------------
+# A smaller run under a profiler: the processor's own functions by
+# instructions (callgrind: exact counts, stable on a noisy machine) or by
+# CPU samples (perf record -e cpu-clock: no hardware counters needed).
+case $profile in
+none) exit 0 ;;
+callgrind) command -v valgrind >/dev/null || { echo "PROFILE skipped: valgrind not installed"; exit 0; } ;;
+perf) command -v perf >/dev/null || { echo "PROFILE skipped: perf not installed"; exit 0; } ;;
+*) die "PROFILE must be callgrind, perf or none" ;;
+esac
+# A topic of its own (created with the others) with PROFILE_N events.
+"$producer" -b "$bs" -t "$ptopic" "${sim[@]}" --events "$profile_n" 2>>"$work/producer.log"
+topic=$ptopic partitions=$pparts n=$profile_n
+[ "$(offsets_sum -1)" = "$n" ] || die "profile topic: want $n messages"
+[ "$(offsets_sum -2)" = 0 ] || die "profile topic lost messages: lower PROFILE_N"
+set +o pipefail # head closes the pipes early
+case $profile in
+callgrind)
+	run_processor profile "bench-profile-$$" valgrind --tool=callgrind \
+		--callgrind-out-file="$work/callgrind.out" --trace-children=no
+	echo "PROFILE callgrind, $n events: top functions by own instructions (Ir), whole process"
+	callgrind_annotate --inclusive=no "$work/callgrind.out" 2>/dev/null |
+		sed -n '/^-*$/,$p' | grep -E '^ *[0-9,]+ ' | head -n 25
+	echo "PROFILE callgrind: inclusive, the processor's loop"
+	callgrind_annotate --inclusive=yes "$work/callgrind.out" 2>/dev/null |
+		grep -E 'handle_message|partition_process|cw_event_decode|session_on_event|pg_sink_flush|partition_prepare_flush|rd_kafka_consumer_poll|users_get|partition_stat_add|partition_reschedule|fire_timers|intern_id|after_commit|publish_abandonment' |
+		head -n 20
+	[ -n "${CALLGRIND_KEEP:-}" ] && cp "$work/callgrind.out" "$CALLGRIND_KEEP"
+	;;
+perf)
+	run_processor profile "bench-profile-$$" perf record -q -e cpu-clock -F 2000 -g \
+		-o "$work/perf.data"
+	echo "PROFILE perf cpu-clock, $n events: top symbols (self)"
+	perf report -i "$work/perf.data" --no-children --stdio --sort dso,sym 2>/dev/null |
+		grep -E '^ +[0-9.]+%' | head -n 25
+	;;
+esac
+exit 0
