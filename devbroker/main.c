@@ -8,6 +8,9 @@
  * it to a file on request) and runs until SIGTERM/SIGINT. Any Kafka client,
  * in any process, can use it.
  *
+ * Fault injection for tests: SIGUSR1 takes every broker down (connections
+ * are refused and dropped), SIGUSR2 brings them back.
+ *
  * NOT for production: every message lives in this process's memory only and
  * is gone when it exits; there is no replication, no persistence and no
  * security. Use a real Apache Kafka cluster for anything that matters.
@@ -50,11 +53,16 @@ static const struct cw_opt devbroker_opts[] = {
 #define N_OPTS (sizeof(devbroker_opts) / sizeof(devbroker_opts[0]))
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t want_down = -1; /* -1: no change asked */
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGUSR1)
+		want_down = 1;
+	else if (sig == SIGUSR2)
+		want_down = 0;
+	else
+		stop_requested = 1;
 }
 
 /* Write @text to @path through a temporary file and rename(2), so a reader
@@ -162,9 +170,13 @@ int main(int argc, char **argv)
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &block, &orig);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 
@@ -198,8 +210,21 @@ int main(int argc, char **argv)
 	cw_info("devbroker ready (in-memory only, data is lost on exit)",
 		"bootstrap=%s brokers=%d", bootstraps, (int)cfg.brokers);
 
-	while (!stop_requested)
+	while (!stop_requested) {
 		sigsuspend(&orig);
+		if (want_down >= 0) {
+			for (int b = 1; b <= (int)cfg.brokers; b++) {
+				if (want_down)
+					rd_kafka_mock_broker_set_down(mcluster, b);
+				else
+					rd_kafka_mock_broker_set_up(mcluster, b);
+			}
+			cw_info(want_down ? "brokers down (fault injection)"
+					  : "brokers up again",
+				NULL);
+			want_down = -1;
+		}
+	}
 
 	cw_info("devbroker stopping", NULL);
 	status = 0;

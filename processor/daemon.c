@@ -47,6 +47,8 @@ struct daemon {
 	walltime_t next_tick, next_flush, next_stats;
 	int64_t backoff_ms;
 	bool paused;       /* consumption paused (PostgreSQL or memory) */
+	bool kafka_down;   /* brokers unreachable: no idle watermarks */
+	walltime_t next_kafka_probe;
 	bool flush_failed; /* a sealed flush waits for a retry */
 
 	/* Outbox rows the broker acknowledged, to delete. */
@@ -63,6 +65,11 @@ struct daemon {
 	struct partition_counters retired; /* of partitions given up */
 	bool pg_ok;
 	char pg_reason[128];
+
+	/* processor_status: written after a flush, at most once a second. */
+	etime_t started_at;
+	walltime_t last_status;
+	uint64_t messages_at_last_status;
 };
 
 static walltime_t now_ms(void)
@@ -151,8 +158,11 @@ static void publish_metrics(struct daemon *d)
 	s->abandonments_published = d->c.abandonments_published;
 	s->publish_failures = d->c.publish_failures;
 	s->pg_ok = d->pg_ok;
-	s->consuming = !d->paused && !*d->stop;
-	if (!d->pg_ok)
+	s->consuming = !d->paused && !*d->stop && !d->kafka_down;
+	if (d->kafka_down)
+		snprintf(s->health_reason, sizeof(s->health_reason),
+			 "kafka unreachable");
+	else if (!d->pg_ok)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "postgresql unreachable: %.96s", d->pg_reason);
 	else if (d->paused)
@@ -210,6 +220,47 @@ static int conf_default(rd_kafka_conf_t *conf,
 			       RD_KAFKA_CONF_OK
 		       ? 0
 		       : -EINVAL;
+}
+
+/* Client-level errors (the poll thread). When the brokers cannot be
+ * reached, silence is not idleness: idle watermarks stop until a probe
+ * shows the cluster is back. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct daemon *d = opaque;
+
+	(void)rk;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+	    err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+	    err == RD_KAFKA_RESP_ERR__RESOLVE) {
+		if (!d->kafka_down)
+			cw_warn("Kafka unreachable; idle watermarks held",
+				"error=\"%s\"", reason);
+		d->kafka_down = true;
+		return;
+	}
+	cw_warn("Kafka client error", "error=\"%s\" detail=\"%s\"",
+		rd_kafka_err2str((rd_kafka_resp_err_t)err), reason);
+}
+
+/* While Kafka is marked down, ask for metadata (briefly, at most once a
+ * second); when it answers, restart every partition's idle clock. */
+static void probe_kafka(struct daemon *d, walltime_t now)
+{
+	const struct rd_kafka_metadata *md;
+
+	if (!d->kafka_down || now < d->next_kafka_probe)
+		return;
+	d->next_kafka_probe = now + 1000;
+	if (rd_kafka_metadata(d->consumer, 0, NULL, &md, 200) != 0)
+		return;
+	rd_kafka_metadata_destroy(md);
+	d->kafka_down = false;
+	now = now_ms();
+	for (int32_t i = 0; i < d->n_parts; i++)
+		if (d->parts[i])
+			partition_reset_idle(d->parts[i], now);
+	cw_info("Kafka reachable again", NULL);
 }
 
 /* Delivery report of an abandonment (opaque: its strdup'ed id) or a dead
@@ -568,6 +619,58 @@ static void set_paused(struct daemon *d, bool pause)
 	cw_info(pause ? "consumption paused" : "consumption resumed", NULL);
 }
 
+/* Record this processor's status in PostgreSQL for dashboards: after a
+ * successful flush, at most once a second. Failures are only logged. */
+static void write_status(struct daemon *d, double flush_ms, bool force)
+{
+	walltime_t now = now_ms();
+	struct pg_sink_status st = {0};
+	char parts[2048];
+	size_t n = 0;
+	int64_t lo, hi;
+
+	if (!force && now - d->last_status < 1000)
+		return;
+	st.instance = d->owner;
+	st.started_at_ms = d->started_at;
+	st.watermark_ms = PG_SINK_WATERMARK_NONE;
+	n += (size_t)snprintf(parts, sizeof(parts), "{");
+	for (int32_t i = 0; i < d->n_parts; i++) {
+		struct partition *pt = d->parts[i];
+		if (!pt)
+			continue;
+		if (n < sizeof(parts) - 16)
+			n += (size_t)snprintf(parts + n, sizeof(parts) - n,
+					      "%s%d", n > 1 ? "," : "", pt->id);
+		st.users += pt->n_users;
+		st.open_carts += pt->n_open_carts;
+		st.open_sessions += pt->n_open_sessions;
+		if (pt->watermark_ms != ETIME_NONE &&
+		    (st.watermark_ms == PG_SINK_WATERMARK_NONE ||
+		     pt->watermark_ms < st.watermark_ms))
+			st.watermark_ms = pt->watermark_ms;
+		if (pt->next_offset >= 0 &&
+		    !rd_kafka_get_watermark_offsets(d->consumer, d->cfg->topic,
+						    pt->id, &lo, &hi) &&
+		    hi > pt->next_offset)
+			st.consumer_lag += hi - pt->next_offset;
+	}
+	snprintf(parts + n, sizeof(parts) - n, "}");
+	st.partitions = parts;
+	st.events_total = (int64_t)d->c.messages;
+	if (d->last_status && now > d->last_status)
+		st.events_per_second =
+			(double)(d->c.messages - d->messages_at_last_status) *
+			1000.0 / (double)(now - d->last_status);
+	st.dead_letters = (int64_t)d->c.dlq_records;
+	st.last_flush_ms = flush_ms;
+	if (pg_sink_write_status(d->sink, &st) < 0)
+		cw_debug("status not written", "error=\"%s\"",
+			 pg_sink_last_error(d->sink));
+	d->last_status = now;
+	d->messages_at_last_status = d->c.messages;
+}
+
 /* Publish the committed abandonments, tell Kafka the offsets (for lag
  * monitoring only) and recycle the batches. */
 static void after_commit(struct daemon *d)
@@ -661,6 +764,7 @@ static int flush(struct daemon *d, bool final)
 		d->pg_ok = true;
 		metrics_flush_observe(d->snap, (double)(now_ms() - t0) / 1000.0);
 		after_commit(d);
+		write_status(d, (double)(now_ms() - t0), final);
 		if (final || now_ms() - t0 > 1000)
 			cw_info("flushed", "partitions=%zu ms=%" PRId64, n,
 				now_ms() - t0);
@@ -713,7 +817,8 @@ static int housekeeping(struct daemon *d, walltime_t now)
 {
 	int r;
 
-	for (int32_t i = 0; i < d->n_parts; i++)
+	probe_kafka(d, now);
+	for (int32_t i = 0; i < d->n_parts && !d->kafka_down; i++)
 		if (d->parts[i] && (r = partition_tick(d->parts[i], now)) < 0)
 			return r;
 
@@ -825,6 +930,7 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	}
 	d->cfg = cfg;
 	d->stop = stop;
+	d->started_at = epoch_ms();
 	d->sp = (struct session_params){
 		.session_timeout_ms = cfg->session_timeout_ms,
 		.allowed_lateness_ms = cfg->allowed_lateness_ms,
@@ -903,6 +1009,7 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 			 errstr_size) < 0)
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_opaque(conf, d);
 	d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
 	if (!d->consumer)

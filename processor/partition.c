@@ -496,6 +496,12 @@ void partition_note_message(struct partition *pt, walltime_t now)
 	pt->last_idle_tick_wall = now;
 }
 
+void partition_reset_idle(struct partition *pt, walltime_t now)
+{
+	pt->last_activity_wall = now;
+	pt->last_idle_tick_wall = now;
+}
+
 void partition_note_eof(struct partition *pt, walltime_t now)
 {
 	if (!pt->at_eof) {
@@ -532,6 +538,10 @@ int partition_tick(struct partition *pt, walltime_t now)
 /* ---- resume state ---------------------------------------------------------- */
 
 #define STATE_VERSION 1
+
+/* Scratch space for encoding one user's state on the stack: enough for
+ * carts of up to ~12 items; larger ones use a heap buffer. */
+#define USER_STATE_STACK 512
 
 static size_t user_state_max(const struct partition *pt, const struct user *u)
 {
@@ -692,11 +702,21 @@ int partition_prepare_flush(struct partition *pt)
 			user_free(u);
 			continue;
 		}
-		uint8_t *buf = batch_alloc(b, user_state_max(pt, u));
+		/* Encode into a scratch buffer (the stack unless the cart is
+		 * large) and keep only the exact length: the worst case
+		 * user_state_max() is ~4x the usual ~40 bytes. */
+		uint8_t stackbuf[USER_STATE_STACK];
+		size_t max = user_state_max(pt, u), len;
+		uint8_t *buf = max <= sizeof(stackbuf) ? stackbuf : malloc(max);
 		if (!buf)
 			return -ENOMEM;
-		us->state = buf;
-		us->state_len = (size_t)(user_state_encode(pt, u, buf) - buf);
+		len = (size_t)(user_state_encode(pt, u, buf) - buf);
+		us->state = batch_memdup(b, buf, len);
+		if (buf != stackbuf)
+			free(buf);
+		if (!us->state)
+			return -ENOMEM;
+		us->state_len = len;
 	}
 	pt->n_dirty = 0;
 	b->next_offset = pt->next_offset;

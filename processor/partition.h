@@ -143,6 +143,10 @@ int partition_advance_watermark(struct partition *pt, etime_t watermark_ms);
  * Returns 0 or -ENOMEM. */
 int partition_tick(struct partition *pt, walltime_t now);
 
+/* Restart the idle clock at @now without forgetting that the partition is
+ * at its end: after Kafka was unreachable, the silence was not idleness. */
+void partition_reset_idle(struct partition *pt, walltime_t now);
+
 /* Note that a message arrived (@now wall time) or the end was reached. */
 void partition_note_message(struct partition *pt, walltime_t now);
 void partition_note_eof(struct partition *pt, walltime_t now);

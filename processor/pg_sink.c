@@ -206,9 +206,20 @@ static const char *buf_cstr(struct sink_buf *b)
  * '\n' after the last one of a row. */
 static void copy_i64(struct sink_buf *b, int64_t v, char end)
 {
-	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%" PRId64 "%c", v, end);
-	buf_put(b, tmp, (size_t)n);
+	/* The same text as "%" PRId64, written by hand: snprintf here was
+	 * ~22% of the processor's instructions (bench/README.md). The
+	 * magnitude is taken in unsigned arithmetic so INT64_MIN works. */
+	char tmp[24], *p = tmp + sizeof(tmp);
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+
+	*--p = end;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	buf_put(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 /* A text field: NULL is \N; backslash and the three characters that would
@@ -1217,5 +1228,67 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 
 fail:
 	sink_rollback(ps);
+	return r;
+}
+
+/* ---- processor status ---------------------------------------------------- */
+
+int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
+{
+	char started[32], total[32], eps[32], users[32], carts[32],
+		sessions[32], lag[32], wm[32], dead[32], flush_ms[32];
+	const char *params[12] = {st->instance, started, st->partitions, total,
+				  eps, users, carts, sessions, lag, NULL, dead,
+				  flush_ms};
+	PGresult *res;
+	int r;
+
+	snprintf(started, sizeof(started), "%" PRId64, st->started_at_ms);
+	snprintf(total, sizeof(total), "%" PRId64, st->events_total);
+	snprintf(eps, sizeof(eps), "%.3f", st->events_per_second);
+	snprintf(users, sizeof(users), "%" PRId64, st->users);
+	snprintf(carts, sizeof(carts), "%" PRId64, st->open_carts);
+	snprintf(sessions, sizeof(sessions), "%" PRId64, st->open_sessions);
+	snprintf(lag, sizeof(lag), "%" PRId64, st->consumer_lag);
+	snprintf(dead, sizeof(dead), "%" PRId64, st->dead_letters);
+	snprintf(flush_ms, sizeof(flush_ms), "%.3f", st->last_flush_ms);
+	if (st->watermark_ms != PG_SINK_WATERMARK_NONE) {
+		snprintf(wm, sizeof(wm), "%" PRId64, st->watermark_ms);
+		params[9] = wm;
+	}
+	r = pg_sink_connect(ps);
+	if (r < 0)
+		return r;
+	res = PQexecParams(
+		ps->conn,
+		"WITH s AS ("
+		" INSERT INTO processor_status AS p (instance, updated_at,"
+		"  started_at, partitions, events_total, events_per_second,"
+		"  users, open_carts, open_sessions, consumer_lag, watermark,"
+		"  dead_letters, last_flush_ms)"
+		" VALUES ($1, now(), 'epoch'::timestamptz + $2::bigint *"
+		"  interval '1 millisecond', $3::int[], $4, $5, $6, $7, $8, $9,"
+		"  'epoch'::timestamptz + $10::bigint * interval '1 millisecond',"
+		"  $11, $12)"
+		" ON CONFLICT (instance) DO UPDATE SET updated_at = now(),"
+		"  started_at = EXCLUDED.started_at,"
+		"  partitions = EXCLUDED.partitions,"
+		"  events_total = EXCLUDED.events_total,"
+		"  events_per_second = EXCLUDED.events_per_second,"
+		"  users = EXCLUDED.users, open_carts = EXCLUDED.open_carts,"
+		"  open_sessions = EXCLUDED.open_sessions,"
+		"  consumer_lag = EXCLUDED.consumer_lag,"
+		"  watermark = EXCLUDED.watermark,"
+		"  dead_letters = EXCLUDED.dead_letters,"
+		"  last_flush_ms = EXCLUDED.last_flush_ms"
+		" RETURNING instance, updated_at, open_carts, open_sessions,"
+		"  consumer_lag, events_per_second)"
+		" INSERT INTO processor_status_history (instance, at, open_carts,"
+		"  open_sessions, consumer_lag, events_per_second)"
+		" SELECT * FROM s ON CONFLICT DO NOTHING",
+		12, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		r = sink_fail(ps, res, "writing processor_status");
+	PQclear(res);
 	return r;
 }

@@ -144,3 +144,26 @@ int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *abandonment_ids
  *   -ENOMEM. */
 int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 		  int32_t *fenced_partition);
+
+/* What a processor reports about itself (processor_status). */
+struct pg_sink_status {
+	const char *instance;
+	int64_t started_at_ms;    /* wall clock, ms since the epoch */
+	const char *partitions;   /* PostgreSQL int[] text, e.g. "{0,3}" */
+	int64_t events_total;
+	double events_per_second;
+	int64_t users;
+	int64_t open_carts;
+	int64_t open_sessions;
+	int64_t consumer_lag;
+	int64_t watermark_ms;     /* lowest partition watermark (event time),
+				   * PG_SINK_WATERMARK_NONE if none */
+	int64_t dead_letters;
+	double last_flush_ms;
+};
+
+/* Upsert the processor_status row of @st->instance and append a
+ * processor_status_history row, in one statement outside any flush
+ * transaction (status is advisory; losing one is harmless).
+ * Returns 0, -ENOTCONN or -EIO (message in pg_sink_last_error()). */
+int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st);

@@ -7,6 +7,8 @@
 #   rebalance  a second processor joins mid-run and later leaves
 #   dlq        garbage and foreign-fingerprint records among the events
 #   pgrestart  PostgreSQL is stopped and restarted mid-run
+#   kafkadown  the (embedded) brokers go down for longer than the idle
+#              timeout mid-run and come back (fault injection)
 # Runs under tests/run-with-servers --pg --kafka ...; needs
 # CARTWATCH_PRODUCER and CARTWATCH_PROCESSOR (set by meson).
 set -euo pipefail
@@ -80,7 +82,7 @@ producer_args=(-b "$bs" --events "$events" --seed 7 --users 3000
 	--start-time 2026-07-08T00:00:00Z --summary-json "$work/summary.json")
 producer_pid=
 case $mode in
-crash|rebalance|pgrestart)
+crash|rebalance|pgrestart|kafkadown)
 	proc_args+=(--idle-timeout 3s)
 	"$producer" "${producer_args[@]}" --rate "${CARTWATCH_E2E_RATE:-2500}" \
 		--time-scale 1000000 >/dev/null 2>"$work/producer.log" &
@@ -121,6 +123,9 @@ case $mode in
 plain|dlq)
 	start_processor p1
 	wait_until 120 "all events processed" done_cond
+	# The processor reports itself for dashboards.
+	wait_until 10 "processor_status of p1" bash -c "[ \"\$(psql -X -At -c \"SELECT events_total FROM processor_status WHERE instance = 'p1'\")\" = $total ]"
+	[ "$(sql "SELECT count(*) > 0 FROM processor_status_history WHERE instance = 'p1'")" = t ] || fail "no processor_status_history"
 	;;
 crash)
 	start_processor p1
@@ -180,6 +185,24 @@ pgrestart)
 	adds1=$(metric 'cartwatch_events_consumed_total{type="cart_add"}')
 	[ "$adds1" -gt "${adds0:-0}" ] || fail "cart_add counter did not move ($adds0 -> $adds1)"
 	log "/metrics: cart_add consumed $adds0 -> $adds1; /healthz back to 200"
+	wait_until 180 "all events processed" done_cond
+	;;
+kafkadown)
+	broker_pid=${CARTWATCH_DEVBROKER_PID:?kafkadown needs the embedded broker}
+	start_processor p1
+	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	c=$(committed)
+	kill -USR1 "$broker_pid"
+	[ "$c" -lt "$total" ] || fail "brokers went down only after all work was done"
+	log "brokers down at $c/$total committed"
+	wait_until 30 "the processor noticing" grep -q "Kafka unreachable" "$work/proc-p1.log"
+	# The outage itself: longer than the idle timeout (3 s), so a
+	# processor that took silence for idleness would close sessions early
+	# and differ from the oracle.
+	sleep 6
+	kill -USR2 "$broker_pid"
+	log "brokers up again"
+	wait_until 60 "the processor reconnecting" grep -q "Kafka reachable again" "$work/proc-p1.log"
 	wait_until 180 "all events processed" done_cond
 	;;
 *) fail "unknown mode" ;;
