@@ -45,10 +45,16 @@ start_processor() { # NAME
 	log "processor $1 started (pid ${procs[$1]})"
 }
 stop_processor() { # NAME [SIGNAL]
-	local pid=${procs[$1]}
+	local pid=${procs[$1]} rc=0
 	kill -"${2:-TERM}" "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || rc=$?
 	unset "procs[$1]"
+	# A clean stop must exit 0: sanitizer and valgrind findings (leaks at
+	# exit included) turn into a non-zero status.
+	if [ "${2:-TERM}" = TERM ] && [ $rc != 0 ]; then
+		tail -n 30 "$work/proc-$1.log" >&2
+		fail "processor $1 exited with status $rc after SIGTERM"
+	fi
 }
 cleanup() {
 	for n in "${!procs[@]}"; do kill -9 "${procs[$n]}" 2>/dev/null || true; done
