@@ -8,7 +8,9 @@
 #include <string.h>
 
 /* A chain of blocks; allocation bumps a pointer, reset rewinds to the first
- * block and keeps the others for reuse, so a steady state allocates nothing. */
+ * block and keeps the following ones for reuse up to ARENA_KEEP bytes, so a
+ * steady state allocates nothing while one large flush (a burst of resume
+ * states) does not pin its peak for the life of the partition. */
 struct arena_block {
 	struct arena_block *next;
 	size_t size;
@@ -22,6 +24,12 @@ struct batch_arena {
 };
 
 #define ARENA_BLOCK_MIN (64 * 1024)
+/* Bytes of blocks (the first one always included) kept by a reset. */
+#define ARENA_KEEP (1024 * 1024)
+/* A record vector whose capacity exceeds VEC_KEEP_MIN elements and
+ * VEC_SHRINK_RATIO times what the batch used is released by a reset. */
+#define VEC_KEEP_MIN 4096
+#define VEC_SHRINK_RATIO 4
 
 static void *arena_alloc(struct batch_arena *a, size_t len)
 {
@@ -62,9 +70,26 @@ static void *arena_alloc(struct batch_arena *a, size_t len)
 
 static void arena_reset(struct batch_arena *a)
 {
+	struct arena_block *blk = a->first, **link;
+	size_t kept = 0;
+
 	a->head = a->first;
-	if (a->head)
-		a->head->used = 0;
+	if (!blk)
+		return;
+	blk->used = 0;
+	/* Keep the first block and the following ones while they fit in
+	 * ARENA_KEEP; free the rest. */
+	kept = blk->size;
+	link = &blk->next;
+	while ((blk = *link)) {
+		if (kept + blk->size <= ARENA_KEEP) {
+			kept += blk->size;
+			link = &blk->next;
+			continue;
+		}
+		*link = blk->next;
+		free(blk);
+	}
 }
 
 static void arena_free(struct batch_arena *a)
@@ -107,14 +132,29 @@ void batch_destroy(struct batch *b)
 	free(b);
 }
 
+/* Empty a vector; release its storage when the capacity is far above what
+ * was used (a one-off burst), so that the batch does not keep the peak. */
+static void vec_reset(void **v, size_t *n, size_t *cap)
+{
+	if (*cap > VEC_KEEP_MIN && *cap > VEC_SHRINK_RATIO * *n) {
+		free(*v);
+		*v = NULL;
+		*cap = 0;
+	}
+	*n = 0;
+}
+
+#define BATCH_VEC_RESET(b, vec) \
+	vec_reset((void **)&(b)->vec.v, &(b)->vec.n, &(b)->vec.cap)
+
 void batch_reset(struct batch *b)
 {
-	b->abandonments.n = 0;
-	b->conversions.n = 0;
-	b->recoveries.n = 0;
-	b->product_stats.n = 0;
-	b->reason_stats.n = 0;
-	b->user_states.n = 0;
+	BATCH_VEC_RESET(b, abandonments);
+	BATCH_VEC_RESET(b, conversions);
+	BATCH_VEC_RESET(b, recoveries);
+	BATCH_VEC_RESET(b, product_stats);
+	BATCH_VEC_RESET(b, reason_stats);
+	BATCH_VEC_RESET(b, user_states);
 	arena_reset(b->arena);
 }
 

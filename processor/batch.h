@@ -119,7 +119,8 @@ struct batch *batch_new(int32_t partition);
 /* Free @b and everything it holds. NULL is allowed. */
 void batch_destroy(struct batch *b);
 
-/* Drop every record (keeping the allocated capacity for reuse). Called once
+/* Drop every record. Up to 1 MB of arena and the record arrays are kept
+ * for reuse; what a burst grew beyond that is freed. Called once
  * the transaction holding the batch committed. */
 void batch_reset(struct batch *b);
 

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Capacity of the first spill array (then doubled). */
+#define CART_SPILL_FIRST 4
+
 int cart_add(struct cart *c, uint32_t product, int32_t qty, int64_t price)
 {
 	struct cart_item *items = cart_items(c);
@@ -24,12 +27,15 @@ int cart_add(struct cart *c, uint32_t product, int32_t qty, int64_t price)
 	if (c->n == UINT16_MAX)
 		return -E2BIG;
 	if (!c->cap && c->n == CART_INLINE) {
-		struct cart_item *spill = malloc(8 * sizeof(*spill));
+		/* Most carts that spill hold 3 or 4 items: start small (a
+		 * 64-byte array, 80-byte malloc chunk), double beyond. */
+		struct cart_item *spill =
+			malloc(CART_SPILL_FIRST * sizeof(*spill));
 		if (!spill)
 			return -ENOMEM;
 		memcpy(spill, c->inline_items, sizeof(c->inline_items));
 		c->spill = spill;
-		c->cap = 8;
+		c->cap = CART_SPILL_FIRST;
 	} else if (c->cap && c->n == c->cap) {
 		uint32_t ncap = (uint32_t)c->cap * 2;
 		if (ncap > UINT16_MAX)

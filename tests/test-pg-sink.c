@@ -181,7 +181,8 @@ static struct batch_abandonment *add_abandonment(struct batch *b,
 	struct batch_abandonment *ab = batch_add_abandonment(b);
 
 	REQUIRE(ab);
-	snprintf(ab->abandonment_id, sizeof(ab->abandonment_id), "%s", id);
+	REQUIRE(strlen(id) < sizeof(ab->abandonment_id));
+	memcpy(ab->abandonment_id, id, strlen(id) + 1);
 	ab->user_id = bs(b, user);
 	ab->session_start_ms = at_ms - 60000;
 	ab->last_activity_ms = at_ms - 1800000 + 1;
