@@ -19,6 +19,7 @@
 #include "cw_event.h"
 #include "cw_log.h"
 #include "intern.h"
+#include "flusher.h"
 #include "metrics.h"
 #include "partition.h"
 #include "pg_sink.h"
@@ -48,6 +49,13 @@ struct daemon {
 	int64_t backoff_ms;
 	bool paused;       /* consumption paused (PostgreSQL or memory) */
 	bool kafka_down;   /* brokers unreachable: no idle watermarks */
+
+	/* Flushes run on their own thread with their own connection; the
+	 * sink above serves the poll thread (claims, loads, status). */
+	struct flusher *flusher;
+	struct batch **flush_batches;
+	size_t cap_flush_batches;
+	size_t flush_partitions;
 	walltime_t next_kafka_probe;
 	bool flush_failed; /* a sealed flush waits for a retry */
 
@@ -531,7 +539,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		if (flush(d, true) < 0)
 			cw_warn("final flush before revocation failed; the "
 				"next owner redoes the uncommitted part",
-				"error=\"%s\"", pg_sink_last_error(d->sink));
+				"error=\"%s\"", d->pg_reason);
 		for (int i = 0; i < parts->cnt; i++) {
 			partition_drop(d, parts->elems[i].partition);
 			cw_info("partition revoked", "partition=%d",
@@ -701,16 +709,16 @@ static void after_commit(struct daemon *d)
 	rd_kafka_topic_partition_list_destroy(offsets);
 }
 
-/* One flush: seal every partition's batch and commit them in one
- * transaction. On -ESTALE drop the fenced partition and try again with the
- * rest; on other errors keep the sealed batches for a retry after backoff.
- * Returns 0 or the sink's error. */
-static int flush(struct daemon *d, bool final)
+/* Seal every partition's batch and hand them to the flush thread (first
+ * deleting acknowledged outbox rows). Returns 0 (also when there was
+ * nothing to flush: then no job is in flight) or -ENOMEM. */
+static int flush_submit(struct daemon *d)
 {
-	struct batch **batches;
-	size_t n;
+	size_t n = 0;
 	int r;
 
+	if (flusher_busy(d->flusher))
+		return 0;
 	if (d->n_acked) {
 		if (pg_sink_outbox_delete(d->sink, (const char *const *)d->acked,
 					  d->n_acked) == 0) {
@@ -721,58 +729,84 @@ static int flush(struct daemon *d, bool final)
 			pg_failed(d);
 		}
 	}
-	batches = calloc((size_t)d->n_parts + 1, sizeof(*batches));
-	if (!batches)
-		return -ENOMEM;
-	for (;;) {
-		int32_t fenced = -1;
-		walltime_t t0 = now_ms();
+	if ((size_t)d->n_parts > d->cap_flush_batches) {
+		struct batch **b = realloc(d->flush_batches,
+					   (size_t)d->n_parts * sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		d->flush_batches = b;
+		d->cap_flush_batches = (size_t)d->n_parts;
+	}
+	for (int32_t i = 0; i < d->n_parts; i++) {
+		struct partition *pt = d->parts[i];
+		if (!pt)
+			continue;
+		if ((r = partition_prepare_flush(pt)) < 0)
+			return r;
+		d->flush_batches[n++] = pt->sealed;
+	}
+	d->flush_partitions = n;
+	return n ? flusher_submit(d->flusher, d->flush_batches, n) : 0;
+}
 
-		n = 0;
-		for (int32_t i = 0; i < d->n_parts; i++) {
-			struct partition *pt = d->parts[i];
-			if (!pt)
-				continue;
-			if ((r = partition_prepare_flush(pt)) < 0)
-				goto out;
-			batches[n++] = pt->sealed;
-		}
-		if (!n) {
-			r = 0;
-			goto out;
-		}
-		r = pg_sink_flush(d->sink, batches, n, &fenced);
-		if (r == -ESTALE && fenced >= 0) {
-			d->c.fenced++;
-			cw_warn("partition taken by another processor, dropped",
-				"partition=%d", fenced);
-			partition_drop(d, fenced);
-			continue;
-		}
-		if (r == -EAGAIN)
-			continue;
-		if (r < 0) {
-			d->c.flush_failures++;
-			pg_failed(d);
-			cw_error("flush failed; consumption paused until "
-				 "PostgreSQL accepts it",
-				 "error=\"%s\" retry_ms=%" PRId64,
-				 pg_sink_last_error(d->sink), d->backoff_ms);
-			goto out;
-		}
+/* Act on a finished flush. Returns 0 when it committed (abandonments are
+ * published and the batches recycled), 1 when it should be submitted
+ * again at once (a fenced partition was dropped, or a serialization
+ * retry), or the negative error after which to back off (the sealed
+ * batches stay for the retry). Poll thread. */
+static int flush_result(struct daemon *d, const struct flusher_result *res,
+			bool final)
+{
+	if (res->r == 0) {
 		d->c.flushes++;
 		d->pg_ok = true;
-		metrics_flush_observe(d->snap, (double)(now_ms() - t0) / 1000.0);
+		metrics_flush_observe(d->snap, (double)res->ms / 1000.0);
 		after_commit(d);
-		write_status(d, (double)(now_ms() - t0), final);
-		if (final || now_ms() - t0 > 1000)
-			cw_info("flushed", "partitions=%zu ms=%" PRId64, n,
-				now_ms() - t0);
-		goto out;
+		write_status(d, (double)res->ms, final);
+		if (final || res->ms > 1000)
+			cw_info("flushed", "partitions=%zu ms=%" PRId64,
+				d->flush_partitions, res->ms);
+		return 0;
 	}
-out:
-	free(batches);
-	return r;
+	if (res->r == -ESTALE && res->fenced >= 0) {
+		d->c.fenced++;
+		cw_warn("partition taken by another processor, dropped",
+			"partition=%d", res->fenced);
+		partition_drop(d, res->fenced);
+		return 1;
+	}
+	if (res->r == -EAGAIN)
+		return 1;
+	d->c.flush_failures++;
+	d->c.pg_errors++;
+	d->pg_ok = false;
+	snprintf(d->pg_reason, sizeof(d->pg_reason), "%.120s", res->err);
+	cw_error("flush failed; consumption paused until PostgreSQL accepts it",
+		 "error=\"%s\" retry_ms=%" PRId64, res->err, d->backoff_ms);
+	return res->r;
+}
+
+/* Flush everything now and wait for it (rebalance, shutdown): first the
+ * job in flight, then whatever was processed since. Returns 0 or the last
+ * error. Poll thread. */
+static int flush(struct daemon *d, bool final)
+{
+	struct flusher_result res;
+	int r = 0;
+
+	if (flusher_collect(d->flusher, true, &res) == 1)
+		flush_result(d, &res, final); /* its batches stay sealed on
+					       * failure and go again below */
+	for (int attempt = 0; attempt < 10; attempt++) {
+		if ((r = flush_submit(d)) < 0)
+			return r;
+		if (flusher_collect(d->flusher, true, &res) == 0)
+			return 0; /* nothing to flush */
+		r = flush_result(d, &res, final);
+		if (r <= 0)
+			return r;
+	}
+	return -EAGAIN;
 }
 
 static size_t pending_records(const struct daemon *d)
@@ -822,11 +856,13 @@ static int housekeeping(struct daemon *d, walltime_t now)
 		if (d->parts[i] && (r = partition_tick(d->parts[i], now)) < 0)
 			return r;
 
-	if (now >= d->next_flush) {
-		r = flush(d, false);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0) {
+	/* The flush runs on its own thread; act on it once it is done. */
+	struct flusher_result res;
+	if (flusher_collect(d->flusher, false, &res) == 1) {
+		r = flush_result(d, &res, false);
+		if (r == 1) {
+			d->next_flush = now; /* again, without the fenced one */
+		} else if (r < 0) {
 			d->c.pg_retries++;
 			set_paused(d, true);
 			d->next_flush = now + d->backoff_ms;
@@ -835,9 +871,14 @@ static int housekeeping(struct daemon *d, walltime_t now)
 						: d->backoff_ms * 2;
 		} else {
 			d->backoff_ms = BACKOFF_MIN_MS;
-			d->next_flush = now + d->cfg->flush_interval_ms;
 			set_paused(d, false);
 		}
+	}
+	if (now >= d->next_flush && !flusher_busy(d->flusher)) {
+		if ((r = flush_submit(d)) < 0)
+			return r;
+		if (d->next_flush <= now)
+			d->next_flush = now + d->cfg->flush_interval_ms;
 	}
 	/* Memory bound: stop reading while too much waits for PostgreSQL. */
 	if (!d->paused && pending_records(d) > (size_t)d->cfg->max_pending) {
@@ -899,7 +940,7 @@ int daemon_run(struct daemon *d)
 	if (r < 0)
 		cw_error("final flush failed; a restart redoes the "
 			 "uncommitted part",
-			 "error=\"%s\"", pg_sink_last_error(d->sink));
+			 "error=\"%s\"", d->pg_reason);
 	rd_kafka_consumer_close(d->consumer);
 	rd_kafka_flush(d->producer, 10000);
 	if (d->n_acked)
@@ -978,6 +1019,10 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
 						       : backoff * 2;
 	}
+
+	d->flusher = flusher_new(cfg->pg, cfg->topic, errstr, errstr_size);
+	if (!d->flusher)
+		goto fail;
 
 	/* Producer for abandonments and dead letters. */
 	if (!(conf = kafka_conf(cfg, errstr, errstr_size)))
@@ -1068,6 +1113,9 @@ void daemon_destroy(struct daemon *d)
 		rd_kafka_poll(d->producer, 0);
 		rd_kafka_destroy(d->producer);
 	}
+	/* The flush thread may still hold sealed batches: stop it first. */
+	flusher_destroy(d->flusher);
+	free(d->flush_batches);
 	for (int32_t i = 0; i < d->n_parts; i++)
 		partition_destroy(d->parts[i]);
 	free(d->parts);

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * flusher — runs pg_sink_flush() on a thread of its own, with its own
+ * PostgreSQL connection, so the poll thread keeps consuming and processing
+ * while a flush commits: wall time becomes the larger of the two costs,
+ * not their sum.
+ *
+ * One job at a time. The poll thread submits the sealed batches of its
+ * partitions (see partition_prepare_flush()), must not touch them until it
+ * has collected the result, and then acts on it (publish, drop a fenced
+ * partition, back off) itself: the flusher never calls back.
+ * Not for: anything but flushes (claims and loads stay on the poll thread).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct batch;
+struct flusher;
+
+struct flusher_result {
+	int r;           /* pg_sink_flush()'s return value */
+	int32_t fenced;  /* for -ESTALE: the partition taken by another */
+	int64_t ms;      /* how long the flush took */
+	char err[512];   /* pg_sink_last_error() when r < 0 */
+};
+
+/* Start the thread. @conninfo and @topic as for pg_sink_new() (copied).
+ * Returns NULL with a message in @errstr. Poll thread. */
+struct flusher *flusher_new(const char *conninfo, const char *topic,
+			    char *errstr, size_t errstr_size);
+
+/* Stop the thread after its current job and free everything; a result not
+ * collected is lost (nothing of it is acted upon, so a restart redoes it).
+ * NULL is allowed. Poll thread. */
+void flusher_destroy(struct flusher *fl);
+
+/* Hand @n batches to the thread (the array is copied, the batches are
+ * not: they belong to the flusher until flusher_collect() returns 1).
+ * Returns 0, -EBUSY while a job is in flight, or -ENOMEM. Poll thread. */
+int flusher_submit(struct flusher *fl, struct batch *const *batches,
+		   size_t n);
+
+/* True between flusher_submit() and the flusher_collect() that returns 1. */
+bool flusher_busy(const struct flusher *fl);
+
+/* Collect the result of the job in flight into @out: returns 1 when
+ * collected, 0 when it is still running (and @wait is false) or no job is
+ * in flight. With @wait, blocks until the job is done. Poll thread. */
+int flusher_collect(struct flusher *fl, bool wait, struct flusher_result *out);
