@@ -228,7 +228,7 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 			return r;
 	}
 	/* Command line. */
-	longopts = calloc(n + 2, sizeof(*longopts));
+	longopts = calloc(n + 3, sizeof(*longopts));
 	if (!longopts)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
@@ -245,6 +245,10 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 	}
 	longopts[n].name = "help";
 	longopts[n].val = 'h';
+	/* Not in the usage text: prints the reference table that
+	 * docs/configuration.md holds (tests keep the two equal). */
+	longopts[n + 1].name = "help-markdown";
+	longopts[n + 1].val = 'M';
 	shortopts[sn] = '\0';
 
 	optind = 1;
@@ -259,6 +263,11 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 			break;
 		if (c == 'h') {
 			cw_config_usage(table, n, prog, synopsis, stdout);
+			r = CW_CONFIG_HELP;
+			goto out;
+		}
+		if (c == 'M') {
+			cw_config_markdown(table, n, stdout);
 			r = CW_CONFIG_HELP;
 			goto out;
 		}
@@ -367,8 +376,8 @@ void cw_config_markdown(const struct cw_opt *table, size_t n, FILE *out)
 		fprintf(out, "--%s` | %s%s%s | %s%s%s | %s |\n", opt->name,
 			opt->no_env ? "" : "`",
 			opt->no_env ? "" : cw_opt_env_name(opt, env, sizeof(env)),
-			opt->no_env ? "" : "`", opt->def ? "`" : "",
-			opt->def ? opt->def : "", opt->def ? "`" : "",
+			opt->no_env ? "" : "`", opt->def && *opt->def ? "`" : "",
+			opt->def ? opt->def : "", opt->def && *opt->def ? "`" : "",
 			opt->help);
 	}
 }

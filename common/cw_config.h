@@ -45,7 +45,8 @@ struct cw_opt {
 	bool no_env;         /* true: no CARTWATCH_* variable */
 };
 
-/* Returned by cw_config_parse() when --help was given and printed. */
+/* Returned by cw_config_parse() when --help (or --help-markdown, the
+ * reference table of docs/configuration.md) was given and printed. */
 #define CW_CONFIG_HELP 1
 
 /* Parse a duration such as "250ms", "30s", "5m", "2h", "7d" or a bare number
