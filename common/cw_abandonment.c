@@ -19,6 +19,8 @@
 #include "cw_abandonment.h"
 #include "cw_avro.h"
 
+#define RECORD "cart abandonment"
+
 /* Parsing Canonical Form of schemas/cart_abandonment.avsc (see the rules in
  * cw_event.c). */
 const char cw_abandonment_schema_pcf[] =
@@ -141,37 +143,6 @@ ssize_t cw_abandonment_encode(const struct cw_abandonment *ab, uint8_t *buf,
         return p - buf;
 }
 
-__attribute__((format(printf, 4, 5))) static int
-fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (errstr && errstr_size) {
-                va_start(ap, fmt);
-                vsnprintf(errstr, errstr_size, fmt, ap);
-                va_end(ap);
-        }
-        return err;
-}
-
-static int field_fail(char *errstr, size_t errstr_size, const char *field,
-                      int err, size_t at)
-{
-        return fail(errstr, errstr_size, -CW_ABANDONMENT_EBADBODY,
-                    "cart abandonment: field %s at byte %zu: %s", field, at,
-                    cw_avro_strerror(err));
-}
-
-/* Read one field with @call; on error report @field and bail out. */
-#define READ_FIELD(field, call)                                               \
-        do {                                                                  \
-                at = (size_t)(r.p - buf);                                     \
-                err = (call);                                                 \
-                if (err)                                                      \
-                        return field_fail(errstr, errstr_size, field, err,    \
-                                          at);                                \
-        } while (0)
-
 int cw_abandonment_decode(const uint8_t *buf, size_t len,
                           struct cw_abandonment *out,
                           struct cw_abandoned_item *items, size_t items_cap,
@@ -183,16 +154,16 @@ int cw_abandonment_decode(const uint8_t *buf, size_t len,
         int err;
 
         if ((!buf && len) || !out || (!items && items_cap))
-                return fail(errstr, errstr_size, -EINVAL,
+                return cw_avro_fail(errstr, errstr_size, -EINVAL,
                             "cart abandonment: NULL argument");
         if (cw_avro_frame_parse(buf, len, &fp))
-                return fail(errstr, errstr_size, -CW_ABANDONMENT_EBADMAGIC,
+                return cw_avro_fail(errstr, errstr_size, -CW_ABANDONMENT_EBADMAGIC,
                             "cart abandonment: not Avro single-object framed "
                             "(%zu bytes, want 0xC3 0x01 + 8-byte "
                             "fingerprint)",
                             len);
         if (fp != cw_abandonment_fingerprint)
-                return fail(errstr, errstr_size, -CW_ABANDONMENT_EFINGERPRINT,
+                return cw_avro_fail(errstr, errstr_size, -CW_ABANDONMENT_EFINGERPRINT,
                             "cart abandonment: unknown schema fingerprint "
                             "%016" PRIx64 " (cartwatch.CartAbandonment is "
                             "%016" PRIx64 ")",
@@ -200,20 +171,20 @@ int cw_abandonment_decode(const uint8_t *buf, size_t len,
 
         r = cw_avro_reader_init(buf + CW_AVRO_FRAME_HEADER,
                                 len - CW_AVRO_FRAME_HEADER);
-        READ_FIELD("abandonment_id",
+        CW_AVRO_READ_FIELD(RECORD, "abandonment_id",
                    cw_avro_read_string(&r, &out->abandonment_id));
-        READ_FIELD("user_id", cw_avro_read_string(&r, &out->user_id));
-        READ_FIELD("session_start",
+        CW_AVRO_READ_FIELD(RECORD, "user_id", cw_avro_read_string(&r, &out->user_id));
+        CW_AVRO_READ_FIELD(RECORD, "session_start",
                    cw_avro_read_long(&r, &out->session_start_ms));
-        READ_FIELD("last_activity_at",
+        CW_AVRO_READ_FIELD(RECORD, "last_activity_at",
                    cw_avro_read_long(&r, &out->last_activity_at_ms));
-        READ_FIELD("abandoned_at",
+        CW_AVRO_READ_FIELD(RECORD, "abandoned_at",
                    cw_avro_read_long(&r, &out->abandoned_at_ms));
 
         for (;;) {
                 int64_t count, bytes;
 
-                READ_FIELD("items (block count)",
+                CW_AVRO_READ_FIELD(RECORD, "items (block count)",
                            cw_avro_read_long(&r, &count));
                 if (count == 0)
                         break;
@@ -221,29 +192,27 @@ int cw_abandonment_decode(const uint8_t *buf, size_t len,
                         /* Negative count: |count| items, then the block's
                          * size in bytes, which we don't need. */
                         if (count == INT64_MIN)
-                                return field_fail(errstr, errstr_size,
-                                                  "items (block count)",
-                                                  -EOVERFLOW, at);
+                                CW_AVRO_READ_FIELD(RECORD, "items (block count)",
+                                                   -EOVERFLOW);
                         count = -count;
-                        READ_FIELD("items (block size)",
+                        CW_AVRO_READ_FIELD(RECORD, "items (block size)",
                                    cw_avro_read_long(&r, &bytes));
                         if (bytes < 0)
-                                return field_fail(errstr, errstr_size,
-                                                  "items (block size)",
-                                                  -EBADMSG, at);
+                                CW_AVRO_READ_FIELD(RECORD, "items (block size)",
+                                                   -EBADMSG);
                 }
                 /* Reject counts the remaining input can't hold before
                  * comparing against the caller's capacity. */
                 if ((uint64_t)count >
                     cw_avro_reader_left(&r) / ITEM_MIN_BYTES)
-                        return fail(errstr, errstr_size,
+                        return cw_avro_fail(errstr, errstr_size,
                                     -CW_ABANDONMENT_EBADBODY,
                                     "cart abandonment: field items at byte "
                                     "%zu: block of %" PRId64 " items is "
                                     "longer than the %zu bytes left",
                                     at, count, cw_avro_reader_left(&r));
                 if ((uint64_t)count > items_cap - n)
-                        return fail(errstr, errstr_size,
+                        return cw_avro_fail(errstr, errstr_size,
                                     -CW_ABANDONMENT_ETOOMANY,
                                     "cart abandonment: field items at byte "
                                     "%zu: more than %zu items",
@@ -251,11 +220,11 @@ int cw_abandonment_decode(const uint8_t *buf, size_t len,
                 for (int64_t i = 0; i < count; i++, n++) {
                         struct cw_abandoned_item *it = &items[n];
 
-                        READ_FIELD("items[].product_id",
+                        CW_AVRO_READ_FIELD(RECORD, "items[].product_id",
                                    cw_avro_read_string(&r, &it->product_id));
-                        READ_FIELD("items[].quantity",
+                        CW_AVRO_READ_FIELD(RECORD, "items[].quantity",
                                    cw_avro_read_int(&r, &it->quantity));
-                        READ_FIELD("items[].unit_price_cents",
+                        CW_AVRO_READ_FIELD(RECORD, "items[].unit_price_cents",
                                    cw_avro_read_long(&r,
                                                      &it->unit_price_cents));
                 }
@@ -263,15 +232,15 @@ int cw_abandonment_decode(const uint8_t *buf, size_t len,
         out->items = items;
         out->n_items = n;
 
-        READ_FIELD("item_count", cw_avro_read_int(&r, &out->item_count));
-        READ_FIELD("cart_value_cents",
+        CW_AVRO_READ_FIELD(RECORD, "item_count", cw_avro_read_int(&r, &out->item_count));
+        CW_AVRO_READ_FIELD(RECORD, "cart_value_cents",
                    cw_avro_read_long(&r, &out->cart_value_cents));
-        READ_FIELD("currency", cw_avro_read_string(&r, &out->currency));
-        READ_FIELD("last_remove_reason",
+        CW_AVRO_READ_FIELD(RECORD, "currency", cw_avro_read_string(&r, &out->currency));
+        CW_AVRO_READ_FIELD(RECORD, "last_remove_reason",
                    cw_avro_read_opt_string(&r, &out->last_remove_reason,
                                            NULL));
         if (r.p != r.end)
-                return fail(errstr, errstr_size, -CW_ABANDONMENT_EBADBODY,
+                return cw_avro_fail(errstr, errstr_size, -CW_ABANDONMENT_EBADBODY,
                             "cart abandonment: %zu trailing bytes after the "
                             "body at byte %zu",
                             cw_avro_reader_left(&r), (size_t)(r.p - buf));

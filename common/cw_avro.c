@@ -9,6 +9,9 @@
  */
 #include "cw_avro.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 uint64_t cw_avro_fingerprint64(const void *data, size_t len)
 {
         const uint8_t *p = data;
@@ -22,4 +25,17 @@ uint64_t cw_avro_fingerprint64(const void *data, size_t len)
                         fp = (fp >> 1) ^ (CW_AVRO_FP_EMPTY & -(fp & 1));
         }
         return fp;
+}
+
+int cw_avro_fail(char *errstr, size_t errstr_size, int err, const char *fmt,
+                 ...)
+{
+        va_list ap;
+
+        if (errstr && errstr_size) {
+                va_start(ap, fmt);
+                vsnprintf(errstr, errstr_size, fmt, ap);
+                va_end(ap);
+        }
+        return err;
 }

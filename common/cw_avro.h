@@ -272,3 +272,24 @@ static inline const char *cw_avro_strerror(int err)
                 return "malformed";
         }
 }
+
+/* Format a decoding error into @errstr (may be NULL) and return @err, for
+ * the record decoders' error paths. Thread-safe. */
+int cw_avro_fail(char *errstr, size_t errstr_size, int err, const char *fmt,
+                 ...) __attribute__((format(printf, 4, 5)));
+
+/* Inside a record decoder: read one field with @call (an expression
+ * returning 0 or a cw_avro_read_* error); on error fill errstr with
+ * "@record: field @field at byte N: reason" and return -EBADMSG. Expects
+ * the decoder's locals `r` (reader), `buf`, `at`, `err`, `errstr` and
+ * `errstr_size`. */
+#define CW_AVRO_READ_FIELD(record, field, call)                               \
+        do {                                                                  \
+                at = (size_t)(r.p - buf);                                     \
+                err = (call);                                                 \
+                if (err)                                                      \
+                        return cw_avro_fail(errstr, errstr_size, -EBADMSG,    \
+                                            "%s: field %s at byte %zu: %s",   \
+                                            record, field, at,                \
+                                            cw_avro_strerror(err));           \
+        } while (0)

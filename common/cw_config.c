@@ -331,6 +331,11 @@ static const char *type_metavar(const struct cw_opt *opt)
 	}
 }
 
+void cw_config_usage_error(const char *prog, const char *errstr)
+{
+	fprintf(stderr, "%s: %s\nTry '%s --help'.\n", prog, errstr, prog);
+}
+
 void cw_config_usage(const struct cw_opt *table, size_t n, const char *prog,
 		     const char *synopsis, FILE *out)
 {

@@ -71,6 +71,10 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 		    const char *prog, const char *synopsis, int argc,
 		    char **argv, char *errstr, size_t errstr_size);
 
+/* Print "PROG: ERRSTR" and a pointer to --help on stderr, for the usage
+ * errors cw_config_parse() reports. Can't fail. */
+void cw_config_usage_error(const char *prog, const char *errstr);
+
 /* Print the usage text derived from the table. Can't fail. */
 void cw_config_usage(const struct cw_opt *table, size_t n, const char *prog,
 		     const char *synopsis, FILE *out);

@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include "cw_avro.h"
+
+#define RECORD "cart event"
 #include "cw_event.h"
 
 /* Parsing Canonical Form of schemas/cart_event.avsc, by the spec's rules:
@@ -145,39 +147,6 @@ ssize_t cw_event_encode(const struct cw_event *ev, uint8_t *buf, size_t size)
         return p - buf;
 }
 
-__attribute__((format(printf, 4, 5))) static int
-fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (errstr && errstr_size) {
-                va_start(ap, fmt);
-                vsnprintf(errstr, errstr_size, fmt, ap);
-                va_end(ap);
-        }
-        return err;
-}
-
-/* Report a failed body field read; @at is the field's offset in the
- * message. */
-static int field_fail(char *errstr, size_t errstr_size, const char *field,
-                      int err, size_t at)
-{
-        return fail(errstr, errstr_size, -CW_EVENT_EBADBODY,
-                    "cart event: field %s at byte %zu: %s", field, at,
-                    cw_avro_strerror(err));
-}
-
-/* Read one field with @call; on error report @field and bail out. */
-#define READ_FIELD(field, call)                                               \
-        do {                                                                  \
-                at = (size_t)(r.p - buf);                                     \
-                err = (call);                                                 \
-                if (err)                                                      \
-                        return field_fail(errstr, errstr_size, field, err,    \
-                                          at);                                \
-        } while (0)
-
 int cw_event_decode(const uint8_t *buf, size_t len, struct cw_event *ev,
                     char *errstr, size_t errstr_size)
 {
@@ -188,16 +157,16 @@ int cw_event_decode(const uint8_t *buf, size_t len, struct cw_event *ev,
         int err;
 
         if ((!buf && len) || !ev)
-                return fail(errstr, errstr_size, -EINVAL,
+                return cw_avro_fail(errstr, errstr_size, -EINVAL,
                             "cart event: NULL argument");
         if (cw_avro_frame_parse(buf, len, &fp))
-                return fail(errstr, errstr_size, -CW_EVENT_EBADMAGIC,
+                return cw_avro_fail(errstr, errstr_size, -CW_EVENT_EBADMAGIC,
                             "cart event: not Avro single-object framed "
                             "(%zu bytes, want 0xC3 0x01 + 8-byte "
                             "fingerprint)",
                             len);
         if (fp != cw_event_fingerprint)
-                return fail(errstr, errstr_size, -CW_EVENT_EFINGERPRINT,
+                return cw_avro_fail(errstr, errstr_size, -CW_EVENT_EFINGERPRINT,
                             "cart event: unknown schema fingerprint "
                             "%016" PRIx64 " (cartwatch.CartEvent is "
                             "%016" PRIx64 ")",
@@ -205,25 +174,25 @@ int cw_event_decode(const uint8_t *buf, size_t len, struct cw_event *ev,
 
         r = cw_avro_reader_init(buf + CW_AVRO_FRAME_HEADER,
                                 len - CW_AVRO_FRAME_HEADER);
-        READ_FIELD("event_id", cw_avro_read_string(&r, &ev->event_id));
-        READ_FIELD("event_type", cw_avro_read_int(&r, &type));
+        CW_AVRO_READ_FIELD(RECORD, "event_id", cw_avro_read_string(&r, &ev->event_id));
+        CW_AVRO_READ_FIELD(RECORD, "event_type", cw_avro_read_int(&r, &type));
         if (type < 0 || type >= CW_EVENT_TYPE_COUNT)
-                return fail(errstr, errstr_size, -CW_EVENT_EBADBODY,
+                return cw_avro_fail(errstr, errstr_size, -CW_EVENT_EBADBODY,
                             "cart event: field event_type at byte %zu: "
                             "enum index %" PRId32 " out of range 0..%d",
                             at, type, CW_EVENT_TYPE_COUNT - 1);
         ev->type = (enum cw_event_type)type;
-        READ_FIELD("event_time", cw_avro_read_long(&r, &ev->event_time_ms));
-        READ_FIELD("user_id", cw_avro_read_string(&r, &ev->user_id));
-        READ_FIELD("product_id",
+        CW_AVRO_READ_FIELD(RECORD, "event_time", cw_avro_read_long(&r, &ev->event_time_ms));
+        CW_AVRO_READ_FIELD(RECORD, "user_id", cw_avro_read_string(&r, &ev->user_id));
+        CW_AVRO_READ_FIELD(RECORD, "product_id",
                    cw_avro_read_opt_string(&r, &ev->product_id, NULL));
-        READ_FIELD("quantity", cw_avro_read_int(&r, &ev->quantity));
-        READ_FIELD("unit_price_cents",
+        CW_AVRO_READ_FIELD(RECORD, "quantity", cw_avro_read_int(&r, &ev->quantity));
+        CW_AVRO_READ_FIELD(RECORD, "unit_price_cents",
                    cw_avro_read_long(&r, &ev->unit_price_cents));
-        READ_FIELD("currency", cw_avro_read_string(&r, &ev->currency));
-        READ_FIELD("reason", cw_avro_read_opt_string(&r, &ev->reason, NULL));
+        CW_AVRO_READ_FIELD(RECORD, "currency", cw_avro_read_string(&r, &ev->currency));
+        CW_AVRO_READ_FIELD(RECORD, "reason", cw_avro_read_opt_string(&r, &ev->reason, NULL));
         if (r.p != r.end)
-                return fail(errstr, errstr_size, -CW_EVENT_EBADBODY,
+                return cw_avro_fail(errstr, errstr_size, -CW_EVENT_EBADBODY,
                             "cart event: %zu trailing bytes after the body "
                             "at byte %zu",
                             cw_avro_reader_left(&r), (size_t)(r.p - buf));

@@ -150,8 +150,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (r < 0) {
-		fprintf(stderr, "cartwatch-devbroker: %s\n"
-				"Try 'cartwatch-devbroker --help'.\n", errstr);
+		cw_config_usage_error("cartwatch-devbroker", errstr);
 		status = 2;
 		goto out;
 	}

@@ -21,19 +21,17 @@
 
 struct daemon;
 
-/* Counters since start, for logs (and metrics). */
+/* Counters of the daemon itself since start, for logs and metrics; the
+ * stream counters (events by type, late events, recoveries, expired carts)
+ * are kept per partition (struct partition_counters). */
 struct daemon_counters {
 	uint64_t messages;
-	uint64_t events[3];
 	uint64_t decode_errors;
 	uint64_t invalid_events;
 	uint64_t dlq_records;
 	uint64_t dlq_failures;
-	uint64_t late_events;
-	uint64_t abandonments;
-	uint64_t conversions;
-	uint64_t recovered;
-	uint64_t carts_expired;
+	uint64_t abandonments; /* committed to PostgreSQL */
+	uint64_t conversions;  /* committed to PostgreSQL */
 	uint64_t flushes;
 	uint64_t flush_failures;
 	uint64_t fenced;

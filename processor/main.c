@@ -48,10 +48,7 @@ int main(int argc, char **argv)
 	    (cw_log_parse_level(cfg.log_level, &lvl) < 0 &&
 	     snprintf(errstr, sizeof(errstr), "bad --log-level '%s'",
 		      cfg.log_level) > 0)) {
-		fprintf(stderr,
-			"cartwatch-processor: %s\n"
-			"Try 'cartwatch-processor --help'.\n",
-			errstr);
+		cw_config_usage_error("cartwatch-processor", errstr);
 		status = 2;
 		goto out;
 	}

@@ -74,13 +74,13 @@ const size_t options_table_size =
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
 							      ...)
 {
+	char msg[512];
 	va_list ap;
 
-	fprintf(stderr, PROG ": ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '" PROG " --help'.\n");
+	cw_config_usage_error(PROG, msg);
 	return -EINVAL;
 }
 
