@@ -60,7 +60,13 @@ int main(int argc, char **argv)
 
 	d = daemon_new(&cfg, &stop_requested, errstr, sizeof(errstr));
 	if (!d) {
-		cw_error("cannot start", "error=\"%s\"", errstr);
+		if (stop_requested) {
+			/* Stopped while waiting for PostgreSQL: not an error. */
+			cw_info("stopped before startup completed", NULL);
+			status = 0;
+		} else {
+			cw_error("cannot start", "error=\"%s\"", errstr);
+		}
 		goto out;
 	}
 	status = daemon_run(d) == 0 ? 0 : 1;

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# test-processor-cli.sh — cartwatch-processor's behaviour at its edges:
+# usage errors exit 2 and name the option or variable; --help exits 0;
+# with PostgreSQL unreachable it keeps running, says why on /healthz (503)
+# and in its log, never logs the password, and stops cleanly on SIGTERM;
+# a taken metrics port is a clear startup error.
+set -uo pipefail
+proc=${CARTWATCH_PROCESSOR:?}
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$work"' EXIT
+fails=0
+check() { # DESCRIPTION CONDITION...
+	local what=$1; shift
+	if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
+}
+expect_exit() { # STATUS PATTERN -- CMD...
+	local want=$1 pat=$2; shift 3
+	local out rc
+	out=$("$@" 2>&1); rc=$?
+	[ "$rc" = "$want" ] && grep -q -- "$pat" <<<"$out"
+}
+
+check "--help exits 0 and lists options" expect_exit 0 "--session-timeout" -- "$proc" --help
+check "unknown option exits 2" expect_exit 2 "unknown option" -- "$proc" --bogus
+check "bad duration exits 2 naming the option" expect_exit 2 "\-\-session-timeout: '5x' is not a duration" -- "$proc" --session-timeout 5x
+check "bad environment value names the variable" expect_exit 2 "CARTWATCH_FLUSH_INTERVAL" -- env CARTWATCH_FLUSH_INTERVAL=soon "$proc"
+check "stray argument exits 2" expect_exit 2 "unexpected argument" -- "$proc" extra
+check "cart TTL shorter than the session is refused" expect_exit 2 "cart-ttl" -- "$proc" --cart-ttl 1m
+check "bad log level exits 2" expect_exit 2 "log-level" -- "$proc" --log-level loud
+
+# PostgreSQL unreachable: a port nobody listens on.
+pgport=$("$here/lib/free-port")
+mport=$("$here/lib/free-port")
+"$proc" --pg "host=127.0.0.1 port=$pgport dbname=x user=u password=s3cret-pw connect_timeout=1" \
+	--metrics-addr "127.0.0.1:$mport" -b 127.0.0.1:1 >"$work/log" 2>&1 &
+pid=$!
+code=
+for _ in $(seq 1 100); do
+	code=$(curl -s -o "$work/health" -w '%{http_code}' "http://127.0.0.1:$mport/healthz") && [ "$code" = 503 ] &&
+		grep -q "postgresql unreachable" "$work/health" && break
+	sleep 0.1
+done
+check "/healthz is 503 with the reason while PostgreSQL is down" grep -q "postgresql unreachable" "$work/health"
+for _ in $(seq 1 100); do grep -q "PostgreSQL unreachable, retrying" "$work/log" && break; sleep 0.1; done
+check "it logs the retry" grep -q "PostgreSQL unreachable, retrying" "$work/log"
+check "it keeps running" kill -0 $pid
+check "the retries are counted in /metrics" bash -c "curl -s http://127.0.0.1:$mport/metrics | grep -Eq '^cartwatch_postgresql_retries_total [1-9]'"
+
+# A second processor cannot take the same metrics port.
+check "a taken metrics port is a startup error naming it" expect_exit 1 "127.0.0.1:$mport" -- "$proc" --metrics-addr "127.0.0.1:$mport" --pg "host=127.0.0.1 port=$pgport"
+
+kill -TERM $pid
+wait $pid; rc=$?
+pid=
+check "SIGTERM while waiting for PostgreSQL exits 0 (got $rc)" [ "$rc" = 0 ]
+check "the password never reaches the log" bash -c "! grep -q s3cret-pw '$work/log'"
+[ $fails = 0 ] || { echo "--- processor log"; cat "$work/log"; }
+exit $fails
