@@ -39,9 +39,9 @@
 #include "partition.h"
 
 #define CATALOGUE 250
-#define T0_MS 1783468800000LL /* 2026-07-08T00:00:00Z */
-#define HOUR_MS 3600000LL
-#define TARGET 256.0
+#define T0_MS	  1783468800000LL /* 2026-07-08T00:00:00Z */
+#define HOUR_MS	  3600000LL
+#define TARGET	  256.0
 
 struct mem {
 	size_t malloc_bytes; /* uordblks + hblkhd */
@@ -166,8 +166,8 @@ int main(int argc, char **argv)
 		snprintf(uid, sizeof(uid), "user_%06ld", u);
 		for (int k = 0; k < n; k++) {
 			/* Distinct products: consecutive catalogue slots. */
-			const char *pid = products[(first + (uint32_t)k * 7) %
-						   CATALOGUE];
+			const char *pid =
+				products[(first + (uint32_t)k * 7) % CATALOGUE];
 			struct cw_event ev = {
 				.event_id = {eid, 36},
 				.type = CW_EVENT_CART_ADD,
@@ -175,13 +175,15 @@ int main(int argc, char **argv)
 				.user_id = {uid, strlen(uid)},
 				.product_id = cw_str_c(pid),
 				.quantity = 1 + (int32_t)(rnd() % 2),
-				.unit_price_cents = 499 + (int64_t)(rnd() % 20000),
+				.unit_price_cents =
+					499 + (int64_t)(rnd() % 20000),
 				.currency = cw_str_c("USD"),
 				.reason = CW_STR_NULL,
 			};
 			snprintf(eid, sizeof(eid),
 				 "00000000-0000-4000-8000-%012" PRIu64, events);
-			int r = partition_process(pt, &ev, (int64_t)events / np);
+			int r = partition_process(pt, &ev,
+						  (int64_t)events / np);
 			if (r < 0) {
 				fprintf(stderr, "partition_process: %s\n",
 					strerror(-r));
@@ -229,7 +231,8 @@ int main(int argc, char **argv)
 			user_usable += malloc_usable_size(u);
 			if (u->cart.cap) {
 				spilled++;
-				spill_usable += malloc_usable_size(u->cart.spill);
+				spill_usable +=
+					malloc_usable_size(u->cart.spill);
 			}
 		}
 	}

@@ -20,10 +20,10 @@
 #include "batch.h"
 #include "pg_sink.h"
 
-#define PARTITIONS 4
+#define PARTITIONS   4
 #define ABANDONMENTS 10000
-#define USERS 100000
-#define STATE_LEN 96
+#define USERS	     100000
+#define STATE_LEN    96
 
 static double now_s(void)
 {
@@ -115,8 +115,8 @@ static int fill(struct batch **bs, int round)
 	return 0;
 }
 
-static int count_state(void *opaque, const char *user_id,
-		       const uint8_t *state, size_t len)
+static int count_state(void *opaque, const char *user_id, const uint8_t *state,
+		       size_t len)
 {
 	size_t *n = opaque;
 	(void)user_id, (void)state;

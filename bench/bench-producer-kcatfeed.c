@@ -21,7 +21,7 @@
 
 #include "cw_event.h"
 
-#define DELIM "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+#define DELIM	  "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
 #define DELIM_LEN 10
 
 int main(int argc, char **argv)
@@ -32,7 +32,8 @@ int main(int argc, char **argv)
 	uint8_t be[4];
 
 	if (!in) {
-		fprintf(stderr, "usage: %s EVENTS.avro > kcat-input\n", argv[0]);
+		fprintf(stderr, "usage: %s EVENTS.avro > kcat-input\n",
+			argv[0]);
 		return 2;
 	}
 	while (fread(be, 1, 4, in) == 4) {

@@ -14,28 +14,28 @@
 
 uint64_t cw_avro_fingerprint64(const void *data, size_t len)
 {
-        const uint8_t *p = data;
-        uint64_t fp = CW_AVRO_FP_EMPTY;
+	const uint8_t *p = data;
+	uint64_t fp = CW_AVRO_FP_EMPTY;
 
-        /* Bit-at-a-time form of the spec's table-driven loop
-         * fp = (fp >> 8) ^ FP_TABLE[(fp ^ b) & 0xff]. */
-        for (size_t i = 0; i < len; i++) {
-                fp ^= p[i];
-                for (int bit = 0; bit < 8; bit++)
-                        fp = (fp >> 1) ^ (CW_AVRO_FP_EMPTY & -(fp & 1));
-        }
-        return fp;
+	/* Bit-at-a-time form of the spec's table-driven loop
+	 * fp = (fp >> 8) ^ FP_TABLE[(fp ^ b) & 0xff]. */
+	for (size_t i = 0; i < len; i++) {
+		fp ^= p[i];
+		for (int bit = 0; bit < 8; bit++)
+			fp = (fp >> 1) ^ (CW_AVRO_FP_EMPTY & -(fp & 1));
+	}
+	return fp;
 }
 
 int cw_avro_fail(char *errstr, size_t errstr_size, int err, const char *fmt,
-                 ...)
+		 ...)
 {
-        va_list ap;
+	va_list ap;
 
-        if (errstr && errstr_size) {
-                va_start(ap, fmt);
-                vsnprintf(errstr, errstr_size, fmt, ap);
-                va_end(ap);
-        }
-        return err;
+	if (errstr && errstr_size) {
+		va_start(ap, fmt);
+		vsnprintf(errstr, errstr_size, fmt, ap);
+		va_end(ap);
+	}
+	return err;
 }

@@ -25,8 +25,8 @@
 
 /* Size of the single-object header: 2 magic bytes + 8-byte fingerprint. */
 #define CW_AVRO_FRAME_HEADER 10
-#define CW_AVRO_MAGIC0       0xC3
-#define CW_AVRO_MAGIC1       0x01
+#define CW_AVRO_MAGIC0	     0xC3
+#define CW_AVRO_MAGIC1	     0x01
 
 /* Longest zig-zag varint encoding of an int64 / int32, in bytes. */
 #define CW_AVRO_VARINT_MAX     10
@@ -47,11 +47,11 @@ uint64_t cw_avro_fingerprint64(const void *data, size_t len);
  * Returns @p + CW_AVRO_FRAME_HEADER. */
 static inline uint8_t *cw_avro_frame_write(uint8_t *p, uint64_t fp)
 {
-        p[0] = CW_AVRO_MAGIC0;
-        p[1] = CW_AVRO_MAGIC1;
-        for (int i = 0; i < 8; i++)
-                p[2 + i] = (uint8_t)(fp >> (8 * i));
-        return p + CW_AVRO_FRAME_HEADER;
+	p[0] = CW_AVRO_MAGIC0;
+	p[1] = CW_AVRO_MAGIC1;
+	for (int i = 0; i < 8; i++)
+		p[2 + i] = (uint8_t)(fp >> (8 * i));
+	return p + CW_AVRO_FRAME_HEADER;
 }
 
 /* Parse a single-object header from @len bytes at @buf.
@@ -59,41 +59,41 @@ static inline uint8_t *cw_avro_frame_write(uint8_t *p, uint64_t fp)
  * -EPROTO if @buf is shorter than the header or the magic is wrong.
  * The body starts at @buf + CW_AVRO_FRAME_HEADER. */
 static inline int cw_avro_frame_parse(const uint8_t *buf, size_t len,
-                                      uint64_t *fp)
+				      uint64_t *fp)
 {
-        uint64_t v = 0;
+	uint64_t v = 0;
 
-        if (len < CW_AVRO_FRAME_HEADER || buf[0] != CW_AVRO_MAGIC0 ||
-            buf[1] != CW_AVRO_MAGIC1)
-                return -EPROTO;
-        for (int i = 0; i < 8; i++)
-                v |= (uint64_t)buf[2 + i] << (8 * i);
-        if (fp)
-                *fp = v;
-        return 0;
+	if (len < CW_AVRO_FRAME_HEADER || buf[0] != CW_AVRO_MAGIC0 ||
+	    buf[1] != CW_AVRO_MAGIC1)
+		return -EPROTO;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)buf[2 + i] << (8 * i);
+	if (fp)
+		*fp = v;
+	return 0;
 }
 
 static inline uint64_t cw_avro_zigzag(int64_t v)
 {
-        return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
 static inline int64_t cw_avro_unzigzag(uint64_t u)
 {
-        return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+	return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
 
 /* Number of bytes cw_avro_write_long(@v) writes (1..10). */
 static inline size_t cw_avro_long_size(int64_t v)
 {
-        uint64_t u = cw_avro_zigzag(v);
-        size_t n = 1;
+	uint64_t u = cw_avro_zigzag(v);
+	size_t n = 1;
 
-        while (u >= 0x80) {
-                u >>= 7;
-                n++;
-        }
-        return n;
+	while (u >= 0x80) {
+		u >>= 7;
+		n++;
+	}
+	return n;
 }
 
 /* Write @v as a zig-zag varint at @p; the caller guarantees
@@ -101,50 +101,50 @@ static inline size_t cw_avro_long_size(int64_t v)
  * cw_avro_write_int). Return the byte after the last one written. */
 static inline uint8_t *cw_avro_write_long(uint8_t *p, int64_t v)
 {
-        uint64_t u = cw_avro_zigzag(v);
+	uint64_t u = cw_avro_zigzag(v);
 
-        while (u >= 0x80) {
-                *p++ = (uint8_t)(u | 0x80);
-                u >>= 7;
-        }
-        *p++ = (uint8_t)u;
-        return p;
+	while (u >= 0x80) {
+		*p++ = (uint8_t)(u | 0x80);
+		u >>= 7;
+	}
+	*p++ = (uint8_t)u;
+	return p;
 }
 
 static inline uint8_t *cw_avro_write_int(uint8_t *p, int32_t v)
 {
-        return cw_avro_write_long(p, v);
+	return cw_avro_write_long(p, v);
 }
 
 /* Write a length-prefixed Avro string (or bytes) of @len bytes from @s.
  * The caller guarantees cw_avro_long_size(len) + @len bytes of room.
  * Returns the byte after the last one written. */
 static inline uint8_t *cw_avro_write_string(uint8_t *p, const char *s,
-                                            size_t len)
+					    size_t len)
 {
-        p = cw_avro_write_long(p, (int64_t)len);
-        if (len)
-                memcpy(p, s, len);
-        return p + len;
+	p = cw_avro_write_long(p, (int64_t)len);
+	if (len)
+		memcpy(p, s, len);
+	return p + len;
 }
 
 /* A bounded read cursor over untrusted input: p <= end always holds. */
 struct cw_avro_reader {
-        const uint8_t *p;
-        const uint8_t *end;
+	const uint8_t *p;
+	const uint8_t *end;
 };
 
 static inline struct cw_avro_reader cw_avro_reader_init(const void *buf,
-                                                        size_t len)
+							size_t len)
 {
-        const uint8_t *b = buf;
+	const uint8_t *b = buf;
 
-        return (struct cw_avro_reader){b, b + len};
+	return (struct cw_avro_reader){b, b + len};
 }
 
 static inline size_t cw_avro_reader_left(const struct cw_avro_reader *r)
 {
-        return (size_t)(r->end - r->p);
+	return (size_t)(r->end - r->p);
 }
 
 /* Read a zig-zag varint long.
@@ -153,40 +153,40 @@ static inline size_t cw_avro_reader_left(const struct cw_avro_reader *r)
  * fit 64 bits. Thread-safe on distinct readers. */
 static inline int cw_avro_read_long(struct cw_avro_reader *r, int64_t *out)
 {
-        const uint8_t *p = r->p;
-        uint64_t u = 0;
+	const uint8_t *p = r->p;
+	uint64_t u = 0;
 
-        for (unsigned shift = 0; shift < 64; shift += 7) {
-                uint8_t b;
+	for (unsigned shift = 0; shift < 64; shift += 7) {
+		uint8_t b;
 
-                if (p == r->end)
-                        return -ENODATA;
-                b = *p++;
-                if (shift == 63 && b > 1)
-                        return -EOVERFLOW; /* 10th byte: only bit 63 left */
-                u |= (uint64_t)(b & 0x7f) << shift;
-                if (!(b & 0x80)) {
-                        r->p = p;
-                        *out = cw_avro_unzigzag(u);
-                        return 0;
-                }
-        }
-        return -EOVERFLOW; /* unreachable: the 10th byte check exits */
+		if (p == r->end)
+			return -ENODATA;
+		b = *p++;
+		if (shift == 63 && b > 1)
+			return -EOVERFLOW; /* 10th byte: only bit 63 left */
+		u |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			r->p = p;
+			*out = cw_avro_unzigzag(u);
+			return 0;
+		}
+	}
+	return -EOVERFLOW; /* unreachable: the 10th byte check exits */
 }
 
 /* Read a zig-zag varint int. As cw_avro_read_long(), and also -EOVERFLOW if
  * the value does not fit int32. */
 static inline int cw_avro_read_int(struct cw_avro_reader *r, int32_t *out)
 {
-        int64_t v;
-        int err = cw_avro_read_long(r, &v);
+	int64_t v;
+	int err = cw_avro_read_long(r, &v);
 
-        if (err)
-                return err;
-        if (v < INT32_MIN || v > INT32_MAX)
-                return -EOVERFLOW;
-        *out = (int32_t)v;
-        return 0;
+	if (err)
+		return err;
+	if (v < INT32_MIN || v > INT32_MAX)
+		return -EOVERFLOW;
+	*out = (int32_t)v;
+	return 0;
 }
 
 /* Read a length-prefixed string as a zero-copy view into the input: on
@@ -195,21 +195,21 @@ static inline int cw_avro_read_int(struct cw_avro_reader *r, int32_t *out)
  * Returns 0, or an error of cw_avro_read_long() for the length, or -EBADMSG
  * for a negative length, or -ENODATA if the length runs past the input. */
 static inline int cw_avro_read_string(struct cw_avro_reader *r,
-                                      struct cw_str *out)
+				      struct cw_str *out)
 {
-        int64_t n;
-        int err = cw_avro_read_long(r, &n);
+	int64_t n;
+	int err = cw_avro_read_long(r, &n);
 
-        if (err)
-                return err;
-        if (n < 0)
-                return -EBADMSG;
-        if ((uint64_t)n > cw_avro_reader_left(r))
-                return -ENODATA;
-        out->ptr = (const char *)r->p;
-        out->len = (size_t)n;
-        r->p += n;
-        return 0;
+	if (err)
+		return err;
+	if (n < 0)
+		return -EBADMSG;
+	if ((uint64_t)n > cw_avro_reader_left(r))
+		return -ENODATA;
+	out->ptr = (const char *)r->p;
+	out->len = (size_t)n;
+	r->p += n;
+	return 0;
 }
 
 /* Write a ["null","string"] union: branch 0 if @s.ptr is NULL, else branch
@@ -217,20 +217,20 @@ static inline int cw_avro_read_string(struct cw_avro_reader *r,
  * s.len bytes of room. Returns the byte after the last one written. */
 static inline uint8_t *cw_avro_write_opt_string(uint8_t *p, struct cw_str s)
 {
-        if (!s.ptr) {
-                *p++ = 0;
-                return p;
-        }
-        *p++ = 2; /* zig-zag(1) */
-        return cw_avro_write_string(p, s.ptr, s.len);
+	if (!s.ptr) {
+		*p++ = 0;
+		return p;
+	}
+	*p++ = 2; /* zig-zag(1) */
+	return cw_avro_write_string(p, s.ptr, s.len);
 }
 
 /* Bytes cw_avro_write_opt_string() writes for @s. */
 static inline size_t cw_avro_opt_string_size(struct cw_str s)
 {
-        if (!s.ptr)
-                return 1;
-        return 1 + cw_avro_long_size((int64_t)s.len) + s.len;
+	if (!s.ptr)
+		return 1;
+	return 1 + cw_avro_long_size((int64_t)s.len) + s.len;
 }
 
 /* Read a ["null","string"] union: branch 0 gives CW_STR_NULL, branch 1 a
@@ -238,58 +238,58 @@ static inline size_t cw_avro_opt_string_size(struct cw_str s)
  * branch index once it is read. Returns 0, an error of cw_avro_read_string(),
  * or -ERANGE if the branch index is neither 0 nor 1. */
 static inline int cw_avro_read_opt_string(struct cw_avro_reader *r,
-                                          struct cw_str *out, int64_t *branch)
+					  struct cw_str *out, int64_t *branch)
 {
-        int64_t idx;
-        int err = cw_avro_read_long(r, &idx);
+	int64_t idx;
+	int err = cw_avro_read_long(r, &idx);
 
-        if (err)
-                return err;
-        if (branch)
-                *branch = idx;
-        if (idx == 0) {
-                *out = CW_STR_NULL;
-                return 0;
-        }
-        if (idx != 1)
-                return -ERANGE;
-        return cw_avro_read_string(r, out);
+	if (err)
+		return err;
+	if (branch)
+		*branch = idx;
+	if (idx == 0) {
+		*out = CW_STR_NULL;
+		return 0;
+	}
+	if (idx != 1)
+		return -ERANGE;
+	return cw_avro_read_string(r, out);
 }
 
 /* Short human-readable text for the errors the readers above return. */
 static inline const char *cw_avro_strerror(int err)
 {
-        switch (err) {
-        case -ENODATA:
-                return "truncated";
-        case -EOVERFLOW:
-                return "varint too long or out of range";
-        case -EBADMSG:
-                return "negative length";
-        case -ERANGE:
-                return "union branch index is not 0 (null) or 1 (string)";
-        default:
-                return "malformed";
-        }
+	switch (err) {
+	case -ENODATA:
+		return "truncated";
+	case -EOVERFLOW:
+		return "varint too long or out of range";
+	case -EBADMSG:
+		return "negative length";
+	case -ERANGE:
+		return "union branch index is not 0 (null) or 1 (string)";
+	default:
+		return "malformed";
+	}
 }
 
 /* Format a decoding error into @errstr (may be NULL) and return @err, for
  * the record decoders' error paths. Thread-safe. */
 int cw_avro_fail(char *errstr, size_t errstr_size, int err, const char *fmt,
-                 ...) __attribute__((format(printf, 4, 5)));
+		 ...) __attribute__((format(printf, 4, 5)));
 
 /* Inside a record decoder: read one field with @call (an expression
  * returning 0 or a cw_avro_read_* error); on error fill errstr with
  * "@record: field @field at byte N: reason" and return -EBADMSG. Expects
  * the decoder's locals `r` (reader), `buf`, `at`, `err`, `errstr` and
  * `errstr_size`. */
-#define CW_AVRO_READ_FIELD(record, field, call)                               \
-        do {                                                                  \
-                at = (size_t)(r.p - buf);                                     \
-                err = (call);                                                 \
-                if (err)                                                      \
-                        return cw_avro_fail(errstr, errstr_size, -EBADMSG,    \
-                                            "%s: field %s at byte %zu: %s",   \
-                                            record, field, at,                \
-                                            cw_avro_strerror(err));           \
-        } while (0)
+#define CW_AVRO_READ_FIELD(record, field, call)                                \
+	do {                                                                   \
+		at = (size_t)(r.p - buf);                                      \
+		err = (call);                                                  \
+		if (err)                                                       \
+			return cw_avro_fail(errstr, errstr_size, -EBADMSG,     \
+					    "%s: field %s at byte %zu: %s",    \
+					    record, field, at,                 \
+					    cw_avro_strerror(err));            \
+	} while (0)

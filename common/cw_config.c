@@ -22,8 +22,8 @@ int cw_duration_parse(const char *text, int64_t *ms)
 		const char *suffix;
 		double mult;
 	} units[] = {
-		{"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3},
-		{"d", 86400e3}, {"", 1e3},
+		{"ms", 1},     {"s", 1e3},     {"m", 60e3},
+		{"h", 3600e3}, {"d", 86400e3}, {"", 1e3},
 	};
 	char *end;
 	double v;
@@ -51,8 +51,8 @@ const char *cw_duration_format(int64_t ms, char *buf, size_t size)
 	static const struct {
 		const char *suffix;
 		int64_t mult;
-	} units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000},
-		     {"s", 1000}};
+	} units[] = {
+		{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (ms && ms % units[i].mult == 0) {
 			snprintf(buf, size, "%" PRId64 "%s", ms / units[i].mult,
@@ -274,14 +274,16 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 		if (c == '?' || c == ':') {
 			const char *bad = argv[optind - 1];
 			if (optopt && optopt < 256)
-				r = set_error(errstr, errstr_size,
-					      c == ':' ? "option -%c needs a value"
-						       : "unknown option -%c",
-					      optopt);
+				r = set_error(
+					errstr, errstr_size,
+					c == ':' ? "option -%c needs a value"
+						 : "unknown option -%c",
+					optopt);
 			else
-				r = set_error(errstr, errstr_size,
-					      "unknown option or missing value: %s",
-					      bad);
+				r = set_error(
+					errstr, errstr_size,
+					"unknown option or missing value: %s",
+					bad);
 			goto out;
 		}
 		if (c >= 256)
@@ -304,8 +306,8 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 			goto out;
 	}
 	if (optind < argc)
-		r = set_error(errstr, errstr_size,
-			      "unexpected argument '%s'", argv[optind]);
+		r = set_error(errstr, errstr_size, "unexpected argument '%s'",
+			      argv[optind]);
 out:
 	free(longopts);
 	return r;
@@ -365,7 +367,8 @@ void cw_config_usage(const struct cw_opt *table, size_t n, const char *prog,
 				cw_opt_env_name(opt, env, sizeof(env)));
 		fputc('\n', out);
 	}
-	fprintf(out, "  -h, --help%*s%s\n", 40 - 12, "", "Show this help and exit");
+	fprintf(out, "  -h, --help%*s%s\n", 40 - 12, "",
+		"Show this help and exit");
 }
 
 void cw_config_markdown(const struct cw_opt *table, size_t n, FILE *out)
@@ -380,10 +383,12 @@ void cw_config_markdown(const struct cw_opt *table, size_t n, FILE *out)
 			fprintf(out, "-%c, ", opt->short_name);
 		fprintf(out, "--%s` | %s%s%s | %s%s%s | %s |\n", opt->name,
 			opt->no_env ? "" : "`",
-			opt->no_env ? "" : cw_opt_env_name(opt, env, sizeof(env)),
-			opt->no_env ? "" : "`", opt->def && *opt->def ? "`" : "",
-			opt->def ? opt->def : "", opt->def && *opt->def ? "`" : "",
-			opt->help);
+			opt->no_env ? ""
+				    : cw_opt_env_name(opt, env, sizeof(env)),
+			opt->no_env ? "" : "`",
+			opt->def && *opt->def ? "`" : "",
+			opt->def ? opt->def : "",
+			opt->def && *opt->def ? "`" : "", opt->help);
 	}
 }
 

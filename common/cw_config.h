@@ -18,13 +18,14 @@
 #include <stdio.h>
 
 enum cw_opt_type {
-	CW_OPT_STRING,   /* char *, strdup'ed, NULL when unset */
-	CW_OPT_INT,      /* int64_t */
-	CW_OPT_DOUBLE,   /* double */
-	CW_OPT_DURATION, /* int64_t milliseconds; text "500ms", "30s", "5m"... */
-	CW_OPT_BOOL,     /* bool; takes no value on the command line, env
+	CW_OPT_STRING,	 /* char *, strdup'ed, NULL when unset */
+	CW_OPT_INT,	 /* int64_t */
+	CW_OPT_DOUBLE,	 /* double */
+	CW_OPT_DURATION, /* int64_t milliseconds; text "500ms", "30s", "5m"...
+			  */
+	CW_OPT_BOOL,	 /* bool; takes no value on the command line, env
 			  * accepts 1/0/true/false/yes/no */
-	CW_OPT_KV,       /* struct cw_kv_list, repeatable key=value */
+	CW_OPT_KV,	 /* struct cw_kv_list, repeatable key=value */
 };
 
 /* A repeatable key=value option (librdkafka's -X). Owned by the config. */
@@ -35,14 +36,14 @@ struct cw_kv_list {
 };
 
 struct cw_opt {
-	const char *name;    /* long option name, e.g. "bootstrap-servers" */
-	char short_name;     /* single-letter option, or 0 */
+	const char *name; /* long option name, e.g. "bootstrap-servers" */
+	char short_name;  /* single-letter option, or 0 */
 	enum cw_opt_type type;
-	size_t offset;       /* offsetof(struct my_config, field) */
+	size_t offset;	     /* offsetof(struct my_config, field) */
 	const char *def;     /* default as text, or NULL */
 	const char *metavar; /* shown in --help, e.g. "HOST:PORT" */
 	const char *help;    /* one sentence */
-	bool no_env;         /* true: no CARTWATCH_* variable */
+	bool no_env;	     /* true: no CARTWATCH_* variable */
 };
 
 /* Returned by cw_config_parse() when --help (or --help-markdown, the

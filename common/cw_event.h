@@ -32,21 +32,21 @@ enum cw_event_type {
  * long as it does. A union [null, string] field that is null has
  * .ptr == NULL. */
 struct cw_event {
-	struct cw_str event_id;      /* uuid text, 36 chars */
+	struct cw_str event_id; /* uuid text, 36 chars */
 	enum cw_event_type type;
-	int64_t event_time_ms;       /* event time, ms since the epoch (UTC) */
-	struct cw_str user_id;       /* also the Kafka key */
-	struct cw_str product_id;    /* null for checkout_complete */
-	int32_t quantity;            /* default 1 */
-	int64_t unit_price_cents;    /* default 0 */
-	struct cw_str currency;      /* default "USD" */
-	struct cw_str reason;        /* null unless cart_remove has one */
+	int64_t event_time_ms;	  /* event time, ms since the epoch (UTC) */
+	struct cw_str user_id;	  /* also the Kafka key */
+	struct cw_str product_id; /* null for checkout_complete */
+	int32_t quantity;	  /* default 1 */
+	int64_t unit_price_cents; /* default 0 */
+	struct cw_str currency;	  /* default "USD" */
+	struct cw_str reason;	  /* null unless cart_remove has one */
 };
 
 /* Error codes (negated) returned by cw_event_decode(). */
-#define CW_EVENT_EBADMAGIC   EPROTO           /* not single-object framed */
+#define CW_EVENT_EBADMAGIC    EPROTO	      /* not single-object framed */
 #define CW_EVENT_EFINGERPRINT EPROTONOSUPPORT /* framed, unknown schema */
-#define CW_EVENT_EBADBODY    EBADMSG          /* body does not decode */
+#define CW_EVENT_EBADBODY     EBADMSG	      /* body does not decode */
 
 /* The CRC-64-AVRO fingerprint of the Parsing Canonical Form of
  * schemas/cart_event.avsc. Checked by tests against python3-avro. */

@@ -53,8 +53,8 @@ void cw_log(enum cw_log_level level, const char *msg, const char *kvfmt, ...)
 	gmtime_r(&tv.tv_sec, &tm);
 	n += strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, sizeof(line) - n,
-			      ".%03ldZ level=%s msg=\"", (long)tv.tv_usec / 1000,
-			      level_names[level]);
+			      ".%03ldZ level=%s msg=\"",
+			      (long)tv.tv_usec / 1000, level_names[level]);
 	/* Escape the message so one event stays one line. */
 	for (const char *p = msg; *p && n < sizeof(line) - 4; p++) {
 		if (*p == '"' || *p == '\\') {
@@ -77,8 +77,9 @@ void cw_log(enum cw_log_level level, const char *msg, const char *kvfmt, ...)
 		w = vsnprintf(line + n, sizeof(line) - n, kvfmt, ap);
 		va_end(ap);
 		if (w > 0)
-			n += (size_t)w < sizeof(line) - n ? (size_t)w
-							  : sizeof(line) - n - 1;
+			n += (size_t)w < sizeof(line) - n
+				     ? (size_t)w
+				     : sizeof(line) - n - 1;
 	}
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
@@ -127,11 +128,13 @@ void cw_log_redact_conninfo(const char *conninfo, char *out, size_t out_size)
 			const char *at = strchr(p, '@');
 			const char *scheme = strstr(conninfo, "://");
 			if (at && scheme && p > scheme + 2 &&
-			    !memchr(scheme + 3, ':', (size_t)(p - scheme - 3)) &&
+			    !memchr(scheme + 3, ':',
+				    (size_t)(p - scheme - 3)) &&
 			    !memchr(p, '/', (size_t)(at - p))) {
 				int w = snprintf(out + n, out_size - n, ":***");
-				n += (size_t)w < out_size - n ? (size_t)w
-							      : out_size - n - 1;
+				n += (size_t)w < out_size - n
+					     ? (size_t)w
+					     : out_size - n - 1;
 				p = at;
 				continue;
 			}

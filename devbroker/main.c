@@ -45,8 +45,9 @@ static const struct cw_opt devbroker_opts[] = {
 	 "Default partition count of each topic", false},
 	{"brokers", 0, CW_OPT_INT, OPT(brokers), "1", "N",
 	 "Number of mock brokers in the cluster", false},
-	{"bootstrap-file", 'o', CW_OPT_STRING, OPT(bootstrap_file), NULL, "FILE",
-	 "Also write the bootstrap address to FILE (atomically)", false},
+	{"bootstrap-file", 'o', CW_OPT_STRING, OPT(bootstrap_file), NULL,
+	 "FILE", "Also write the bootstrap address to FILE (atomically)",
+	 false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
 };
@@ -105,7 +106,8 @@ static int create_topics(rd_kafka_mock_cluster_t *mcluster, const char *spec,
 			*colon = '\0';
 			parts = (int)strtol(colon + 1, &end, 10);
 			if (*end || parts < 1) {
-				cw_error("bad partition count", "topic=%s", tok);
+				cw_error("bad partition count", "topic=%s",
+					 tok);
 				r = -EINVAL;
 				break;
 			}
@@ -141,10 +143,11 @@ int main(int argc, char **argv)
 	sigset_t block, orig;
 	int r, status = 1;
 
-	r = cw_config_parse(devbroker_opts, N_OPTS, &cfg, "cartwatch-devbroker",
-			    "Run an in-memory Kafka cluster for development and "
-			    "tests (data is lost on exit).",
-			    argc, argv, errstr, sizeof(errstr));
+	r = cw_config_parse(
+		devbroker_opts, N_OPTS, &cfg, "cartwatch-devbroker",
+		"Run an in-memory Kafka cluster for development and "
+		"tests (data is lost on exit).",
+		argc, argv, errstr, sizeof(errstr));
 	if (r == CW_CONFIG_HELP) {
 		status = 0;
 		goto out;
@@ -177,7 +180,6 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-
 
 	/* The mock cluster needs a client handle for its bookkeeping only. */
 	conf = rd_kafka_conf_new();
@@ -214,9 +216,11 @@ int main(int argc, char **argv)
 		if (want_down >= 0) {
 			for (int b = 1; b <= (int)cfg.brokers; b++) {
 				if (want_down)
-					rd_kafka_mock_broker_set_down(mcluster, b);
+					rd_kafka_mock_broker_set_down(mcluster,
+								      b);
 				else
-					rd_kafka_mock_broker_set_up(mcluster, b);
+					rd_kafka_mock_broker_set_up(mcluster,
+								    b);
 			}
 			cw_info(want_down ? "brokers down (fault injection)"
 					  : "brokers up again",

@@ -28,7 +28,7 @@ struct batch_arena {
 #define ARENA_KEEP (1024 * 1024)
 /* A record vector whose capacity exceeds VEC_KEEP_MIN elements and
  * VEC_SHRINK_RATIO times what the batch used is released by a reset. */
-#define VEC_KEEP_MIN 4096
+#define VEC_KEEP_MIN	 4096
 #define VEC_SHRINK_RATIO 4
 
 static void *arena_alloc(struct batch_arena *a, size_t len)
@@ -144,7 +144,7 @@ static void vec_reset(void **v, size_t *n, size_t *cap)
 	*n = 0;
 }
 
-#define BATCH_VEC_RESET(b, vec) \
+#define BATCH_VEC_RESET(b, vec)                                                \
 	vec_reset((void **)&(b)->vec.v, &(b)->vec.n, &(b)->vec.cap)
 
 void batch_reset(struct batch *b)
@@ -209,8 +209,8 @@ static void *vec_push(void **v, size_t *n, size_t *cap, size_t elem)
 	return p;
 }
 
-#define BATCH_PUSH(b, vec) \
-	vec_push((void **)&(b)->vec.v, &(b)->vec.n, &(b)->vec.cap, \
+#define BATCH_PUSH(b, vec)                                                     \
+	vec_push((void **)&(b)->vec.v, &(b)->vec.n, &(b)->vec.cap,             \
 		 sizeof(*(b)->vec.v))
 
 struct batch_abandonment *batch_add_abandonment(struct batch *b)

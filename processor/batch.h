@@ -90,11 +90,11 @@ struct batch_user_state {
 	size_t state_len;
 };
 
-#define BATCH_VEC(type, name) \
-	struct {              \
-		type *v;      \
-		size_t n;     \
-		size_t cap;   \
+#define BATCH_VEC(type, name)                                                  \
+	struct {                                                               \
+		type *v;                                                       \
+		size_t n;                                                      \
+		size_t cap;                                                    \
 	} name
 
 struct batch {

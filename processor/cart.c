@@ -19,7 +19,8 @@ int cart_add(struct cart *c, uint32_t product, int32_t qty, int64_t price)
 		if (items[i].product == product) {
 			/* Saturate rather than overflow on absurd input. */
 			int64_t q = (int64_t)items[i].quantity + qty;
-			items[i].quantity = q > INT32_MAX ? INT32_MAX : (int32_t)q;
+			items[i].quantity =
+				q > INT32_MAX ? INT32_MAX : (int32_t)q;
 			items[i].unit_price_cents = price;
 			return 0;
 		}
@@ -60,8 +61,8 @@ int32_t cart_remove(struct cart *c, uint32_t product, int32_t qty,
 	for (uint16_t i = 0; i < c->n; i++) {
 		if (items[i].product != product)
 			continue;
-		int32_t removed = qty < items[i].quantity ? qty
-							  : items[i].quantity;
+		int32_t removed =
+			qty < items[i].quantity ? qty : items[i].quantity;
 		if (price)
 			*price = items[i].unit_price_cents;
 		items[i].quantity -= removed;

@@ -67,8 +67,8 @@ const struct cw_opt processor_opts[] = {
 const size_t processor_opts_count =
 	sizeof(processor_opts) / sizeof(processor_opts[0]);
 
-int processor_config_validate(const struct processor_config *cfg,
-			      char *errstr, size_t errstr_size)
+int processor_config_validate(const struct processor_config *cfg, char *errstr,
+			      size_t errstr_size)
 {
 	const char *bad = NULL;
 

@@ -37,5 +37,5 @@ extern const size_t processor_opts_count;
 
 /* Check values the table cannot (ranges, relations). Returns 0 or -EINVAL
  * with a message in @errstr. */
-int processor_config_validate(const struct processor_config *cfg,
-			      char *errstr, size_t errstr_size);
+int processor_config_validate(const struct processor_config *cfg, char *errstr,
+			      size_t errstr_size);

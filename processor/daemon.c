@@ -24,11 +24,11 @@
 #include "partition.h"
 #include "pg_sink.h"
 
-#define POLL_BATCH        10000 /* messages per loop round at most */
-#define TICK_MS           100
+#define POLL_BATCH	  10000 /* messages per loop round at most */
+#define TICK_MS		  100
 #define STATS_INTERVAL_MS 10000
-#define BACKOFF_MIN_MS    200
-#define BACKOFF_MAX_MS    10000
+#define BACKOFF_MIN_MS	  200
+#define BACKOFF_MAX_MS	  10000
 
 struct daemon {
 	const struct processor_config *cfg;
@@ -47,8 +47,8 @@ struct daemon {
 
 	walltime_t next_tick, next_flush, next_stats;
 	int64_t backoff_ms;
-	bool paused;       /* consumption paused (PostgreSQL or memory) */
-	bool kafka_down;   /* brokers unreachable: no idle watermarks */
+	bool paused;	 /* consumption paused (PostgreSQL or memory) */
+	bool kafka_down; /* brokers unreachable: no idle watermarks */
 
 	/* Flushes run on their own thread with their own connection; the
 	 * sink above serves the poll thread (claims, loads, status). */
@@ -132,7 +132,8 @@ static void publish_metrics(struct daemon *d)
 		s->assigned_partitions++;
 		if (s->n_partitions == METRICS_MAX_PARTITIONS)
 			continue;
-		struct metrics_partition *mp = &s->partitions[s->n_partitions++];
+		struct metrics_partition *mp =
+			&s->partitions[s->n_partitions++];
 		mp->id = pt->id;
 		mp->next_offset = pt->next_offset;
 		mp->lag = -1;
@@ -141,7 +142,8 @@ static void publish_metrics(struct daemon *d)
 		    !rd_kafka_get_watermark_offsets(d->consumer, d->cfg->topic,
 						    pt->id, &lo, &hi) &&
 		    hi >= 0)
-			mp->lag = hi > pt->next_offset ? hi - pt->next_offset : 0;
+			mp->lag =
+				hi > pt->next_offset ? hi - pt->next_offset : 0;
 		mp->watermark_delay_s =
 			pt->watermark_ms == ETIME_NONE
 				? NAN
@@ -190,8 +192,9 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
 		   const char *buf)
 {
 	(void)rk;
-	cw_log(level <= 3 ? CW_LOG_ERROR : level <= 5 ? CW_LOG_WARN
-						      : CW_LOG_DEBUG,
+	cw_log(level <= 3   ? CW_LOG_ERROR
+	       : level <= 5 ? CW_LOG_WARN
+			    : CW_LOG_DEBUG,
 	       "librdkafka", "facility=%s detail=\"%s\"", fac, buf);
 }
 
@@ -325,7 +328,8 @@ static void publish_abandonment(struct daemon *d, const char *id,
 		return;
 	for (;;) {
 		err = rd_kafka_producev(
-			d->producer, RD_KAFKA_V_TOPIC(d->cfg->abandonment_topic),
+			d->producer,
+			RD_KAFKA_V_TOPIC(d->cfg->abandonment_topic),
 			RD_KAFKA_V_KEY(user_id, strlen(user_id)),
 			RD_KAFKA_V_VALUE((void *)avro, len),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -363,7 +367,8 @@ static void dead_letter(struct daemon *d, const rd_kafka_message_t *m,
 			RD_KAFKA_V_HEADER("cartwatch.error", why, -1),
 			RD_KAFKA_V_HEADER("cartwatch.source.topic",
 					  rd_kafka_topic_name(m->rkt), -1),
-			RD_KAFKA_V_HEADER("cartwatch.source.partition", part, -1),
+			RD_KAFKA_V_HEADER("cartwatch.source.partition", part,
+					  -1),
 			RD_KAFKA_V_HEADER("cartwatch.source.offset", off, -1),
 			RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -444,7 +449,8 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 				return NULL;
 			pt->generation = gen;
 			rc.pt = pt;
-			r = pg_sink_load_users(d->sink, id, restore_user_cb, &rc);
+			r = pg_sink_load_users(d->sink, id, restore_user_cb,
+					       &rc);
 			if (r == 0) {
 				pt->next_offset = next;
 				pt->watermark_ms = wm == PG_SINK_WATERMARK_NONE
@@ -465,8 +471,7 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 					"partition=%d generation=%" PRId64
 					" offset=%" PRId64 " users=%" PRIu64
 					" restore_ms=%" PRId64,
-					id, gen, next, rc.users,
-					now_ms() - t0);
+					id, gen, next, rc.users, now_ms() - t0);
 				return pt;
 			}
 			partition_destroy(pt);
@@ -517,12 +522,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			int64_t offset = RD_KAFKA_OFFSET_BEGINNING;
 
 			if (id >= d->n_parts) {
-				struct partition **np = realloc(
-					d->parts, (size_t)(id + 1) * sizeof(*np));
+				struct partition **np =
+					realloc(d->parts,
+						(size_t)(id + 1) * sizeof(*np));
 				if (!np)
 					continue;
 				memset(np + d->n_parts, 0,
-				       (size_t)(id + 1 - d->n_parts) * sizeof(*np));
+				       (size_t)(id + 1 - d->n_parts) *
+					       sizeof(*np));
 				d->parts = np;
 				d->n_parts = id + 1;
 			}
@@ -692,13 +699,14 @@ static void after_commit(struct daemon *d)
 			continue;
 		struct batch *b = pt->sealed;
 		for (size_t k = 0; k < b->abandonments.n; k++) {
-			const struct batch_abandonment *a = &b->abandonments.v[k];
+			const struct batch_abandonment *a =
+				&b->abandonments.v[k];
 			publish_abandonment(d, a->abandonment_id, a->user_id,
 					    a->avro, a->avro_len);
 		}
 		if (b->next_offset >= 0)
-			rd_kafka_topic_partition_list_add(offsets, d->cfg->topic,
-							  i)
+			rd_kafka_topic_partition_list_add(offsets,
+							  d->cfg->topic, i)
 				->offset = b->next_offset;
 		d->c.abandonments += b->abandonments.n;
 		d->c.conversions += b->conversions.n;
@@ -720,7 +728,8 @@ static int flush_submit(struct daemon *d)
 	if (flusher_busy(d->flusher))
 		return 0;
 	if (d->n_acked) {
-		if (pg_sink_outbox_delete(d->sink, (const char *const *)d->acked,
+		if (pg_sink_outbox_delete(d->sink,
+					  (const char *const *)d->acked,
 					  d->n_acked) == 0) {
 			for (size_t i = 0; i < d->n_acked; i++)
 				free(d->acked[i]);
@@ -838,9 +847,10 @@ static void log_stats(struct daemon *d, walltime_t now, walltime_t elapsed)
 		" dead_letters=%" PRIu64 " flushes=%" PRIu64
 		" flush_failures=%" PRIu64,
 		d->c.messages,
-		elapsed > 0 ? (double)(d->c.messages - d->messages_at_last_stats) *
-				      1000.0 / (double)elapsed
-			    : 0.0,
+		elapsed > 0
+			? (double)(d->c.messages - d->messages_at_last_stats) *
+				  1000.0 / (double)elapsed
+			: 0.0,
 		users, carts, sessions, d->c.abandonments, d->c.conversions,
 		d->c.dlq_records, d->c.flushes, d->c.flush_failures);
 	d->messages_at_last_stats = d->c.messages;
@@ -953,7 +963,8 @@ fatal:
 	return r;
 }
 
-/* ---- construction --------------------------------------------------------- */
+/* ---- construction ---------------------------------------------------------
+ */
 
 struct daemon *daemon_new(const struct processor_config *cfg,
 			  volatile sig_atomic_t *stop, char *errstr,
@@ -984,7 +995,8 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	if (cfg->instance)
 		snprintf(d->owner, sizeof(d->owner), "%s", cfg->instance);
 	else
-		snprintf(d->owner, sizeof(d->owner), "%s:%d", host, (int)getpid());
+		snprintf(d->owner, sizeof(d->owner), "%s:%d", host,
+			 (int)getpid());
 	d->intern = intern_new();
 	d->snap = calloc(1, sizeof(*d->snap));
 	if (!d->intern || !d->snap)
@@ -1033,7 +1045,8 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_opaque(conf, d);
-	d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+	d->producer =
+		rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
 	if (!d->producer)
 		goto fail;
 
@@ -1056,7 +1069,8 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_opaque(conf, d);
-	d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+	d->consumer =
+		rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
 	if (!d->consumer)
 		goto fail;
 	conf = NULL;
@@ -1075,11 +1089,13 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	cw_log_redact_conninfo(cfg->pg && *cfg->pg ? cfg->pg : NULL,
 			       pg_redacted, sizeof(pg_redacted));
 	cw_info("processor started",
-		"instance=%s topic=%s group=%s pg=\"%s\" session_timeout_ms=%" PRId64
-		" flush_interval_ms=%" PRId64 " metrics=%s",
+		"instance=%s topic=%s group=%s pg=\"%s\" "
+		"session_timeout_ms=%" PRId64 " flush_interval_ms=%" PRId64
+		" metrics=%s",
 		d->owner, cfg->topic, cfg->group, pg_redacted,
 		cfg->session_timeout_ms, cfg->flush_interval_ms,
-		cfg->metrics_addr && *cfg->metrics_addr ? cfg->metrics_addr : "off");
+		cfg->metrics_addr && *cfg->metrics_addr ? cfg->metrics_addr
+							: "off");
 	return d;
 
 fail_nomem:
@@ -1108,8 +1124,8 @@ void daemon_destroy(struct daemon *d)
 	if (d->producer) {
 		/* Undelivered messages get a delivery report now, which frees
 		 * their opaques; their outbox rows stay for the next owner. */
-		rd_kafka_purge(d->producer,
-			       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_purge(d->producer, RD_KAFKA_PURGE_F_QUEUE |
+						    RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_poll(d->producer, 0);
 		rd_kafka_destroy(d->producer);
 	}

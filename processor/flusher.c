@@ -17,14 +17,14 @@
 struct flusher {
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* job submitted, job done, or quit */
+	pthread_cond_t cond;  /* job submitted, job done, or quit */
 	struct pg_sink *sink; /* used by the thread only */
 
 	/* Under lock. */
 	struct batch **batches;
 	size_t n, cap;
 	bool submitted; /* a job waits or runs */
-	bool done;      /* its result is ready */
+	bool done;	/* its result is ready */
 	bool quit;
 	struct flusher_result result;
 };
@@ -51,7 +51,8 @@ static void *flusher_main(void *arg)
 		struct flusher_result res = {.fenced = -1};
 		int64_t t0 = mono_ms();
 		pthread_mutex_unlock(&fl->lock);
-		res.r = pg_sink_flush(fl->sink, fl->batches, fl->n, &res.fenced);
+		res.r = pg_sink_flush(fl->sink, fl->batches, fl->n,
+				      &res.fenced);
 		res.ms = mono_ms() - t0;
 		if (res.r < 0)
 			snprintf(res.err, sizeof(res.err), "%s",
@@ -89,8 +90,8 @@ struct flusher *flusher_new(const char *conninfo, const char *topic,
 	r = pthread_create(&fl->thread, NULL, flusher_main, fl);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r) {
-		snprintf(errstr, errstr_size, "cannot start the flush thread: %s",
-			 strerror(r));
+		snprintf(errstr, errstr_size,
+			 "cannot start the flush thread: %s", strerror(r));
 		pg_sink_destroy(fl->sink);
 		pthread_mutex_destroy(&fl->lock);
 		pthread_cond_destroy(&fl->cond);

@@ -21,10 +21,10 @@ struct batch;
 struct flusher;
 
 struct flusher_result {
-	int r;           /* pg_sink_flush()'s return value */
-	int32_t fenced;  /* for -ESTALE: the partition taken by another */
-	int64_t ms;      /* how long the flush took */
-	char err[512];   /* pg_sink_last_error() when r < 0 */
+	int r;		/* pg_sink_flush()'s return value */
+	int32_t fenced; /* for -ESTALE: the partition taken by another */
+	int64_t ms;	/* how long the flush took */
+	char err[512];	/* pg_sink_last_error() when r < 0 */
 };
 
 /* Start the thread. @conninfo and @topic as for pg_sink_new() (copied).
@@ -40,8 +40,7 @@ void flusher_destroy(struct flusher *fl);
 /* Hand @n batches to the thread (the array is copied, the batches are
  * not: they belong to the flusher until flusher_collect() returns 1).
  * Returns 0, -EBUSY while a job is in flight, or -ENOMEM. Poll thread. */
-int flusher_submit(struct flusher *fl, struct batch *const *batches,
-		   size_t n);
+int flusher_submit(struct flusher *fl, struct batch *const *batches, size_t n);
 
 /* True between flusher_submit() and the flusher_collect() that returns 1. */
 bool flusher_busy(const struct flusher *fl);

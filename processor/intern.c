@@ -16,9 +16,9 @@ struct intern_entry {
 
 struct intern {
 	struct intern_entry *entries; /* by id; entries[0] unused */
-	uint32_t n_entries;           /* next id */
+	uint32_t n_entries;	      /* next id */
 	uint32_t cap_entries;
-	uint32_t *slots; /* hash slots holding ids, 0 = empty */
+	uint32_t *slots;  /* hash slots holding ids, 0 = empty */
 	uint32_t n_slots; /* power of two */
 };
 
@@ -102,8 +102,8 @@ uint32_t intern_id(struct intern *in, struct cw_str s, int *err)
 		return intern_id(in, s, err);
 	}
 	if (in->n_entries == in->cap_entries) {
-		struct intern_entry *e = realloc(
-			in->entries, 2 * in->cap_entries * sizeof(*e));
+		struct intern_entry *e =
+			realloc(in->entries, 2 * in->cap_entries * sizeof(*e));
 		if (!e)
 			goto nomem;
 		in->entries = e;

@@ -33,12 +33,13 @@ int main(int argc, char **argv)
 	char errstr[512];
 	int r, status = 1;
 
-	r = cw_config_parse(processor_opts, processor_opts_count, &cfg,
-			    "cartwatch-processor",
-			    "Track cart sessions from Kafka and write abandonments, "
-			    "conversions and\nper-product aggregates to PostgreSQL, "
-			    "exactly once.",
-			    argc, argv, errstr, sizeof(errstr));
+	r = cw_config_parse(
+		processor_opts, processor_opts_count, &cfg,
+		"cartwatch-processor",
+		"Track cart sessions from Kafka and write abandonments, "
+		"conversions and\nper-product aggregates to PostgreSQL, "
+		"exactly once.",
+		argc, argv, errstr, sizeof(errstr));
 	if (r == CW_CONFIG_HELP) {
 		status = 0;
 		goto out;
@@ -61,7 +62,8 @@ int main(int argc, char **argv)
 	d = daemon_new(&cfg, &stop_requested, errstr, sizeof(errstr));
 	if (!d) {
 		if (stop_requested) {
-			/* Stopped while waiting for PostgreSQL: not an error. */
+			/* Stopped while waiting for PostgreSQL: not an error.
+			 */
 			cw_info("stopped before startup completed", NULL);
 			status = 0;
 		} else {

@@ -26,11 +26,11 @@
 
 #include "cw_log.h"
 
-#define LISTEN_BACKLOG      64
-#define CONNECTION_LIMIT    32 /* scrapers and probes, not the public */
-#define CONNECTION_TIMEOUT  10 /* seconds idle before MHD drops a client */
-#define CONTENT_TYPE_PROM   "text/plain; version=0.0.4; charset=utf-8"
-#define CONTENT_TYPE_TEXT   "text/plain; charset=utf-8"
+#define LISTEN_BACKLOG	   64
+#define CONNECTION_LIMIT   32 /* scrapers and probes, not the public */
+#define CONNECTION_TIMEOUT 10 /* seconds idle before MHD drops a client */
+#define CONTENT_TYPE_PROM  "text/plain; version=0.0.4; charset=utf-8"
+#define CONTENT_TYPE_TEXT  "text/plain; charset=utf-8"
 
 struct metrics {
 	struct MHD_Daemon *mhd;
@@ -39,9 +39,9 @@ struct metrics {
 	/* Shared with the HTTP thread: everything below, under @lock. */
 	pthread_mutex_t lock;
 	struct metrics_snapshot snap;
-	bool published;         /* a first snapshot arrived */
-	int64_t published_ms;   /* monotonic time of the latest one */
-	int64_t stale_ms;       /* 0: no staleness check */
+	bool published;	      /* a first snapshot arrived */
+	int64_t published_ms; /* monotonic time of the latest one */
+	int64_t stale_ms;     /* 0: no staleness check */
 };
 
 static const double flush_bounds[METRICS_FLUSH_BUCKETS] = METRICS_FLUSH_BOUNDS;
@@ -212,10 +212,11 @@ static void render_metrics(struct text *t, const struct metrics_snapshot *s,
 	family(t, "cartwatch_flush_duration_seconds", "histogram",
 	       "Wall time of each committed PostgreSQL flush.");
 	for (int i = 0; i < METRICS_FLUSH_BUCKETS; i++)
-		text_printf(t,
-			    "cartwatch_flush_duration_seconds_bucket{le=\"%s\"} "
-			    "%" PRIu64 "\n",
-			    fmt_double(flush_bounds[i], num), h->bucket[i]);
+		text_printf(
+			t,
+			"cartwatch_flush_duration_seconds_bucket{le=\"%s\"} "
+			"%" PRIu64 "\n",
+			fmt_double(flush_bounds[i], num), h->bucket[i]);
 	text_printf(t,
 		    "cartwatch_flush_duration_seconds_bucket{le=\"+Inf\"} "
 		    "%" PRIu64 "\n",
@@ -236,10 +237,11 @@ static void render_metrics(struct text *t, const struct metrics_snapshot *s,
 			       "Messages between the next offset to process "
 			       "and the partition's high watermark.");
 		any = true;
-		text_printf(t,
-			    "cartwatch_partition_lag_messages{partition=\"%" PRId32
-			    "\"} %" PRId64 "\n",
-			    p->id, p->lag);
+		text_printf(
+			t,
+			"cartwatch_partition_lag_messages{partition=\"%" PRId32
+			"\"} %" PRId64 "\n",
+			p->id, p->lag);
 	}
 	any = false;
 	for (uint32_t i = 0; i < np; i++) {
@@ -266,10 +268,11 @@ static void render_metrics(struct text *t, const struct metrics_snapshot *s,
 			family(t, "cartwatch_partition_next_offset", "gauge",
 			       "Next Kafka offset to process.");
 		any = true;
-		text_printf(t,
-			    "cartwatch_partition_next_offset{partition=\"%" PRId32
-			    "\"} %" PRId64 "\n",
-			    p->id, p->next_offset);
+		text_printf(
+			t,
+			"cartwatch_partition_next_offset{partition=\"%" PRId32
+			"\"} %" PRId64 "\n",
+			p->id, p->next_offset);
 	}
 
 	family(t, "cartwatch_consuming", "gauge",
@@ -446,7 +449,8 @@ static int split_addr(const char *addr, char *host, size_t host_size,
 		const char *rb = strchr(addr, ']');
 		if (!rb || rb[1] != ':') {
 			snprintf(errstr, errstr_size,
-				 "bad metrics address '%s': expected [IPV6]:PORT",
+				 "bad metrics address '%s': expected "
+				 "[IPV6]:PORT",
 				 addr);
 			return -EINVAL;
 		}
@@ -545,8 +549,7 @@ static int listen_on(const char *addr, int *family, int *port, char *errstr,
 
 /* ---- API ---------------------------------------------------------------- */
 
-struct metrics *metrics_new(const char *addr, char *errstr,
-			    size_t errstr_size)
+struct metrics *metrics_new(const char *addr, char *errstr, size_t errstr_size)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
 	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
@@ -576,9 +579,8 @@ struct metrics *metrics_new(const char *addr, char *errstr,
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	m->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, m,
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		flags, 0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER,
+		on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT,
 		MHD_OPTION_END);

@@ -24,8 +24,10 @@
 /* Flush-duration histogram: finite upper bounds in seconds (the +Inf
  * bucket is `count`). */
 #define METRICS_FLUSH_BUCKETS 10
-#define METRICS_FLUSH_BOUNDS                                                  \
-	{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+#define METRICS_FLUSH_BOUNDS                                                   \
+	{                                                                      \
+		0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5            \
+	}
 
 /* Indexed like enum cw_event_type: cart_add, cart_remove,
  * checkout_complete. */
@@ -33,11 +35,11 @@
 
 struct metrics_partition {
 	int32_t id;
-	int64_t lag;              /* messages behind the high watermark;
+	int64_t lag;		  /* messages behind the high watermark;
 				   * < 0: unknown (series omitted) */
 	double watermark_delay_s; /* wall now - watermark event time;
 				   * NaN: no watermark (series omitted) */
-	int64_t next_offset;      /* next offset to process; < 0: none yet
+	int64_t next_offset;	  /* next offset to process; < 0: none yet
 				   * (series omitted) */
 };
 
@@ -103,8 +105,7 @@ struct metrics;
  * Returns NULL with a message naming @addr in @errstr when the address
  * does not parse or resolve, cannot be bound (port in use, not a local
  * address) or on ENOMEM. Any thread; normally main, before the loop. */
-struct metrics *metrics_new(const char *addr, char *errstr,
-			    size_t errstr_size);
+struct metrics *metrics_new(const char *addr, char *errstr, size_t errstr_size);
 
 /* The bound port (the chosen one when @addr said port 0). Can't fail.
  * Any thread. */

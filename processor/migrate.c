@@ -178,8 +178,8 @@ int migrate_apply_list(PGconn *conn, const struct migrate_migration *list,
 		return -ENOMEM;
 	}
 
-	snprintf(lock_sql, sizeof(lock_sql), "SELECT pg_advisory_lock(%" PRId64 ")",
-		 MIGRATE_LOCK_KEY);
+	snprintf(lock_sql, sizeof(lock_sql),
+		 "SELECT pg_advisory_lock(%" PRId64 ")", MIGRATE_LOCK_KEY);
 	snprintf(unlock_sql, sizeof(unlock_sql),
 		 "SELECT pg_advisory_unlock(%" PRId64 ")", MIGRATE_LOCK_KEY);
 	r = exec_command(conn, lock_sql, "taking the migration lock", errstr,

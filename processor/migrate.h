@@ -23,7 +23,7 @@
 #define MIGRATE_LOCK_KEY INT64_C(0x636172746d696721)
 
 struct migrate_migration {
-	int version;      /* the NNN prefix of the file name */
+	int version;	  /* the NNN prefix of the file name */
 	const char *name; /* the file name without ".sql", e.g. "001_schema" */
 	const char *sql;  /* the file's text, several statements */
 };

@@ -48,10 +48,10 @@ static void derive_uuid(uint64_t seed, const char *s, size_t len, int64_t n,
 
 	for (int i = 0; i < 8; i++)
 		nb[i] = (uint8_t)((uint64_t)n >> (8 * i));
-	hi = mix64(fnv1a64(fnv1a64(0xcbf29ce484222325ULL ^ seed, s, len), nb,
-			   8));
-	lo = mix64(fnv1a64(fnv1a64(0x84222325cbf29ce4ULL ^ seed, s, len), nb,
-			   8));
+	hi = mix64(
+		fnv1a64(fnv1a64(0xcbf29ce484222325ULL ^ seed, s, len), nb, 8));
+	lo = mix64(
+		fnv1a64(fnv1a64(0x84222325cbf29ce4ULL ^ seed, s, len), nb, 8));
 	for (int i = 0; i < 8; i++) {
 		bytes[i] = (uint8_t)(hi >> (56 - 8 * i));
 		bytes[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
@@ -68,7 +68,7 @@ static void derive_uuid(uint64_t seed, const char *s, size_t len, int64_t n,
 }
 
 #define SEED_ABANDONMENT 0x61ULL /* 'a' */
-#define SEED_CONVERSION  0x63ULL /* 'c' */
+#define SEED_CONVERSION	 0x63ULL /* 'c' */
 
 void partition_abandonment_id(const char *user_id, size_t user_id_len,
 			      etime_t session_start_ms, char out[37])
@@ -113,7 +113,8 @@ static int stats_grow(struct stats_map *m)
 			continue;
 		uint32_t j = (uint32_t)mix64((uint64_t)o->bucket_ms ^
 					     ((uint64_t)o->product << 32) ^
-					     o->reason) & (n - 1);
+					     o->reason) &
+			     (n - 1);
 		while (e[j].product)
 			j = (j + 1) & (n - 1);
 		e[j] = *o;
@@ -155,7 +156,8 @@ static etime_t minute_of(etime_t t)
 int partition_stat_add(struct partition *pt, etime_t at_ms, uint32_t product,
 		       enum stat_field qf, int64_t qty, int vf, int64_t value)
 {
-	struct stat_entry *s = stats_get(pt->stats, minute_of(at_ms), product, 0);
+	struct stat_entry *s =
+		stats_get(pt->stats, minute_of(at_ms), product, 0);
 	if (!s)
 		return -ENOMEM;
 	s->v[qf] += qty;
@@ -396,7 +398,8 @@ int partition_reschedule(struct partition *pt, struct user *u)
 	return 0;
 }
 
-/* ---- lifecycle ------------------------------------------------------------ */
+/* ---- lifecycle ------------------------------------------------------------
+ */
 
 struct partition *partition_new(int32_t id, const struct session_params *params,
 				struct intern *intern)
@@ -439,7 +442,8 @@ void partition_destroy(struct partition *pt)
 	free(pt);
 }
 
-/* ---- processing ------------------------------------------------------------ */
+/* ---- processing ------------------------------------------------------------
+ */
 
 static int fire_timers(struct partition *pt)
 {
@@ -522,8 +526,8 @@ int partition_tick(struct partition *pt, walltime_t now)
 	}
 	/* Idle: event time advances with the wall clock from the moment the
 	 * idle timeout was reached. */
-	if (pt->last_idle_tick_wall < pt->last_activity_wall +
-					      pt->params->idle_timeout_ms)
+	if (pt->last_idle_tick_wall <
+	    pt->last_activity_wall + pt->params->idle_timeout_ms)
 		pt->last_idle_tick_wall =
 			pt->last_activity_wall + pt->params->idle_timeout_ms;
 	elapsed = now - pt->last_idle_tick_wall;
@@ -531,11 +535,12 @@ int partition_tick(struct partition *pt, walltime_t now)
 		return 0;
 	pt->last_idle_tick_wall = now;
 	return partition_advance_watermark(
-		pt, pt->watermark_ms +
-			    (etime_t)((double)elapsed * pt->params->time_scale));
+		pt, pt->watermark_ms + (etime_t)((double)elapsed *
+						 pt->params->time_scale));
 }
 
-/* ---- resume state ---------------------------------------------------------- */
+/* ---- resume state ----------------------------------------------------------
+ */
 
 #define STATE_VERSION 1
 
@@ -616,7 +621,8 @@ int partition_restore_user(struct partition *pt, const char *user_id,
 		int64_t q, price;
 		if (cw_avro_read_string(&r, &pid) < 0 ||
 		    cw_avro_read_long(&r, &q) < 0 ||
-		    cw_avro_read_long(&r, &price) < 0 || q <= 0 || q > INT32_MAX)
+		    cw_avro_read_long(&r, &price) < 0 || q <= 0 ||
+		    q > INT32_MAX)
 			goto bad;
 		uint32_t prod = intern_id(pt->intern, pid, &err);
 		if (err || cart_add(&u->cart, prod, (int32_t)q, price) < 0)
@@ -656,7 +662,8 @@ int partition_prepare_flush(struct partition *pt)
 			continue;
 		const char *pid = intern_str(pt->intern, s->product);
 		if (s->reason == 0) {
-			struct batch_product_stat *ps = batch_add_product_stat(b);
+			struct batch_product_stat *ps =
+				batch_add_product_stat(b);
 			if (!ps)
 				return -ENOMEM;
 			*ps = (struct batch_product_stat){
@@ -665,9 +672,11 @@ int partition_prepare_flush(struct partition *pt)
 				.added_qty = s->v[STAT_ADDED_QTY],
 				.removed_qty = s->v[STAT_REMOVED_QTY],
 				.purchased_qty = s->v[STAT_PURCHASED_QTY],
-				.purchased_value_cents = s->v[STAT_PURCHASED_VALUE],
+				.purchased_value_cents =
+					s->v[STAT_PURCHASED_VALUE],
 				.abandoned_qty = s->v[STAT_ABANDONED_QTY],
-				.abandoned_value_cents = s->v[STAT_ABANDONED_VALUE],
+				.abandoned_value_cents =
+					s->v[STAT_ABANDONED_VALUE],
 			};
 		} else {
 			struct batch_reason_stat *rs = batch_add_reason_stat(b);

@@ -32,31 +32,31 @@ typedef int64_t walltime_t;
 #define ETIME_NONE INT64_MIN
 
 struct session_params {
-	int64_t session_timeout_ms;  /* T */
+	int64_t session_timeout_ms; /* T */
 	int64_t allowed_lateness_ms;
 	int64_t cart_ttl_ms;
 	int64_t recovery_window_ms;
-	int64_t idle_timeout_ms;     /* wall time at end of partition */
-	double time_scale;           /* event ms per wall ms when idle */
+	int64_t idle_timeout_ms; /* wall time at end of partition */
+	double time_scale;	 /* event ms per wall ms when idle */
 };
 
 enum user_flags {
 	USER_SESSION_OPEN = 1 << 0,
 	USER_RECOVERABLE = 1 << 1, /* latest abandonment not yet recovered */
-	USER_DIRTY = 1 << 2,       /* resume state changed since last flush */
-	USER_DEAD = 1 << 3,        /* no state left; deleted at next flush */
+	USER_DIRTY = 1 << 2,	   /* resume state changed since last flush */
+	USER_DEAD = 1 << 3,	   /* no state left; deleted at next flush */
 };
 
 struct user {
-	etime_t last_event_ms;    /* latest event time of the user */
+	etime_t last_event_ms;	  /* latest event time of the user */
 	etime_t session_start_ms; /* first event time of the open session */
 	etime_t abandon_start_ms; /* session_start of the latest abandonment */
 	etime_t abandoned_at_ms;  /* abandoned_at of the latest abandonment */
-	etime_t deadline_ms;      /* next timer, ETIME_NONE: none */
-	uint32_t heap_idx;        /* position in the timer heap */
-	uint32_t last_reason;     /* interned reason of the session's last
+	etime_t deadline_ms;	  /* next timer, ETIME_NONE: none */
+	uint32_t heap_idx;	  /* position in the timer heap */
+	uint32_t last_reason;	  /* interned reason of the session's last
 				   * cart_remove, 0: none */
-	uint32_t currency;        /* interned currency of the latest event */
+	uint32_t currency;	  /* interned currency of the latest event */
 	uint16_t id_len;
 	uint8_t flags;
 	struct cart cart;
@@ -110,10 +110,10 @@ struct partition {
 	uint32_t dirty_cap;
 
 	struct stats_map *stats; /* per-minute aggregates since last flush */
-	struct batch *batch;     /* outputs being collected */
-	struct batch *sealed;    /* prepared, being flushed (or retried);
+	struct batch *batch;	 /* outputs being collected */
+	struct batch *sealed;	 /* prepared, being flushed (or retried);
 				  * NULL when no flush is pending */
-	struct batch *spare;     /* a committed batch kept for reuse */
+	struct batch *spare;	 /* a committed batch kept for reuse */
 
 	struct partition_counters counters;
 };

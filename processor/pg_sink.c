@@ -49,7 +49,7 @@ struct pg_sink {
 	/* Flush tokens (cw_partitions.last_flush): random start, +1 per
 	 * flush, so two sinks never share one. */
 	int64_t next_token;
-	bool in_doubt;         /* a COMMIT was sent but its answer lost */
+	bool in_doubt; /* a COMMIT was sent but its answer lost */
 	int64_t in_doubt_token;
 
 	struct sink_buf copy; /* COPY rows, reused */
@@ -80,8 +80,8 @@ sink_set_err(struct pg_sink *ps, const char *fmt, ...)
 static int sink_fail(struct pg_sink *ps, const PGresult *res, const char *what)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : "";
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
-				: NULL;
+	const char *state =
+		res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
 	if (!msg[0])
 		msg = PQerrorMessage(ps->conn);
@@ -238,11 +238,20 @@ static void copy_text(struct sink_buf *b, const char *s, char end)
 		const char *esc;
 
 		switch (*s) {
-		case '\\': esc = "\\\\"; break;
-		case '\t': esc = "\\t"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		default: continue;
+		case '\\':
+			esc = "\\\\";
+			break;
+		case '\t':
+			esc = "\\t";
+			break;
+		case '\n':
+			esc = "\\n";
+			break;
+		case '\r':
+			esc = "\\r";
+			break;
+		default:
+			continue;
 		}
 		buf_put(b, run, (size_t)(s - run));
 		buf_put(b, esc, 2);
@@ -363,20 +372,47 @@ static const char staging_sql[] =
 	"  ON COMMIT DELETE ROWS;";
 
 /* The set-based statements, one per record kind; @TOPIC@ stands for the
- * topic literal (see sql_with_topic()). Row locks on the shared aggregate rows are taken in key order
- * (ORDER BY) so that two processors flushing at once cannot deadlock. */
+ * topic literal (see sql_with_topic()). Row locks on the shared aggregate rows
+ * are taken in key order (ORDER BY) so that two processors flushing at once
+ * cannot deadlock. */
 static const char apply_abandonments_sql[] =
 	"INSERT INTO cart_abandonments (abandonment_id, user_id,"
 	"  session_start, last_activity_at, abandoned_at, item_count,"
 	"  cart_value_cents, currency, last_remove_reason, kafka_partition)"
-	" SELECT abandonment_id, user_id, " TS("session_start_ms") ","
-	"  " TS("last_activity_ms") ", " TS("abandoned_at_ms") ","
-	"  item_count, cart_value_cents, currency, last_remove_reason,"
-	"  kafka_partition FROM cw_stage_abandonments;"
-	"INSERT INTO cw_outbox (abandonment_id, topic, partition, user_id,"
-	"  payload)"
-	" SELECT abandonment_id, @TOPIC@, kafka_partition, user_id, payload"
-	"  FROM cw_stage_abandonments WHERE payload IS NOT NULL;";
+	" SELECT abandonment_id, user_id, " TS(
+		"session_start_ms") ","
+				    "  " TS("last_activity_ms") ", " TS(
+					    "abandoned_at_ms") ","
+							       "  item_count, "
+							       "cart_value_"
+							       "cents, "
+							       "currency, "
+							       "last_remove_"
+							       "reason,"
+							       "  "
+							       "kafka_"
+							       "partition FROM "
+							       "cw_stage_"
+							       "abandonments;"
+							       "INSERT INTO "
+							       "cw_outbox "
+							       "(abandonment_"
+							       "id, topic, "
+							       "partition, "
+							       "user_id,"
+							       "  payload)"
+							       " SELECT "
+							       "abandonment_id,"
+							       " @TOPIC@, "
+							       "kafka_"
+							       "partition, "
+							       "user_id, "
+							       "payload"
+							       "  FROM "
+							       "cw_stage_"
+							       "abandonments "
+							       "WHERE payload "
+							       "IS NOT NULL;";
 static const char apply_items_sql[] =
 	"INSERT INTO abandoned_items (abandonment_id, product_id, quantity,"
 	"  unit_price_cents)"
@@ -386,47 +422,65 @@ static const char apply_conversions_sql[] =
 	"INSERT INTO cart_conversions (conversion_id, user_id, event_id,"
 	"  checkout_at, item_count, cart_value_cents, currency,"
 	"  recovered_abandonment_id, kafka_partition)"
-	" SELECT conversion_id, user_id, event_id, " TS("checkout_at_ms") ","
-	"  item_count, cart_value_cents, currency, recovered_abandonment_id,"
-	"  kafka_partition FROM cw_stage_conversions;";
+	" SELECT conversion_id, user_id, event_id, " TS(
+		"checkout_at_ms") ","
+				  "  item_count, cart_value_cents, currency, "
+				  "recovered_abandonment_id,"
+				  "  kafka_partition FROM "
+				  "cw_stage_conversions;";
 /* After the abandonment inserts: a recovery may point at one of them. */
 static const char apply_recoveries_sql[] =
 	"UPDATE cart_abandonments a"
-	"  SET recovered_at = " TS("r.recovered_at_ms") ","
-	"      recovered_value_cents = r.recovered_value_cents"
-	"  FROM (SELECT DISTINCT ON (abandonment_id) abandonment_id,"
-	"          recovered_at_ms, recovered_value_cents"
-	"        FROM cw_stage_recoveries"
-	"        ORDER BY abandonment_id, recovered_at_ms) r"
-	"  WHERE a.abandonment_id = r.abandonment_id"
-	"    AND a.recovered_at IS NULL;";
+	"  SET recovered_at = " TS(
+		"r.recovered_at_ms") ","
+				     "      recovered_value_cents = "
+				     "r.recovered_value_cents"
+				     "  FROM (SELECT DISTINCT ON "
+				     "(abandonment_id) abandonment_id,"
+				     "          recovered_at_ms, "
+				     "recovered_value_cents"
+				     "        FROM cw_stage_recoveries"
+				     "        ORDER BY abandonment_id, "
+				     "recovered_at_ms) r"
+				     "  WHERE a.abandonment_id = "
+				     "r.abandonment_id"
+				     "    AND a.recovered_at IS NULL;";
 /* GROUP BY: ON CONFLICT cannot touch one row twice in a statement. */
 static const char apply_product_stats_sql[] =
 	"INSERT INTO product_stats_minute AS t (bucket, product_id, added_qty,"
 	"  removed_qty, purchased_qty, purchased_value_cents, abandoned_qty,"
 	"  abandoned_value_cents)"
-	" SELECT " TS("bucket_ms") ", product_id, sum(added_qty),"
-	"  sum(removed_qty), sum(purchased_qty), sum(purchased_value_cents),"
-	"  sum(abandoned_qty), sum(abandoned_value_cents)"
-	"  FROM cw_stage_product_stats GROUP BY bucket_ms, product_id"
-	"  ORDER BY bucket_ms, product_id"
-	" ON CONFLICT (bucket, product_id) DO UPDATE SET"
-	"  added_qty = t.added_qty + EXCLUDED.added_qty,"
-	"  removed_qty = t.removed_qty + EXCLUDED.removed_qty,"
-	"  purchased_qty = t.purchased_qty + EXCLUDED.purchased_qty,"
-	"  purchased_value_cents = t.purchased_value_cents"
-	"    + EXCLUDED.purchased_value_cents,"
-	"  abandoned_qty = t.abandoned_qty + EXCLUDED.abandoned_qty,"
-	"  abandoned_value_cents = t.abandoned_value_cents"
-	"    + EXCLUDED.abandoned_value_cents;";
+	" SELECT " TS(
+		"bucket_ms") ", product_id, sum(added_qty),"
+			     "  sum(removed_qty), sum(purchased_qty), "
+			     "sum(purchased_value_cents),"
+			     "  sum(abandoned_qty), sum(abandoned_value_cents)"
+			     "  FROM cw_stage_product_stats GROUP BY "
+			     "bucket_ms, product_id"
+			     "  ORDER BY bucket_ms, product_id"
+			     " ON CONFLICT (bucket, product_id) DO UPDATE SET"
+			     "  added_qty = t.added_qty + EXCLUDED.added_qty,"
+			     "  removed_qty = t.removed_qty + "
+			     "EXCLUDED.removed_qty,"
+			     "  purchased_qty = t.purchased_qty + "
+			     "EXCLUDED.purchased_qty,"
+			     "  purchased_value_cents = t.purchased_value_cents"
+			     "    + EXCLUDED.purchased_value_cents,"
+			     "  abandoned_qty = t.abandoned_qty + "
+			     "EXCLUDED.abandoned_qty,"
+			     "  abandoned_value_cents = t.abandoned_value_cents"
+			     "    + EXCLUDED.abandoned_value_cents;";
 static const char apply_reason_stats_sql[] =
 	"INSERT INTO remove_reasons_minute AS t (bucket, product_id, reason,"
 	"  removed_qty)"
 	" SELECT " TS("bucket_ms") ", product_id, reason, sum(removed_qty)"
-	"  FROM cw_stage_reason_stats GROUP BY bucket_ms, product_id, reason"
-	"  ORDER BY bucket_ms, product_id, reason"
-	" ON CONFLICT (bucket, product_id, reason) DO UPDATE SET"
-	"  removed_qty = t.removed_qty + EXCLUDED.removed_qty;";
+				   "  FROM cw_stage_reason_stats GROUP BY "
+				   "bucket_ms, product_id, reason"
+				   "  ORDER BY bucket_ms, product_id, reason"
+				   " ON CONFLICT (bucket, product_id, reason) "
+				   "DO UPDATE SET"
+				   "  removed_qty = t.removed_qty + "
+				   "EXCLUDED.removed_qty;";
 /* The last state of each user in the flush wins (ord is its position).
  * UPDATE-then-INSERT rather than INSERT ... ON CONFLICT: with the table's
  * fillfactor the updates are HOT (no index change), 3x faster than the
@@ -741,12 +795,13 @@ int pg_sink_load_outbox(struct pg_sink *ps, int32_t partition,
 	struct outbox_rows orows = {cb, opaque};
 	int r;
 
-	r = send_partition_query(ps,
-				 "SELECT abandonment_id::text, user_id, payload "
-				 "FROM cw_outbox "
-				 "WHERE topic = $1 AND partition = $2 "
-				 "ORDER BY created_at, abandonment_id",
-				 partition, "loading the outbox");
+	r = send_partition_query(
+		ps,
+		"SELECT abandonment_id::text, user_id, payload "
+		"FROM cw_outbox "
+		"WHERE topic = $1 AND partition = $2 "
+		"ORDER BY created_at, abandonment_id",
+		partition, "loading the outbox");
 	if (r < 0)
 		return r;
 	return stream_rows(ps, "loading the outbox", outbox_row, &orows);
@@ -1002,7 +1057,7 @@ static int fence_partitions(struct pg_sink *ps, struct batch *const *bs,
 			int64_t v = col == 0   ? bt->partition
 				    : col == 1 ? bt->generation
 				    : col == 2 ? bt->next_offset
-						: bt->watermark_ms;
+					       : bt->watermark_ms;
 			buf_printf(sql, "%s%" PRId64, i ? "," : "", v);
 		}
 		buf_putc(sql, '}');
@@ -1096,11 +1151,12 @@ static int resolve_in_doubt(struct pg_sink *ps, struct batch *const *bs,
 		for (i = 0; i < n && bs[i]->partition != part; i++)
 			;
 		if (i == n || bs[i]->next_offset != off) {
-			sink_set_err(ps,
-				     "the flush whose COMMIT answer was lost did "
-				     "commit, but partition %" PRId32
-				     " was retried with different batches",
-				     part);
+			sink_set_err(
+				ps,
+				"the flush whose COMMIT answer was lost did "
+				"commit, but partition %" PRId32
+				" was retried with different batches",
+				part);
 			r = -EPROTO;
 			goto out;
 		}
@@ -1127,9 +1183,10 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 
 		for (size_t j = 0; j < i; j++)
 			if (batches[j]->partition == bt->partition) {
-				sink_set_err(ps,
-					     "two batches for partition %" PRId32,
-					     bt->partition);
+				sink_set_err(
+					ps,
+					"two batches for partition %" PRId32,
+					bt->partition);
 				return -EINVAL;
 			}
 		counts[0] += bt->abandonments.n;
@@ -1237,9 +1294,10 @@ int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
 {
 	char started[32], total[32], eps[32], users[32], carts[32],
 		sessions[32], lag[32], wm[32], dead[32], flush_ms[32];
-	const char *params[12] = {st->instance, started, st->partitions, total,
-				  eps, users, carts, sessions, lag, NULL, dead,
-				  flush_ms};
+	const char *params[12] = {st->instance, started,  st->partitions,
+				  total,	eps,	  users,
+				  carts,	sessions, lag,
+				  NULL,		dead,	  flush_ms};
 	PGresult *res;
 	int r;
 
@@ -1268,7 +1326,8 @@ int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
 		"  dead_letters, last_flush_ms)"
 		" VALUES ($1, now(), 'epoch'::timestamptz + $2::bigint *"
 		"  interval '1 millisecond', $3::int[], $4, $5, $6, $7, $8, $9,"
-		"  'epoch'::timestamptz + $10::bigint * interval '1 millisecond',"
+		"  'epoch'::timestamptz + $10::bigint * interval '1 "
+		"millisecond',"
 		"  $11, $12)"
 		" ON CONFLICT (instance) DO UPDATE SET updated_at = now(),"
 		"  started_at = EXCLUDED.started_at,"
@@ -1283,7 +1342,8 @@ int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
 		"  last_flush_ms = EXCLUDED.last_flush_ms"
 		" RETURNING instance, updated_at, open_carts, open_sessions,"
 		"  consumer_lag, events_per_second)"
-		" INSERT INTO processor_status_history (instance, at, open_carts,"
+		" INSERT INTO processor_status_history (instance, at, "
+		"open_carts,"
 		"  open_sessions, consumer_lag, events_per_second)"
 		" SELECT * FROM s ON CONFLICT DO NOTHING",
 		12, NULL, params, NULL, NULL, 0);

@@ -114,8 +114,8 @@ int pg_sink_load_outbox(struct pg_sink *ps, int32_t partition,
  * statement, once the broker acknowledged them. Unknown ids are ignored
  * (deleting twice is harmless). Returns 0, -EINVAL if an id is not a uuid,
  * -ENOTCONN or -EIO. */
-int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *abandonment_ids,
-			  size_t n);
+int pg_sink_outbox_delete(struct pg_sink *ps,
+			  const char *const *abandonment_ids, size_t n);
 
 /* Write @n batches (distinct partitions; empty ones only move offsets) in
  * ONE transaction: fence and advance each partition's cw_partitions row
@@ -148,16 +148,16 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 /* What a processor reports about itself (processor_status). */
 struct pg_sink_status {
 	const char *instance;
-	int64_t started_at_ms;    /* wall clock, ms since the epoch */
-	const char *partitions;   /* PostgreSQL int[] text, e.g. "{0,3}" */
+	int64_t started_at_ms;	/* wall clock, ms since the epoch */
+	const char *partitions; /* PostgreSQL int[] text, e.g. "{0,3}" */
 	int64_t events_total;
 	double events_per_second;
 	int64_t users;
 	int64_t open_carts;
 	int64_t open_sessions;
 	int64_t consumer_lag;
-	int64_t watermark_ms;     /* lowest partition watermark (event time),
-				   * PG_SINK_WATERMARK_NONE if none */
+	int64_t watermark_ms; /* lowest partition watermark (event time),
+			       * PG_SINK_WATERMARK_NONE if none */
 	int64_t dead_letters;
 	double last_flush_ms;
 };

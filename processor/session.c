@@ -44,7 +44,8 @@ static int emit_abandonment(struct partition *pt, struct user *u)
 	/* Items: product strings are interned and outlive the batch. */
 	struct batch_item *bi =
 		batch_alloc(b, u->cart.n * sizeof(struct batch_item));
-	avro_items = batch_alloc(b, u->cart.n * sizeof(struct cw_abandoned_item));
+	avro_items =
+		batch_alloc(b, u->cart.n * sizeof(struct cw_abandoned_item));
 	if (!ab->user_id || !bi || !avro_items)
 		return -ENOMEM;
 	for (uint16_t i = 0; i < u->cart.n; i++) {
@@ -54,9 +55,9 @@ static int emit_abandonment(struct partition *pt, struct user *u)
 		avro_items[i] = (struct cw_abandoned_item){
 			cw_str_c(pid), items[i].quantity,
 			items[i].unit_price_cents};
-		r = partition_stat_add(pt, ab->abandoned_at_ms, items[i].product,
-				       STAT_ABANDONED_QTY, items[i].quantity,
-				       STAT_ABANDONED_VALUE,
+		r = partition_stat_add(pt, ab->abandoned_at_ms,
+				       items[i].product, STAT_ABANDONED_QTY,
+				       items[i].quantity, STAT_ABANDONED_VALUE,
 				       (int64_t)items[i].quantity *
 					       items[i].unit_price_cents);
 		if (r < 0)
@@ -139,11 +140,10 @@ static int checkout(struct partition *pt, struct user *u, etime_t t,
 		return -ENOMEM;
 
 	for (uint16_t i = 0; i < u->cart.n; i++) {
-		r = partition_stat_add(pt, t, items[i].product,
-				       STAT_PURCHASED_QTY, items[i].quantity,
-				       STAT_PURCHASED_VALUE,
-				       (int64_t)items[i].quantity *
-					       items[i].unit_price_cents);
+		r = partition_stat_add(
+			pt, t, items[i].product, STAT_PURCHASED_QTY,
+			items[i].quantity, STAT_PURCHASED_VALUE,
+			(int64_t)items[i].quantity * items[i].unit_price_cents);
 		if (r < 0)
 			return r;
 	}

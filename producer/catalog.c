@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define MINUTE_MS INT64_C(60000)
-#define HOUR_MS (60 * MINUTE_MS)
+#define HOUR_MS	  (60 * MINUTE_MS)
 
 static const struct catalog_product products[] = {
 #define P(id, cat, cents, pct) {id, cat, cents, pct},
@@ -38,14 +38,15 @@ static const struct {
 	{"ROOMBA_J7_PLUS", 20 * HOUR_MS + 30 * MINUTE_MS, 40 * MINUTE_MS, 60},
 	{"KINDLE_PAPERWHITE", 26 * HOUR_MS, 30 * MINUTE_MS, 45},
 	{"PS5_CONSOLE", 33 * HOUR_MS, 15 * MINUTE_MS, 25},
-	{"DYSON_V8_ABSOLUTE", 39 * HOUR_MS + 45 * MINUTE_MS, 35 * MINUTE_MS, 50},
+	{"DYSON_V8_ABSOLUTE", 39 * HOUR_MS + 45 * MINUTE_MS, 35 * MINUTE_MS,
+	 50},
 	{"FIRE_TV_OMNI_65", 45 * HOUR_MS, 30 * MINUTE_MS, 55},
 };
 #define N_LIGHTNING (sizeof(lightning_table) / sizeof(lightning_table[0]))
 
 struct catalog {
 	double cum_weight[N_PRODUCTS]; /* running sum of popularity weights */
-	size_t by_id[N_PRODUCTS]; /* product indexes sorted by id */
+	size_t by_id[N_PRODUCTS];      /* product indexes sorted by id */
 	struct catalog_lightning lightning[N_LIGHTNING];
 };
 
@@ -86,9 +87,11 @@ struct catalog *catalog_new(char *errstr, size_t errstr_size)
 		long p = catalog_find(cat, lightning_table[i].id,
 				      strlen(lightning_table[i].id));
 
-		if (p < 0 || (i > 0 && lightning_table[i].start_offset_ms <
-					       cat->lightning[i - 1].start_offset_ms +
-						       cat->lightning[i - 1].duration_ms)) {
+		if (p < 0 ||
+		    (i > 0 &&
+		     lightning_table[i].start_offset_ms <
+			     cat->lightning[i - 1].start_offset_ms +
+				     cat->lightning[i - 1].duration_ms)) {
 			snprintf(errstr, errstr_size,
 				 "catalog: lightning deal %s is unknown or "
 				 "overlaps the one before",
@@ -160,7 +163,8 @@ static int64_t deal_price(int64_t list_cents, int pct)
 int64_t catalog_price_cents(const struct catalog *cat, size_t i,
 			    int64_t offset_ms)
 {
-	const struct catalog_lightning *cl = catalog_lightning_at(cat, offset_ms);
+	const struct catalog_lightning *cl =
+		catalog_lightning_at(cat, offset_ms);
 
 	if (cl && cl->product == i)
 		return deal_price(products[i].list_cents, cl->deal_pct);
@@ -190,8 +194,8 @@ const struct catalog_lightning *catalog_lightning(const struct catalog *cat,
 	return cat->lightning;
 }
 
-const struct catalog_lightning *
-catalog_lightning_at(const struct catalog *cat, int64_t offset_ms)
+const struct catalog_lightning *catalog_lightning_at(const struct catalog *cat,
+						     int64_t offset_ms)
 {
 	for (size_t i = 0; i < N_LIGHTNING; i++) {
 		const struct catalog_lightning *cl = &cat->lightning[i];

@@ -18,19 +18,19 @@
 #include <stdint.h>
 
 struct catalog_product {
-	const char *id;       /* e.g. "ECHO_DOT_5TH_GEN"; upper-case ASCII */
+	const char *id;	      /* e.g. "ECHO_DOT_5TH_GEN"; upper-case ASCII */
 	const char *category; /* e.g. "Smart Home" */
 	int64_t list_cents;   /* list price */
-	int deal_pct;         /* Prime-Day discount off list, 0..90 */
+	int deal_pct;	      /* Prime-Day discount off list, 0..90 */
 };
 
 /* A lightning deal: @product is deeply discounted for a short window of
  * simulated time measured from the start of the simulation. */
 struct catalog_lightning {
-	size_t product;          /* index into the catalog */
+	size_t product;		 /* index into the catalog */
 	int64_t start_offset_ms; /* from the simulation start */
 	int64_t duration_ms;
-	int deal_pct;            /* replaces the product's deal_pct */
+	int deal_pct; /* replaces the product's deal_pct */
 };
 
 struct catalog;
@@ -71,5 +71,5 @@ const struct catalog_lightning *catalog_lightning(const struct catalog *cat,
 						  size_t *n);
 
 /* The lightning deal running at @offset_ms, or NULL. */
-const struct catalog_lightning *
-catalog_lightning_at(const struct catalog *cat, int64_t offset_ms);
+const struct catalog_lightning *catalog_lightning_at(const struct catalog *cat,
+						     int64_t offset_ms);

@@ -52,8 +52,8 @@ void json_feed_destroy(struct json_feed *jf)
 	free(jf);
 }
 
-__attribute__((format(printf, 2, 3))) static int
-problem(struct json_feed *jf, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int problem(struct json_feed *jf,
+							 const char *fmt, ...)
 {
 	va_list ap;
 
@@ -135,17 +135,18 @@ static int fill_event(struct json_feed *jf, json_t *obj, struct cw_event *ev,
 	if (ev->type != CW_EVENT_CHECKOUT_COMPLETE && !ev->product_id.ptr)
 		return problem(jf, "missing product_id (required for %s)",
 			       cw_event_type_name(ev->type));
-	*product = ev->product_id.ptr ? catalog_find(jf->cat, ev->product_id.ptr,
-						     ev->product_id.len)
-				      : -1;
+	*product = ev->product_id.ptr
+			   ? catalog_find(jf->cat, ev->product_id.ptr,
+					  ev->product_id.len)
+			   : -1;
 
 	if ((r = get_int(jf, obj, "quantity", &v, &present)))
 		return r;
 	if (present && v < 0)
 		return problem(jf, "negative quantity %" PRId64, v);
 	if (present && (v < 1 || v > INT32_MAX))
-		return problem(jf, "quantity %" PRId64 " out of range 1..%d",
-			       v, INT32_MAX);
+		return problem(jf, "quantity %" PRId64 " out of range 1..%d", v,
+			       INT32_MAX);
 	if (present)
 		ev->quantity = (int32_t)v;
 
@@ -178,12 +179,12 @@ static int fill_event(struct json_feed *jf, json_t *obj, struct cw_event *ev,
 		time_text = (struct cw_str){json_string_value(tv),
 					    json_string_length(tv)};
 		if (clock_parse_time(time_text.ptr, &ev->event_time_ms))
-			return problem(jf,
-				       "event_time '%.*s' is neither epoch ms "
-				       "nor RFC 3339",
-				       (int)(time_text.len > 64 ? 64
-								: time_text.len),
-				       time_text.ptr);
+			return problem(
+				jf,
+				"event_time '%.*s' is neither epoch ms "
+				"nor RFC 3339",
+				(int)(time_text.len > 64 ? 64 : time_text.len),
+				time_text.ptr);
 	} else {
 		return problem(jf, "event_time must be epoch ms or an RFC "
 				   "3339 string");

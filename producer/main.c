@@ -48,7 +48,7 @@ int main(int argc, char **argv)
 	struct sim_stats simst;
 	struct sink_stats st;
 	struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART:
-							   * stdin reads end */
+							  * stdin reads end */
 	sigset_t block, orig;
 	char errstr[512];
 	int64_t t0;
@@ -112,8 +112,9 @@ int main(int argc, char **argv)
 	cw_info("producing",
 		"source=%s sink=%s topic=%s seed=%" PRId64 " rate=%g "
 		"time_scale=%g events=%" PRId64,
-		sim ? "simulation" : "stdin-json", o.output ? o.output : "kafka",
-		o.topic, o.seed, o.rate, o.time_scale, o.events);
+		sim ? "simulation" : "stdin-json",
+		o.output ? o.output : "kafka", o.topic, o.seed, o.rate,
+		o.time_scale, o.events);
 
 	t0 = clock_mono_ns();
 	r = run_loop(&(struct run_config){o.rate, o.time_scale,
@@ -129,7 +130,8 @@ int main(int argc, char **argv)
 		sim ? &simst : NULL, (double)(clock_mono_ns() - t0) / 1e9};
 	summary_log(sum, &x);
 	status = r < 0 || st.failed ? 1 : 0;
-	if (o.summary_json && (r = summary_write_json(sum, &x, o.summary_json))) {
+	if (o.summary_json &&
+	    (r = summary_write_json(sum, &x, o.summary_json))) {
 		cw_error("cannot write the summary", "path=%s error=\"%s\"",
 			 o.summary_json, strerror(-r));
 		status = 1;

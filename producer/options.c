@@ -11,7 +11,7 @@
 
 #include "clock.h"
 
-#define PROG "cartwatch-producer"
+#define PROG	   "cartwatch-producer"
 #define OPT(field) offsetof(struct options, field)
 
 const struct cw_opt options_table[] = {
@@ -63,8 +63,7 @@ const struct cw_opt options_table[] = {
 	 "instead of skipping it",
 	 false},
 	{"connect-timeout", 0, CW_OPT_DURATION, OPT(connect_timeout_ms), "10s",
-	 "DURATION", "How long to wait for the broker before giving up",
-	 false},
+	 "DURATION", "How long to wait for the broker before giving up", false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
 };
@@ -72,7 +71,7 @@ const size_t options_table_size =
 	sizeof(options_table) / sizeof(options_table[0]);
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
-							      ...)
+							     ...)
 {
 	char msg[512];
 	va_list ap;
@@ -89,10 +88,11 @@ int options_parse(struct options *o, int argc, char **argv)
 	char errstr[512];
 	int r;
 
-	r = cw_config_parse(options_table, options_table_size, o, PROG,
-			    "Simulate Prime-Day shoppers (or read JSON lines) and "
-			    "produce their cart events to Kafka.",
-			    argc, argv, errstr, sizeof(errstr));
+	r = cw_config_parse(
+		options_table, options_table_size, o, PROG,
+		"Simulate Prime-Day shoppers (or read JSON lines) and "
+		"produce their cart events to Kafka.",
+		argc, argv, errstr, sizeof(errstr));
 	if (r == CW_CONFIG_HELP)
 		return r;
 	if (r < 0)

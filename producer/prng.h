@@ -101,7 +101,7 @@ static inline void prng_uuid(struct prng *pr, char out[PRNG_UUID_LEN])
 	uint64_t hi = prng_next(pr), lo = prng_next(pr);
 	int o = 0;
 
-	hi = (hi & ~UINT64_C(0xf000)) | UINT64_C(0x4000);       /* version 4 */
+	hi = (hi & ~UINT64_C(0xf000)) | UINT64_C(0x4000);	/* version 4 */
 	lo = (lo & ~(UINT64_C(3) << 62)) | (UINT64_C(2) << 62); /* variant 10 */
 	for (int i = 0; i < 32; i++) {
 		uint64_t w = i < 16 ? hi : lo;

@@ -13,18 +13,18 @@
 #include "clock.h"
 #include "cw_log.h"
 
-#define NS_PER_MS INT64_C(1000000)
-#define NS_PER_S INT64_C(1000000000)
+#define NS_PER_MS   INT64_C(1000000)
+#define NS_PER_S    INT64_C(1000000000)
 #define PROGRESS_NS (500 * NS_PER_MS)
-#define BURST_NS (100 * NS_PER_MS)
+#define BURST_NS    (100 * NS_PER_MS)
 
 struct run_state {
 	const struct run_config *rc;
 	struct sink *sk;
 	struct summary *sum;
 	int64_t t0_ns;
-	int64_t slot_ns;       /* --rate: when the next event may go */
-	int64_t progress_ns;   /* when the progress line was last drawn */
+	int64_t slot_ns;     /* --rate: when the next event may go */
+	int64_t progress_ns; /* when the progress line was last drawn */
 	uint64_t progress_events;
 	bool progress_drawn;
 };

@@ -25,11 +25,11 @@
 #include "summary.h"
 
 struct run_config {
-	double rate;          /* events per wall second, 0: unlimited */
+	double rate;	      /* events per wall second, 0: unlimited */
 	double time_scale;    /* simulated seconds per wall second, > 0 */
 	uint64_t max_events;  /* stop after this many, 0: unlimited */
 	int64_t sim_start_ms; /* event time of simulated offset 0 */
-	bool progress;        /* draw the live line on stderr */
+	bool progress;	      /* draw the live line on stderr */
 };
 
 /* Where events come from: exactly one of the two is set (borrowed). */

@@ -19,27 +19,25 @@
 
 #define SECOND_MS 1000.0
 #define MINUTE_MS 60000.0
-#define HOUR_MS 3600000.0
+#define HOUR_MS	  3600000.0
 
 #define MAX_LINES 4
 
 /* Order roughly as in Baymard Institute's checkout surveys. */
 const char *const sim_reasons[SIM_REASON_COUNT] = {
-	"extra costs too high",   "just browsing",
-	"account required",       "did not trust the site",
-	"delivery too slow",      "checkout too long",
-	"could not see total",    "site errors",
-	"returns policy",         "payment methods",
-	"card declined",
+	"extra costs too high",	  "just browsing",     "account required",
+	"did not trust the site", "delivery too slow", "checkout too long",
+	"could not see total",	  "site errors",       "returns policy",
+	"payment methods",	  "card declined",
 };
 static const double reason_weights[SIM_REASON_COUNT] = {
 	48, 30, 26, 25, 23, 22, 21, 17, 15, 13, 4,
 };
-static const double items_weights[MAX_LINES] = {45, 30, 15, 10};   /* 1..4 */
-static const double qty_weights[4] = {70, 18, 7, 5};               /* 1..4 */
+static const double items_weights[MAX_LINES] = {45, 30, 15, 10}; /* 1..4 */
+static const double qty_weights[4] = {70, 18, 7, 5};		 /* 1..4 */
 
 enum shopper_state {
-	SHOPPER_IDLE,     /* next action: start a visit */
+	SHOPPER_IDLE,	  /* next action: start a visit */
 	SHOPPER_SHOPPING, /* adds, then removes, then the decision */
 	SHOPPER_CHECKOUT, /* next action: checkout_complete */
 };
@@ -73,7 +71,7 @@ struct sim {
 	double reason_total, items_total, qty_total;
 	struct shopper *shoppers;
 	struct heap_entry *heap; /* sc.users entries, min-heap on (at, id) */
-	void *heap_mem;          /* heap's allocation */
+	void *heap_mem;		 /* heap's allocation */
 	char event_id[PRNG_UUID_LEN];
 	char user_id[24];
 	struct traffic tr; /* large (the curve's integral): last */
@@ -169,7 +167,8 @@ static double checkout_probability(const struct sim *sim,
 static void do_add(struct sim *sim, struct shopper *sp, int64_t now,
 		   struct cw_event *ev, long *product)
 {
-	const struct catalog_lightning *cl = catalog_lightning_at(sim->cat, now);
+	const struct catalog_lightning *cl =
+		catalog_lightning_at(sim->cat, now);
 	size_t p;
 	int qty, i;
 
@@ -196,8 +195,8 @@ static void do_add(struct sim *sim, struct shopper *sp, int64_t now,
 	*product = (long)p;
 }
 
-static void do_remove(struct sim *sim, struct shopper *sp,
-		      struct cw_event *ev, long *product)
+static void do_remove(struct sim *sim, struct shopper *sp, struct cw_event *ev,
+		      long *product)
 {
 	int i = (int)prng_below(&sim->pr, sp->nlines);
 	struct cart_line *line = &sp->lines[i];
@@ -222,8 +221,8 @@ static void do_remove(struct sim *sim, struct shopper *sp,
  * shopper's next action. */
 static int64_t decide(struct sim *sim, struct shopper *sp, int64_t now)
 {
-	if (sp->nlines && prng_uniform(&sim->pr) <
-				  checkout_probability(sim, sp)) {
+	if (sp->nlines &&
+	    prng_uniform(&sim->pr) < checkout_probability(sim, sp)) {
 		sp->state = SHOPPER_CHECKOUT;
 		sp->recovered = 0;
 		return now + think_gap(sim, 90 * SECOND_MS, 20 * MINUTE_MS);
@@ -242,17 +241,18 @@ static int64_t decide(struct sim *sim, struct shopper *sp, int64_t now)
 
 /* Run the action of shopper @id due at @now. Returns 1 if it produced an
  * event, and the offset of the shopper's next action in *@next. */
-static int step(struct sim *sim, uint32_t id, int64_t now,
-		struct cw_event *ev, long *product, int64_t *next)
+static int step(struct sim *sim, uint32_t id, int64_t now, struct cw_event *ev,
+		long *product, int64_t *next)
 {
 	struct shopper *sp = &sim->shoppers[id];
 
 	switch (sp->state) {
 	case SHOPPER_IDLE:
 		sp->state = SHOPPER_SHOPPING;
-		sp->adds_left = (uint8_t)(1 + prng_weighted(&sim->pr, items_weights,
-							    MAX_LINES,
-							    sim->items_total));
+		sp->adds_left =
+			(uint8_t)(1 + prng_weighted(&sim->pr, items_weights,
+						    MAX_LINES,
+						    sim->items_total));
 		{
 			double u = prng_uniform(&sim->pr);
 
@@ -279,8 +279,8 @@ static int step(struct sim *sim, uint32_t id, int64_t now,
 		if (!sp->adds_left && (!sp->removes_left || !sp->nlines))
 			*next = decide(sim, sp, now);
 		else
-			*next = now + think_gap(sim, 50 * SECOND_MS,
-						15 * MINUTE_MS);
+			*next = now +
+				think_gap(sim, 50 * SECOND_MS, 15 * MINUTE_MS);
 		return 1;
 	case SHOPPER_CHECKOUT:
 	default:
@@ -371,8 +371,8 @@ int sim_next(struct sim *sim, struct cw_event *ev, long *product)
 			continue;
 		prng_uuid(&sim->pr, sim->event_id);
 		ev->event_id = (struct cw_str){sim->event_id, PRNG_UUID_LEN};
-		ev->user_id = (struct cw_str){sim->user_id,
-					      format_user(sim, id)};
+		ev->user_id =
+			(struct cw_str){sim->user_id, format_user(sim, id)};
 		ev->event_time_ms = sim->sc.start_ms + now;
 		return 1;
 	}

@@ -28,9 +28,9 @@
 
 struct sim_config {
 	uint64_t seed;
-	uint32_t users;       /* population size, >= 1 */
-	int64_t start_ms;     /* event time of simulated offset 0 */
-	int64_t duration_ms;  /* end of the simulation (offset); 0: never */
+	uint32_t users;	     /* population size, >= 1 */
+	int64_t start_ms;    /* event time of simulated offset 0 */
+	int64_t duration_ms; /* end of the simulation (offset); 0: never */
 };
 
 /* The removal-reason taxonomy, most frequent first, and its size. */

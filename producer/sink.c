@@ -21,7 +21,7 @@
 /* Events are produced in batches (rd_kafka_produce_batch(): one call and
  * one topic lock per batch instead of per event), encoded into an arena
  * that librdkafka copies from, so both are reused at once. */
-#define BATCH_MAX 1024
+#define BATCH_MAX  1024
 #define ARENA_SIZE (256 * 1024)
 
 struct sink {
@@ -66,7 +66,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	/* The first few in full, then a reminder now and then. */
 	if (sk->st.failed < 5 || sk->st.failed % 10000 == 0)
 		cw_error("delivery failed",
-			 "topic=%s partition=%" PRId32 " error=\"%s\" failed=%" PRIu64,
+			 "topic=%s partition=%" PRId32
+			 " error=\"%s\" failed=%" PRIu64,
 			 sk->conf.topic, m->partition, rd_kafka_err2str(m->err),
 			 sk->st.failed + 1);
 	sk->st.failed++;
@@ -76,13 +77,15 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 		   const char *buf)
 {
 	(void)rk;
-	cw_log(level <= 3 ? CW_LOG_ERROR : level == 4 ? CW_LOG_WARN
-			 : level <= 6 ? CW_LOG_INFO : CW_LOG_DEBUG,
+	cw_log(level <= 3   ? CW_LOG_ERROR
+	       : level == 4 ? CW_LOG_WARN
+	       : level <= 6 ? CW_LOG_INFO
+			    : CW_LOG_DEBUG,
 	       "librdkafka", "facility=%s text=\"%s\"", fac, buf);
 }
 
-static int set_prop(rd_kafka_conf_t *kconf, const char *key,
-		    const char *value, char *errstr, size_t errstr_size)
+static int set_prop(rd_kafka_conf_t *kconf, const char *key, const char *value,
+		    char *errstr, size_t errstr_size)
 {
 	char err[256];
 
@@ -108,7 +111,8 @@ static int kafka_open(struct sink *sk, char *errstr, size_t errstr_size)
 	if (set_prop(kconf, "bootstrap.servers", c->bootstrap_servers, errstr,
 		     errstr_size))
 		goto fail_conf;
-	for (size_t i = 0; i < sizeof(kafka_defaults) / sizeof(kafka_defaults[0]); i++)
+	for (size_t i = 0;
+	     i < sizeof(kafka_defaults) / sizeof(kafka_defaults[0]); i++)
 		if (set_prop(kconf, kafka_defaults[i][0], kafka_defaults[i][1],
 			     errstr, errstr_size))
 			goto fail_conf;
@@ -137,7 +141,8 @@ static int kafka_open(struct sink *sk, char *errstr, size_t errstr_size)
 				(int)c->connect_timeout_ms);
 	if (err) {
 		snprintf(errstr, errstr_size,
-			 "broker unreachable: no metadata from %s within %" PRId64
+			 "broker unreachable: no metadata from %s within "
+			 "%" PRId64
 			 " ms (%s); check --bootstrap-servers or raise "
 			 "--connect-timeout",
 			 c->bootstrap_servers, c->connect_timeout_ms,
@@ -240,14 +245,16 @@ static int write_json(struct sink *sk, const struct cw_event *ev)
 		return -EMSGSIZE;
 	p += sprintf(p, "{\"event_id\":");
 	p = json_string(p, ev->event_id);
-	p += sprintf(p, ",\"event_type\":\"%s\",\"event_time\":%" PRId64
-			",\"user_id\":",
+	p += sprintf(p,
+		     ",\"event_type\":\"%s\",\"event_time\":%" PRId64
+		     ",\"user_id\":",
 		     cw_event_type_name(ev->type), ev->event_time_ms);
 	p = json_string(p, ev->user_id);
 	p += sprintf(p, ",\"product_id\":");
 	p = json_string(p, ev->product_id);
-	p += sprintf(p, ",\"quantity\":%" PRId32 ",\"unit_price_cents\":%" PRId64
-			",\"currency\":",
+	p += sprintf(p,
+		     ",\"quantity\":%" PRId32 ",\"unit_price_cents\":%" PRId64
+		     ",\"currency\":",
 		     ev->quantity, ev->unit_price_cents);
 	p = json_string(p, ev->currency);
 	p += sprintf(p, ",\"reason\":");
@@ -288,9 +295,11 @@ static int batch_append(struct sink *sk, const struct cw_event *ev)
 	if (len < 0)
 		return (int)len;
 	memcpy(p + len, ev->user_id.ptr, ev->user_id.len);
-	sk->batch[sk->nbatch++] = (rd_kafka_message_t){
-		.payload = p, .len = (size_t)len,
-		.key = p + len, .key_len = ev->user_id.len};
+	sk->batch[sk->nbatch++] =
+		(rd_kafka_message_t){.payload = p,
+				     .len = (size_t)len,
+				     .key = p + len,
+				     .key_len = ev->user_id.len};
 	sk->arena_used += (size_t)len + ev->user_id.len;
 	return 0;
 }
@@ -386,7 +395,8 @@ void sink_poll(struct sink *sk, int timeout_ms)
 	if (!sk->rk)
 		return;
 	if (sk->nbatch)
-		batch_send(sk); /* failures are counted; the run loop sees them */
+		batch_send(
+			sk); /* failures are counted; the run loop sees them */
 	rd_kafka_poll(sk->rk, timeout_ms);
 }
 

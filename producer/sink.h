@@ -30,7 +30,7 @@ enum sink_format {
 };
 
 struct sink_config {
-	const char *output;      /* file path, "-" for stdout, NULL: Kafka */
+	const char *output;	 /* file path, "-" for stdout, NULL: Kafka */
 	enum sink_format format; /* for output only */
 	const char *bootstrap_servers;
 	const char *topic;
@@ -39,7 +39,7 @@ struct sink_config {
 };
 
 struct sink_stats {
-	uint64_t sent;      /* accepted by sink_send() */
+	uint64_t sent;	    /* accepted by sink_send() */
 	uint64_t delivered; /* acknowledged by the broker, or written */
 	uint64_t failed;    /* delivery failed (reported once each) */
 };

@@ -89,8 +89,7 @@ static struct product_totals *unknown_totals(struct summary *sum,
 	return &up->t;
 }
 
-int summary_count(struct summary *sum, const struct cw_event *ev,
-		  long product)
+int summary_count(struct summary *sum, const struct cw_event *ev, long product)
 {
 	struct product_totals *t;
 	int64_t value;
@@ -149,10 +148,11 @@ static int add_product(json_t *products, const char *id,
 			  (json_int_t)t->value_removed_cents));
 }
 
-int summary_write_json(const struct summary *sum,
-		       const struct summary_extra *x, const char *path)
+int summary_write_json(const struct summary *sum, const struct summary_extra *x,
+		       const char *path)
 {
-	json_t *root = NULL, *products = json_object(), *by_type = json_object();
+	json_t *root = NULL, *products = json_object(),
+	       *by_type = json_object();
 	uint64_t added = 0, removed = 0;
 	int64_t value = 0;
 	int r = -ENOMEM;
@@ -160,9 +160,9 @@ int summary_write_json(const struct summary *sum,
 	if (!products || !by_type)
 		goto out;
 	for (int i = 0; i < CW_EVENT_TYPE_COUNT; i++)
-		if (json_object_set_new(by_type,
-					cw_event_type_name((enum cw_event_type)i),
-					json_integer((json_int_t)sum->by_type[i])))
+		if (json_object_set_new(
+			    by_type, cw_event_type_name((enum cw_event_type)i),
+			    json_integer((json_int_t)sum->by_type[i])))
 			goto out;
 	for (size_t i = 0; i < catalog_count(sum->cat); i++)
 		if (add_product(products, catalog_product(sum->cat, i)->id,
@@ -177,9 +177,9 @@ int summary_write_json(const struct summary *sum,
 			 by_type, "delivered", (json_int_t)x->delivered,
 			 "failed", (json_int_t)x->failed, "invalid_lines",
 			 (json_int_t)x->invalid_lines, "units_added",
-			 (json_int_t)added, "units_removed", (json_int_t)removed,
-			 "value_added_cents", (json_int_t)value, "products",
-			 products);
+			 (json_int_t)added, "units_removed",
+			 (json_int_t)removed, "value_added_cents",
+			 (json_int_t)value, "products", products);
 	if (!root)
 		goto out;
 	if (x->sim &&
@@ -192,7 +192,7 @@ int summary_write_json(const struct summary *sum,
 			      (json_int_t)x->sim->abandoned)))
 		goto out;
 	r = json_dump_file(root, path, JSON_INDENT(2) | JSON_SORT_KEYS) ? -EIO
-									 : 0;
+									: 0;
 out:
 	json_decref(root);
 	json_decref(products);

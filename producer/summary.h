@@ -25,11 +25,11 @@ struct summary;
 
 /* Counters that other modules own, reported alongside. */
 struct summary_extra {
-	uint64_t delivered;          /* acknowledged by the broker / written */
-	uint64_t failed;             /* delivery or write failed */
-	uint64_t invalid_lines;      /* --stdin-json lines skipped */
+	uint64_t delivered;	     /* acknowledged by the broker / written */
+	uint64_t failed;	     /* delivery or write failed */
+	uint64_t invalid_lines;	     /* --stdin-json lines skipped */
 	const struct sim_stats *sim; /* NULL with --stdin-json */
-	double elapsed_s;            /* wall time of the run */
+	double elapsed_s;	     /* wall time of the run */
 };
 
 /* Create an empty summary over @cat (borrowed). Returns NULL when out of
@@ -43,8 +43,7 @@ void summary_destroy(struct summary *sum);
  * id (unknown ids get their own entry). Returns 0, or -ENOMEM when a new
  * unknown product cannot be recorded (the event's type is still counted).
  * Allocates only for a product id not seen before. */
-int summary_count(struct summary *sum, const struct cw_event *ev,
-		  long product);
+int summary_count(struct summary *sum, const struct cw_event *ev, long product);
 
 /* Events counted so far, in total and of @type. Can't fail. */
 uint64_t summary_events(const struct summary *sum);
@@ -55,8 +54,8 @@ uint64_t summary_events_of(const struct summary *sum, enum cw_event_type type);
  * cart funnel (sim only) and products {id: {added_qty, removed_qty,
  * value_added_cents, value_removed_cents}} for every product with events.
  * Returns 0 or -errno. */
-int summary_write_json(const struct summary *sum,
-		       const struct summary_extra *x, const char *path);
+int summary_write_json(const struct summary *sum, const struct summary_extra *x,
+		       const char *path);
 
 /* Log the final summary as one logfmt info line. Can't fail. */
 void summary_log(const struct summary *sum, const struct summary_extra *x);

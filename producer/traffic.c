@@ -6,9 +6,9 @@
 
 #include <math.h>
 
-#define MINUTE_MS 60000.0
+#define MINUTE_MS    60000.0
 #define TABLE_END_MS ((int64_t)TRAFFIC_TABLE_MINUTES * 60000)
-#define SUBSTEPS 12
+#define SUBSTEPS     12
 
 double traffic_intensity(const struct traffic *tr, int64_t offset_ms)
 {
@@ -46,7 +46,8 @@ static double integral(const struct traffic *tr, int64_t t)
 	int64_t i;
 
 	if (t >= TABLE_END_MS)
-		return tr->cum[TRAFFIC_TABLE_MINUTES] + (double)(t - TABLE_END_MS);
+		return tr->cum[TRAFFIC_TABLE_MINUTES] +
+		       (double)(t - TABLE_END_MS);
 	i = t / 60000;
 	return tr->cum[i] + (tr->cum[i + 1] - tr->cum[i]) *
 				    ((double)(t - i * 60000) / MINUTE_MS);

@@ -15,46 +15,48 @@
 
 extern int harness_failures;
 
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (!(cond)) {                                                \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
 			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #cond);                             \
-			harness_failures++;                                   \
-		}                                                             \
+				__LINE__, #cond);                              \
+			harness_failures++;                                    \
+		}                                                              \
 	} while (0)
 
-#define CHECK_INT_EQ(a, b)                                                    \
-	do {                                                                  \
-		long long a_ = (long long)(a), b_ = (long long)(b);           \
-		if (a_ != b_) {                                               \
-			fprintf(stderr,                                       \
-				"%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", \
-				__FILE__, __LINE__, #a, #b, a_, b_);          \
-			harness_failures++;                                   \
-		}                                                             \
+#define CHECK_INT_EQ(a, b)                                                     \
+	do {                                                                   \
+		long long a_ = (long long)(a), b_ = (long long)(b);            \
+		if (a_ != b_) {                                                \
+			fprintf(stderr,                                        \
+				"%s:%d: CHECK failed: %s == %s (%lld != "      \
+				"%lld)\n",                                     \
+				__FILE__, __LINE__, #a, #b, a_, b_);           \
+			harness_failures++;                                    \
+		}                                                              \
 	} while (0)
 
-#define CHECK_STR_EQ(a, b)                                                    \
-	do {                                                                  \
-		const char *a_ = (a), *b_ = (b);                              \
-		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                      \
-			fprintf(stderr,                                       \
-				"%s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n", \
-				__FILE__, __LINE__, #a, #b, a_ ? a_ : "(null)", \
-				b_ ? b_ : "(null)");                          \
-			harness_failures++;                                   \
-		}                                                             \
+#define CHECK_STR_EQ(a, b)                                                     \
+	do {                                                                   \
+		const char *a_ = (a), *b_ = (b);                               \
+		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                       \
+			fprintf(stderr,                                        \
+				"%s:%d: CHECK failed: %s == %s (\"%s\" != "    \
+				"\"%s\")\n",                                   \
+				__FILE__, __LINE__, #a, #b,                    \
+				a_ ? a_ : "(null)", b_ ? b_ : "(null)");       \
+			harness_failures++;                                    \
+		}                                                              \
 	} while (0)
 
 /* Abort the test at once: for failures that make the rest meaningless. */
-#define REQUIRE(cond)                                                         \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: REQUIRE failed: %s\n",        \
-				__FILE__, __LINE__, #cond);                   \
-			exit(1);                                              \
-		}                                                             \
+#define REQUIRE(cond)                                                          \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: REQUIRE failed: %s\n",         \
+				__FILE__, __LINE__, #cond);                    \
+			exit(1);                                               \
+		}                                                              \
 	} while (0)
 
 struct harness_case {

@@ -50,10 +50,10 @@ static void test_durations(void)
 		int r;
 		int64_t ms;
 	} cases[] = {
-		{"250ms", 0, 250},   {"30s", 0, 30000},   {"5m", 0, 300000},
-		{"2h", 0, 7200000},  {"7d", 0, 604800000}, {"1.5s", 0, 1500},
-		{"10", 0, 10000},    {"0", 0, 0},          {"", -EINVAL, 0},
-		{"-1s", -EINVAL, 0}, {"5x", -EINVAL, 0},   {"s", -EINVAL, 0},
+		{"250ms", 0, 250},     {"30s", 0, 30000},    {"5m", 0, 300000},
+		{"2h", 0, 7200000},    {"7d", 0, 604800000}, {"1.5s", 0, 1500},
+		{"10", 0, 10000},      {"0", 0, 0},	     {"", -EINVAL, 0},
+		{"-1s", -EINVAL, 0},   {"5x", -EINVAL, 0},   {"s", -EINVAL, 0},
 		{"1e30d", -EINVAL, 0},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -73,7 +73,8 @@ static void test_precedence(void)
 {
 	struct cfg c;
 	char err[256] = "";
-	char *argv[] = {"t", "--count", "9", "-X", "a=1", "-Xb=x=y", "-v", NULL};
+	char *argv[] = {"t",   "--count", "9",	"-X",
+			"a=1", "-Xb=x=y", "-v", NULL};
 
 	/* Defaults only. */
 	unsetenv("CARTWATCH_COUNT");
@@ -107,9 +108,9 @@ static void test_precedence(void)
 static void test_usage_errors(void)
 {
 	static char *bad[][4] = {
-		{"t", "--count", "x", NULL},     {"t", "--nope", NULL, NULL},
-		{"t", "--timeout", "5y", NULL},  {"t", "stray", NULL, NULL},
-		{"t", "-X", "novalue", NULL},    {"t", "--count", NULL, NULL},
+		{"t", "--count", "x", NULL},	 {"t", "--nope", NULL, NULL},
+		{"t", "--timeout", "5y", NULL},	 {"t", "stray", NULL, NULL},
+		{"t", "-X", "novalue", NULL},	 {"t", "--count", NULL, NULL},
 		{"t", "--scale", "1.0.0", NULL},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -118,7 +119,8 @@ static void test_usage_errors(void)
 		int argc = 0;
 		while (bad[i][argc])
 			argc++;
-		CHECK_INT_EQ(parse(&c, argc, bad[i], err, sizeof(err)), -EINVAL);
+		CHECK_INT_EQ(parse(&c, argc, bad[i], err, sizeof(err)),
+			     -EINVAL);
 		CHECK(err[0] != '\0');
 		cw_config_free(opts, N, &c);
 	}
@@ -136,7 +138,8 @@ static void test_usage_errors(void)
 static void test_redaction(void)
 {
 	static const char *cases[][2] = {
-		{"host=db password=s3cret user=cw", "host=db password=*** user=cw"},
+		{"host=db password=s3cret user=cw",
+		 "host=db password=*** user=cw"},
 		{"password='a b\\' c' host=x", "password=*** host=x"},
 		{"postgresql://cw:s3cret@db:5432/cartwatch",
 		 "postgresql://cw:***@db:5432/cartwatch"},

@@ -9,9 +9,9 @@
 
 #include "harness.h"
 
-#define TOPIC "cart-events"
+#define TOPIC	   "cart-events"
 #define PARTITIONS 4
-#define N_MSGS 200
+#define N_MSGS	   200
 
 struct sent {
 	int32_t partition;
@@ -37,9 +37,10 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf)
 	char errstr[512];
 	rd_kafka_t *rk;
 
-	REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers",
-				  harness_require_env("CARTWATCH_BOOTSTRAP_SERVERS"),
-				  errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK);
+	REQUIRE(rd_kafka_conf_set(
+			conf, "bootstrap.servers",
+			harness_require_env("CARTWATCH_BOOTSTRAP_SERVERS"),
+			errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK);
 	rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
 	if (!rk)
 		fprintf(stderr, "rd_kafka_new: %s\n", errstr);

@@ -25,7 +25,7 @@
 
 struct reply {
 	int status;
-	char *raw;        /* the whole output of curl -i */
+	char *raw;	  /* the whole output of curl -i */
 	const char *body; /* into @raw, after the blank line */
 };
 
@@ -122,13 +122,13 @@ static bool has_line(const char *text, const char *line)
 	return false;
 }
 
-#define CHECK_LINE(text, line)                                                \
-	do {                                                                  \
-		if (!has_line(text, line)) {                                  \
-			fprintf(stderr, "%s:%d: no line \"%s\"\n", __FILE__,  \
-				__LINE__, line);                              \
-			harness_failures++;                                   \
-		}                                                             \
+#define CHECK_LINE(text, line)                                                 \
+	do {                                                                   \
+		if (!has_line(text, line)) {                                   \
+			fprintf(stderr, "%s:%d: no line \"%s\"\n", __FILE__,   \
+				__LINE__, line);                               \
+			harness_failures++;                                    \
+		}                                                              \
 	} while (0)
 
 /* The value of the sample @series ("name{labels}"), or NaN. */
@@ -233,7 +233,8 @@ static void healthy(struct metrics_snapshot *s)
 	s->health_reason[0] = '\0';
 }
 
-/* ---- cases ---------------------------------------------------------------- */
+/* ---- cases ----------------------------------------------------------------
+ */
 
 static void test_metrics_exposition(void)
 {
@@ -272,16 +273,19 @@ static void test_metrics_exposition(void)
 	healthy(s);
 	metrics_publish(m, s);
 
-	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/metrics", &r) == 0);
+	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/metrics", &r) ==
+		0);
 	CHECK_INT_EQ(r.status, 200);
 	CHECK_STR_EQ(header(&r, "Content-Type", ct, sizeof(ct)),
 		     "text/plain; version=0.0.4; charset=utf-8");
 	check_exposition(r.body);
 	CHECK_LINE(r.body, "# TYPE cartwatch_events_consumed_total counter");
-	CHECK_LINE(r.body, "cartwatch_events_consumed_total{type=\"cart_add\"} 42");
-	CHECK_LINE(r.body, "cartwatch_events_consumed_total{type=\"cart_remove\"} 7");
 	CHECK_LINE(r.body,
-		   "cartwatch_events_consumed_total{type=\"checkout_complete\"} 3");
+		   "cartwatch_events_consumed_total{type=\"cart_add\"} 42");
+	CHECK_LINE(r.body,
+		   "cartwatch_events_consumed_total{type=\"cart_remove\"} 7");
+	CHECK_LINE(r.body, "cartwatch_events_consumed_total{type=\"checkout_"
+			   "complete\"} 3");
 	CHECK_LINE(r.body, "cartwatch_decode_errors_total 1");
 	CHECK_LINE(r.body, "cartwatch_invalid_events_total 2");
 	CHECK_LINE(r.body, "cartwatch_dead_letter_records_total 4");
@@ -304,14 +308,18 @@ static void test_metrics_exposition(void)
 	CHECK_LINE(r.body, "cartwatch_users 21");
 	CHECK_LINE(r.body, "cartwatch_assigned_partitions 2");
 	CHECK_LINE(r.body, "# TYPE cartwatch_partition_lag_messages gauge");
-	CHECK_LINE(r.body, "cartwatch_partition_lag_messages{partition=\"0\"} 5");
-	CHECK_LINE(r.body, "cartwatch_partition_lag_messages{partition=\"3\"} 0");
 	CHECK_LINE(r.body,
-		   "cartwatch_partition_watermark_delay_seconds{partition=\"0\"} 1.5");
+		   "cartwatch_partition_lag_messages{partition=\"0\"} 5");
+	CHECK_LINE(r.body,
+		   "cartwatch_partition_lag_messages{partition=\"3\"} 0");
+	CHECK_LINE(r.body, "cartwatch_partition_watermark_delay_seconds{"
+			   "partition=\"0\"} 1.5");
 	/* No watermark yet: no series rather than a NaN. */
 	CHECK(!strstr(r.body, "watermark_delay_seconds{partition=\"3\"}"));
-	CHECK_LINE(r.body, "cartwatch_partition_next_offset{partition=\"0\"} 100");
-	CHECK_LINE(r.body, "cartwatch_partition_next_offset{partition=\"3\"} 7");
+	CHECK_LINE(r.body,
+		   "cartwatch_partition_next_offset{partition=\"0\"} 100");
+	CHECK_LINE(r.body,
+		   "cartwatch_partition_next_offset{partition=\"3\"} 7");
 	CHECK_LINE(r.body, "# TYPE cartwatch_flush_duration_seconds histogram");
 	CHECK_LINE(r.body, "cartwatch_flush_duration_seconds_count 0");
 	CHECK_LINE(r.body, "cartwatch_consuming 1");
@@ -327,16 +335,19 @@ static void test_before_first_publish(void)
 	struct metrics *m = start();
 	struct reply r;
 
-	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/healthz", &r) == 0);
+	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/healthz", &r) ==
+		0);
 	CHECK_INT_EQ(r.status, 503);
 	CHECK_STR_EQ(r.body, "starting\n");
 	reply_free(&r);
 
 	/* Counters from zero; no partitions, so no per-partition families. */
-	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/metrics", &r) == 0);
+	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/metrics", &r) ==
+		0);
 	CHECK_INT_EQ(r.status, 200);
 	check_exposition(r.body);
-	CHECK_LINE(r.body, "cartwatch_events_consumed_total{type=\"cart_add\"} 0");
+	CHECK_LINE(r.body,
+		   "cartwatch_events_consumed_total{type=\"cart_add\"} 0");
 	CHECK_LINE(r.body, "cartwatch_consuming 0");
 	CHECK(!strstr(r.body, "cartwatch_partition_"));
 	reply_free(&r);
@@ -346,11 +357,11 @@ static void test_before_first_publish(void)
 static void test_flush_histogram(void)
 {
 	static const char *const le[] = {"0.005", "0.01", "0.025", "0.05",
-					 "0.1",   "0.25", "0.5",   "1",
-					 "2.5",   "5",    "+Inf"};
+					 "0.1",	  "0.25", "0.5",   "1",
+					 "2.5",	  "5",	  "+Inf"};
 	/* Exact in binary, so the sum prints exactly. */
 	static const double obs[] = {0.00390625, 0.0078125, 0.03125,
-				     0.0625,     0.375,     8};
+				     0.0625,	 0.375,	    8};
 	static const uint64_t want[] = {1, 2, 2, 3, 4, 4, 5, 5, 5, 5, 6};
 	struct metrics *m = start();
 	struct metrics_snapshot *s = calloc(1, sizeof(*s));
@@ -368,14 +379,16 @@ static void test_flush_histogram(void)
 	healthy(s);
 	metrics_publish(m, s);
 
-	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/metrics", &r) == 0);
+	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/metrics", &r) ==
+		0);
 	check_exposition(r.body);
 	for (int i = 0; i < 11; i++) {
 		char line[128];
 		double v;
 
 		snprintf(line, sizeof(line),
-			 "cartwatch_flush_duration_seconds_bucket{le=\"%s\"} %" PRIu64,
+			 "cartwatch_flush_duration_seconds_bucket{le=\"%s\"} "
+			 "%" PRIu64,
 			 le[i], want[i]);
 		CHECK_LINE(r.body, line);
 		/* Cumulative: never decreasing, in the order written. */
@@ -553,7 +566,8 @@ static void test_port_in_use(void)
 	fprintf(stderr, "(expected) %s\n", err);
 
 	/* The first one is unharmed. */
-	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/healthz", &r) == 0);
+	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/healthz", &r) ==
+		0);
 	CHECK_INT_EQ(r.status, 503);
 	CHECK_STR_EQ(r.body, "starting\n");
 	reply_free(&r);
@@ -563,9 +577,9 @@ static void test_port_in_use(void)
 static void test_bad_addresses(void)
 {
 	static const char *const bad[] = {
-		"127.0.0.1",       "127.0.0.1:",    "127.0.0.1:abc",
-		"127.0.0.1:65536", "127.0.0.1:-1",  "127.0.0.1: 80",
-		"::1:9464",        "[::1]9464",     "[::1",
+		"127.0.0.1",	   "127.0.0.1:",   "127.0.0.1:abc",
+		"127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1: 80",
+		"::1:9464",	   "[::1]9464",	   "[::1",
 		"192.0.2.1:0", /* TEST-NET-1: not an address of this host */
 	};
 
@@ -576,7 +590,8 @@ static void test_bad_addresses(void)
 		CHECK(m == NULL);
 		metrics_destroy(m);
 		if (!strstr(err, bad[i])) {
-			fprintf(stderr, "message for '%s' does not name it: %s\n",
+			fprintf(stderr,
+				"message for '%s' does not name it: %s\n",
 				bad[i], err);
 			harness_failures++;
 		}
@@ -588,8 +603,8 @@ static void test_ipv6_loopback(void)
 	struct sockaddr_in6 sa = {.sin6_family = AF_INET6,
 				  .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	int fd = socket(AF_INET6, SOCK_STREAM, 0);
-	bool have_v6 = fd >= 0 &&
-		       bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	bool have_v6 =
+		fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	char err[256] = "";
 	struct metrics *m;
 	struct reply r;
@@ -651,10 +666,11 @@ static void test_publish_is_atomic(void)
 
 		REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/metrics",
 			      &r) == 0);
-		a = sample(r.body,
-			   "cartwatch_events_consumed_total{type=\"cart_add\"}");
-		b = sample(r.body,
-			   "cartwatch_events_consumed_total{type=\"cart_remove\"}");
+		a = sample(
+			r.body,
+			"cartwatch_events_consumed_total{type=\"cart_add\"}");
+		b = sample(r.body, "cartwatch_events_consumed_total{type="
+				   "\"cart_remove\"}");
 		u = sample(r.body, "cartwatch_users");
 		last = sample(r.body, "cartwatch_partition_next_offset{"
 				      "partition=\"255\"}");
@@ -673,7 +689,8 @@ static void test_no_fd_leak(void)
 	struct metrics *m = start(), *m2;
 	struct reply r;
 
-	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/metrics", &r) == 0);
+	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/metrics", &r) ==
+		0);
 	reply_free(&r);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", metrics_port(m));
 	m2 = metrics_new(addr, err, sizeof(err));
@@ -698,6 +715,5 @@ int main(int argc, char **argv)
 		{"no_fd_leak", test_no_fd_leak},
 	};
 
-	return harness_run(cases, sizeof(cases) / sizeof(cases[0]), argc,
-			   argv);
+	return harness_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }

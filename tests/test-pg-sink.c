@@ -96,11 +96,11 @@ static char *query_text(PGconn *conn, const char *sql)
 	return out;
 }
 
-#define CHECK_QUERY(conn, sql, expect)                  \
-	do {                                            \
-		char *got_ = query_text((conn), (sql)); \
-		CHECK_STR_EQ(got_, (expect));           \
-		free(got_);                             \
+#define CHECK_QUERY(conn, sql, expect)                                         \
+	do {                                                                   \
+		char *got_ = query_text((conn), (sql));                        \
+		CHECK_STR_EQ(got_, (expect));                                  \
+		free(got_);                                                    \
 	} while (0)
 
 /* Row counts of every table a flush writes, as one string. */
@@ -108,7 +108,8 @@ static const char count_all_sql[] =
 	"SELECT (SELECT count(*) FROM cart_abandonments) || ' ' ||"
 	" (SELECT count(*) FROM abandoned_items) || ' ' ||"
 	" (SELECT count(*) FROM cart_conversions) || ' ' ||"
-	" (SELECT count(*) FROM cart_abandonments WHERE recovered_at IS NOT NULL)"
+	" (SELECT count(*) FROM cart_abandonments WHERE recovered_at IS NOT "
+	"NULL)"
 	" || ' ' || (SELECT count(*) FROM product_stats_minute) || ' ' ||"
 	" (SELECT count(*) FROM remove_reasons_minute) || ' ' ||"
 	" (SELECT count(*) FROM cw_user_state) || ' ' ||"
@@ -193,9 +194,9 @@ static struct batch_abandonment *add_abandonment(struct batch *b,
 	return ab;
 }
 
-static void add_items(struct batch *b, struct batch_abandonment *ab,
-		      size_t n, const char *const *products,
-		      const int32_t *qty, const int64_t *price)
+static void add_items(struct batch *b, struct batch_abandonment *ab, size_t n,
+		      const char *const *products, const int32_t *qty,
+		      const int64_t *price)
 {
 	struct batch_item zero[8] = {{0}};
 
@@ -263,8 +264,8 @@ static void add_reason_stat(struct batch *b, int64_t bucket_ms,
 	st->removed_qty = qty;
 }
 
-static void add_user_state(struct batch *b, const char *user,
-			   const void *state, size_t len)
+static void add_user_state(struct batch *b, const char *user, const void *state,
+			   size_t len)
 {
 	struct batch_user_state *us = batch_add_user_state(b);
 
@@ -309,7 +310,8 @@ static void test_migrate_fresh_then_noop(void)
 	REQUIRE(migrate_n_migrations >= 2);
 	CHECK_STR_EQ(migrate_migrations[0].name, "001_schema");
 	CHECK_STR_EQ(migrate_migrations[1].name, "002_reports");
-	CHECK(strstr(migrate_migrations[0].sql, "CREATE TABLE cart_abandonments"));
+	CHECK(strstr(migrate_migrations[0].sql,
+		     "CREATE TABLE cart_abandonments"));
 
 	CHECK_INT_EQ(migrate_apply(conn, errstr, sizeof(errstr)), 0);
 	CHECK_QUERY(conn, versions_sql, all_versions());
@@ -328,8 +330,9 @@ static void test_migrate_fresh_then_noop(void)
 		    applied_at);
 	CHECK_INT_EQ(PQtransactionStatus(conn), PQTRANS_IDLE);
 	/* The advisory lock was released. */
-	CHECK_QUERY(conn, "SELECT count(*) FROM pg_locks WHERE "
-			  "locktype = 'advisory'",
+	CHECK_QUERY(conn,
+		    "SELECT count(*) FROM pg_locks WHERE "
+		    "locktype = 'advisory'",
 		    "0");
 	free(applied_at);
 	PQfinish(conn);
@@ -463,8 +466,7 @@ static void test_claim(void)
 
 /* ---- flushing ------------------------------------------------------------ */
 
-static const char hostile_user[] =
-	"u\tone\nline\\back\\N'quote\"\r é€😀";
+static const char hostile_user[] = "u\tone\nline\\back\\N'quote\"\r é€😀";
 
 static void test_flush_rows(void)
 {
@@ -534,16 +536,17 @@ static void test_flush_rows(void)
 		    "20|1783468860126|1");
 
 	/* Times exact to the ms, strings byte for byte. */
-	CHECK_QUERY(fx.conn,
-		    "SELECT (extract(epoch FROM session_start) * 1000)::bigint,"
-		    " (extract(epoch FROM last_activity_at) * 1000)::bigint,"
-		    " to_char(abandoned_at AT TIME ZONE 'UTC',"
-		    "   'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
-		    " item_count, cart_value_cents, currency,"
-		    " last_remove_reason, kafka_partition, recovered_at"
-		    " FROM cart_abandonments WHERE abandonment_id = '" ID(01) "'",
-		    "1783468799124|1783468800122|2026-07-08T00:00:00.123000|"
-		    "3|4997|USD|NULL|3|NULL");
+	CHECK_QUERY(
+		fx.conn,
+		"SELECT (extract(epoch FROM session_start) * 1000)::bigint,"
+		" (extract(epoch FROM last_activity_at) * 1000)::bigint,"
+		" to_char(abandoned_at AT TIME ZONE 'UTC',"
+		"   'YYYY-MM-DD\"T\"HH24:MI:SS.US'),"
+		" item_count, cart_value_cents, currency,"
+		" last_remove_reason, kafka_partition, recovered_at"
+		" FROM cart_abandonments WHERE abandonment_id = '" ID(01) "'",
+		"1783468799124|1783468800122|2026-07-08T00:00:00.123000|"
+		"3|4997|USD|NULL|3|NULL");
 	CHECK_QUERY(fx.conn,
 		    "SELECT count(*) FROM cart_abandonments WHERE user_id = "
 		    "E'u\\tone\\nline\\\\back\\\\N''quote\"\\r é€😀'",
@@ -552,10 +555,11 @@ static void test_flush_rows(void)
 		    "SELECT product_id, quantity, unit_price_cents "
 		    "FROM abandoned_items ORDER BY product_id",
 		    "p\t2|2|1999\np3|4|250\np\\1|1|999");
-	CHECK_QUERY(fx.conn,
-		    "SELECT last_remove_reason = E'too expensive\\r\\n' "
-		    "FROM cart_abandonments WHERE abandonment_id = '" ID(02) "'",
-		    "t");
+	CHECK_QUERY(
+		fx.conn,
+		"SELECT last_remove_reason = E'too expensive\\r\\n' "
+		"FROM cart_abandonments WHERE abandonment_id = '" ID(02) "'",
+		"t");
 
 	/* Recoveries: one of the same flush, one of an earlier flush. */
 	CHECK_QUERY(fx.conn,
@@ -570,10 +574,13 @@ static void test_flush_rows(void)
 		    " item_count, cart_value_cents, currency,"
 		    " recovered_abandonment_id, kafka_partition "
 		    "FROM cart_conversions ORDER BY conversion_id",
-		    ID(11) "|u2|000000000011|1783468860124|2|1100|EUR|" ID(02)
-		    "|3\n" ID(12) "|old-user|000000000012|1783468860125|2|120|"
-		    "EUR|" ID(00) "|3\n" ID(13) "|u4|000000000013|"
-		    "1783468860126|2|777|EUR|NULL|3");
+		    ID(11) "|u2|000000000011|1783468860124|2|1100|EUR|" ID(
+			    02) "|3\n" ID(12) "|old-user|000000000012|"
+					      "1783468860125|2|120|"
+					      "EUR|" ID(00) "|3\n" ID(
+						      13) "|u4|000000000013|"
+							  "1783468860126|2|777|"
+							  "EUR|NULL|3");
 
 	/* Increments with the same key in one batch are summed. */
 	CHECK_QUERY(fx.conn,
@@ -641,8 +648,7 @@ static void test_fencing(void)
 	char errstr[256];
 
 	fixture_init(&fx, "t_fencing", "cart-events");
-	other = pg_sink_new(fx.conninfo, "cart-events", errstr,
-			    sizeof(errstr));
+	other = pg_sink_new(fx.conninfo, "cart-events", errstr, sizeof(errstr));
 	REQUIRE(other);
 
 	b1 = claimed_batch(fx.ps, 1); /* generation 1 */
@@ -684,8 +690,7 @@ static void test_fencing(void)
 	stale->generation = gen;
 	CHECK_INT_EQ(flush1(other, stale), 0);
 	CHECK_QUERY(fx.conn, count_all_sql, "2 0 2 2 1 1 2 0");
-	CHECK_QUERY(fx.conn,
-		    "SELECT added_qty FROM product_stats_minute", "2");
+	CHECK_QUERY(fx.conn, "SELECT added_qty FROM product_stats_minute", "2");
 
 	/* Two batches of one partition are refused. */
 	both[0] = b2;
@@ -729,15 +734,16 @@ static void *terminator_main(void *arg)
 	char *n;
 
 	while (harness_now_ms() < deadline) {
-		n = query_text(conn,
-			       t->wait_for_lock
-				       ? "SELECT count(pg_terminate_backend(pid))"
-					 " FROM pg_stat_activity WHERE"
-					 " application_name = 'cartwatch-processor'"
-					 " AND wait_event_type = 'Lock'"
-				       : "SELECT count(pg_terminate_backend(pid))"
-					 " FROM pg_stat_activity WHERE"
-					 " application_name = 'cartwatch-processor'");
+		n = query_text(
+			conn,
+			t->wait_for_lock
+				? "SELECT count(pg_terminate_backend(pid))"
+				  " FROM pg_stat_activity WHERE"
+				  " application_name = 'cartwatch-processor'"
+				  " AND wait_event_type = 'Lock'"
+				: "SELECT count(pg_terminate_backend(pid))"
+				  " FROM pg_stat_activity WHERE"
+				  " application_name = 'cartwatch-processor'");
 		bool done = strcmp(n, "0") != 0;
 		free(n);
 		if (done) {
@@ -793,8 +799,8 @@ static void test_connection_killed(void)
 	CHECK_QUERY(fx.conn, count_all_sql, "100 0 0 0 1 0 100 0");
 	CHECK_INT_EQ(flush1(fx.ps, b), 0);
 	CHECK_QUERY(fx.conn, count_all_sql, "200 0 0 0 1 0 200 0");
-	CHECK_QUERY(fx.conn,
-		    "SELECT added_qty FROM product_stats_minute", "200");
+	CHECK_QUERY(fx.conn, "SELECT added_qty FROM product_stats_minute",
+		    "200");
 	CHECK_QUERY(fx.conn, "SELECT next_offset FROM cw_partitions", "200");
 	batch_destroy(b);
 	fixture_fini(&fx);
@@ -810,13 +816,14 @@ static int pg_ctl(const char *action)
 		snprintf(cmd, sizeof(cmd), "%s '%s/pg'",
 			 harness_source_path("tests/pg/pg-stop"), dir);
 	else
-		snprintf(cmd, sizeof(cmd),
-			 "bindir=${CARTWATCH_PG_BINDIR:-$(ls -d "
-			 "/usr/lib/postgresql/*/bin | sort -V | tail -n 1)}; "
-			 "run=; [ \"$(id -u)\" = 0 ] && run='runuser -u "
-			 "postgres --'; $run \"$bindir/pg_ctl\" -D '%s/pg/data' "
-			 "-l '%s/pg/postgres.log' -w -t 60 start >/dev/null",
-			 dir, dir);
+		snprintf(
+			cmd, sizeof(cmd),
+			"bindir=${CARTWATCH_PG_BINDIR:-$(ls -d "
+			"/usr/lib/postgresql/*/bin | sort -V | tail -n 1)}; "
+			"run=; [ \"$(id -u)\" = 0 ] && run='runuser -u "
+			"postgres --'; $run \"$bindir/pg_ctl\" -D '%s/pg/data' "
+			"-l '%s/pg/postgres.log' -w -t 60 start >/dev/null",
+			dir, dir);
 	return system(cmd);
 }
 
@@ -896,7 +903,8 @@ static void proxy_session(struct proxy *px, int client)
 	if (server < 0)
 		return;
 	while (!atomic_load(&px->stop)) {
-		struct pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+		struct pollfd fds[2] = {{client, POLLIN, 0},
+					{server, POLLIN, 0}};
 		ssize_t n;
 
 		if (poll(fds, 2, 100) <= 0)
@@ -1022,7 +1030,8 @@ static void test_lost_commit_answer(void)
 	fixture_fini(&fx);
 }
 
-/* ---- loading back --------------------------------------------------------- */
+/* ---- loading back ---------------------------------------------------------
+ */
 
 struct loaded_users {
 	int n;
@@ -1047,8 +1056,8 @@ static int on_user(void *opaque, const char *user_id, const uint8_t *state,
 	return 0;
 }
 
-static int on_user_stop(void *opaque, const char *user_id,
-			const uint8_t *state, size_t len)
+static int on_user_stop(void *opaque, const char *user_id, const uint8_t *state,
+			size_t len)
 {
 	int *calls = opaque;
 	(void)user_id, (void)state, (void)len;
@@ -1135,8 +1144,8 @@ static void test_outbox(void)
 	for (int i = 1; i <= 3; i++) {
 		char id[40], payload[8];
 		struct batch_abandonment *ab;
-		snprintf(id, sizeof(id), "00000000-0000-4000-8000-00000000004%d",
-			 i);
+		snprintf(id, sizeof(id),
+			 "00000000-0000-4000-8000-00000000004%d", i);
 		snprintf(payload, sizeof(payload), "avro-%d", i);
 		ab = add_abandonment(b, id, "u", T0, 1);
 		ab->avro = batch_memdup(b, payload, strlen(payload));
@@ -1195,6 +1204,5 @@ int main(int argc, char **argv)
 		{"outbox", test_outbox},
 		{"server_restart", test_server_restart},
 	};
-	return harness_run(cases, sizeof(cases) / sizeof(cases[0]), argc,
-			   argv);
+	return harness_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }

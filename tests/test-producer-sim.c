@@ -16,7 +16,7 @@
 #include "traffic.h"
 
 #define START_MS INT64_C(1721088000000) /* 2024-07-16T00:00:00Z */
-#define HOUR_MS INT64_C(3600000)
+#define HOUR_MS	 INT64_C(3600000)
 
 static struct catalog *catalog(void)
 {
@@ -29,8 +29,8 @@ static struct catalog *catalog(void)
 	return cat;
 }
 
-static struct sim *sim(const struct catalog *cat, uint64_t seed,
-		       uint32_t users, int64_t duration_ms)
+static struct sim *sim(const struct catalog *cat, uint64_t seed, uint32_t users,
+		       int64_t duration_ms)
 {
 	struct sim_config sc = {seed, users, START_MS, duration_ms};
 	char errstr[256];
@@ -142,13 +142,13 @@ static bool is_reason(struct cw_str r)
 
 static bool is_uuid4(struct cw_str id)
 {
-	if (id.len != 36 || id.ptr[14] != '4' ||
-	    !strchr("89ab", id.ptr[19]))
+	if (id.len != 36 || id.ptr[14] != '4' || !strchr("89ab", id.ptr[19]))
 		return false;
 	for (int i = 0; i < 36; i++) {
 		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
 
-		if (dash ? id.ptr[i] != '-' : !strchr("0123456789abcdef", id.ptr[i]))
+		if (dash ? id.ptr[i] != '-'
+			 : !strchr("0123456789abcdef", id.ptr[i]))
 			return false;
 	}
 	return true;
@@ -163,8 +163,8 @@ struct user_view {
 	bool open;
 };
 
-#define FUNNEL_USERS 20000
-#define FUNNEL_HOURS 48
+#define FUNNEL_USERS  20000
+#define FUNNEL_HOURS  48
 #define JUDGED_BEFORE (36 * HOUR_MS) /* later carts may not be resolved */
 
 static void test_funnel(void)
@@ -198,11 +198,14 @@ static void test_funnel(void)
 		REQUIRE(id < FUNNEL_USERS);
 		u = &uv[id];
 		by_type[ev.type]++;
-		/* Order: global non-decreasing, per user strictly increasing. */
-		if (ev.event_time_ms < last_ms || (u->last_ms && ev.event_time_ms <= u->last_ms))
+		/* Order: global non-decreasing, per user strictly increasing.
+		 */
+		if (ev.event_time_ms < last_ms ||
+		    (u->last_ms && ev.event_time_ms <= u->last_ms))
 			bad++;
 		last_ms = ev.event_time_ms;
-		if (!is_uuid4(ev.event_id) || !cw_str_eq(ev.currency, cw_str_c("USD")))
+		if (!is_uuid4(ev.event_id) ||
+		    !cw_str_eq(ev.currency, cw_str_c("USD")))
 			bad++;
 		if (off < HOUR_MS)
 			first_hour++;
@@ -212,7 +215,8 @@ static void test_funnel(void)
 		    off < deal->start_offset_ms + deal->duration_ms)
 			in_deal++;
 		else if (off >= deal->start_offset_ms - HOUR_MS &&
-			 off < deal->start_offset_ms - HOUR_MS + deal->duration_ms)
+			 off < deal->start_offset_ms - HOUR_MS +
+					 deal->duration_ms)
 			before_deal++;
 
 		switch (ev.type) {
@@ -222,7 +226,8 @@ static void test_funnel(void)
 				bad++;
 			if (u->open && ev.event_time_ms - u->last_ms >
 					       SIM_SESSION_TIMEOUT_MS) {
-				abandoned += u->cart_start_ms - START_MS < JUDGED_BEFORE;
+				abandoned += u->cart_start_ms - START_MS <
+					     JUDGED_BEFORE;
 				u->open = false;
 			}
 			if (!u->open) {
@@ -240,7 +245,8 @@ static void test_funnel(void)
 			if (ev.product_id.ptr || !u->open)
 				bad++;
 			if (u->cart_start_ms - START_MS < JUDGED_BEFORE) {
-				if (ev.event_time_ms - u->last_ms > SIM_SESSION_TIMEOUT_MS)
+				if (ev.event_time_ms - u->last_ms >
+				    SIM_SESSION_TIMEOUT_MS)
 					recovered++;
 				else
 					in_session++;
@@ -251,7 +257,8 @@ static void test_funnel(void)
 		u->last_ms = ev.event_time_ms;
 	}
 	for (int i = 0; i < FUNNEL_USERS; i++)
-		if (uv[i].open && uv[i].cart_start_ms - START_MS < JUDGED_BEFORE)
+		if (uv[i].open &&
+		    uv[i].cart_start_ms - START_MS < JUDGED_BEFORE)
 			abandoned++;
 
 	double abandon_rate = 1.0 - (double)in_session / (double)carts;
@@ -270,7 +277,7 @@ static void test_funnel(void)
 	CHECK(abandon_rate >= 0.55 && abandon_rate <= 0.85);
 	CHECK(recovered > carts / 100 && recovered < carts / 5);
 	CHECK(by_type[CW_EVENT_CART_REMOVE] > 0);
-	CHECK(first_hour > 2 * hour_30);  /* the kickoff spike */
+	CHECK(first_hour > 2 * hour_30);      /* the kickoff spike */
 	CHECK(in_deal > 3 * before_deal / 2); /* the lightning-deal burst */
 	sim_destroy(s);
 	free(uv);
@@ -305,6 +312,5 @@ int main(int argc, char **argv)
 		{"duration-ends", test_duration_ends},
 	};
 
-	return harness_run(cases, sizeof(cases) / sizeof(cases[0]), argc,
-			   argv);
+	return harness_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }

@@ -11,11 +11,11 @@
 #include "harness.h"
 #include "partition.h"
 
-#define MIN (60 * 1000LL)
+#define MIN  (60 * 1000LL)
 #define HOUR (60 * MIN)
-#define DAY (24 * HOUR)
-#define T (30 * MIN)
-#define FAR (365 * DAY)
+#define DAY  (24 * HOUR)
+#define T    (30 * MIN)
+#define FAR  (365 * DAY)
 
 /* A step: 'A' add, 'R' remove, 'C' checkout, 'W' advance the watermark. */
 struct step {
@@ -193,7 +193,7 @@ static void apply(struct partition *pt, const struct step *s)
 	snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012lld",
 		 (long long)offset_counter);
 	ev.event_id = cw_str_c(id);
-	ev.type = s->op == 'A'   ? CW_EVENT_CART_ADD
+	ev.type = s->op == 'A'	 ? CW_EVENT_CART_ADD
 		  : s->op == 'R' ? CW_EVENT_CART_REMOVE
 				 : CW_EVENT_CHECKOUT_COMPLETE;
 	ev.event_time_ms = s->t;
@@ -302,7 +302,8 @@ static void test_aggregates(void)
 	REQUIRE(partition_prepare_flush(pt) == 0);
 	REQUIRE(pt->sealed);
 	for (size_t i = 0; i < pt->sealed->product_stats.n; i++) {
-		const struct batch_product_stat *s = &pt->sealed->product_stats.v[i];
+		const struct batch_product_stat *s =
+			&pt->sealed->product_stats.v[i];
 		CHECK_STR_EQ(s->product_id, "P1");
 		CHECK_INT_EQ(s->bucket_ms % MIN, 0);
 		if (s->added_qty)
@@ -323,7 +324,8 @@ static void test_aggregates(void)
 	CHECK_INT_EQ(abandoned, 2);
 	CHECK_INT_EQ(abandoned_value, 200);
 	for (size_t i = 0; i < pt->sealed->reason_stats.n; i++) {
-		const struct batch_reason_stat *r = &pt->sealed->reason_stats.v[i];
+		const struct batch_reason_stat *r =
+			&pt->sealed->reason_stats.v[i];
 		CHECK_STR_EQ(r->reason, "Card declined");
 		CHECK_INT_EQ(r->bucket_ms, MIN);
 		reasons += r->removed_qty;
@@ -394,7 +396,8 @@ static void test_restore(void)
 	CHECK_INT_EQ(na, whole->batch->abandonments.n);
 	CHECK_INT_EQ(na, 4);
 	for (size_t i = 0; i < na && i < whole->batch->abandonments.n; i++) {
-		const struct batch_abandonment *w = &whole->batch->abandonments.v[i];
+		const struct batch_abandonment *w =
+			&whole->batch->abandonments.v[i];
 		const struct batch_abandonment *p =
 			i < fb->abandonments.n
 				? &fb->abandonments.v[i]
