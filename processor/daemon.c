@@ -49,6 +49,7 @@ struct daemon {
 	int64_t backoff_ms;
 	bool paused;	 /* consumption paused (PostgreSQL or memory) */
 	bool kafka_down; /* brokers unreachable: no idle watermarks */
+	int fatal;	 /* set by callbacks: leave the loop with it */
 
 	/* Flushes run on their own thread with their own connection; the
 	 * sink above serves the poll thread (claims, loads, status). */
@@ -536,6 +537,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			partition_drop(d, id);
 			d->parts[id] = partition_take(d, id, &offset);
 			tp->offset = offset;
+			if (!d->parts[id] && !*d->stop && !d->fatal) {
+				/* Unreadable state or no memory: do not run
+				 * without the partition, stop and say so. */
+				cw_error("cannot restore partition; stopping",
+					 "partition=%d", id);
+				d->fatal = -EIO;
+			}
 		}
 		rd_kafka_assign(rk, parts);
 		d->paused = false;
@@ -913,7 +921,7 @@ int daemon_run(struct daemon *d)
 	d->next_tick = now;
 	d->backoff_ms = BACKOFF_MIN_MS;
 
-	while (!*d->stop) {
+	while (!*d->stop && !d->fatal) {
 		int n = 0;
 		walltime_t round_end = now_ms() + TICK_MS;
 
@@ -939,6 +947,10 @@ int daemon_run(struct daemon *d)
 		}
 	}
 
+	if (d->fatal) {
+		r = d->fatal;
+		goto fatal;
+	}
 	/* Drain: flush (a few tries), leave the group, deliver the rest. */
 	publish_metrics(d);
 	cw_info("stopping: final flush", NULL);
