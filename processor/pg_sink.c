@@ -337,6 +337,7 @@ static int copy_end(struct pg_sink *ps, int r, const char *what)
 }
 
 /* ---- SQL ---------------------------------------------------------------- */
+/* clang-format off */
 
 /* Event times travel as ms since the epoch (bigint) and become timestamptz
  * here: bigint * interval is exact to the microsecond up to year ~2255. */
@@ -372,47 +373,20 @@ static const char staging_sql[] =
 	"  ON COMMIT DELETE ROWS;";
 
 /* The set-based statements, one per record kind; @TOPIC@ stands for the
- * topic literal (see sql_with_topic()). Row locks on the shared aggregate rows
- * are taken in key order (ORDER BY) so that two processors flushing at once
- * cannot deadlock. */
+ * topic literal (see sql_with_topic()). Row locks on the shared aggregate rows are taken in key order
+ * (ORDER BY) so that two processors flushing at once cannot deadlock. */
 static const char apply_abandonments_sql[] =
 	"INSERT INTO cart_abandonments (abandonment_id, user_id,"
 	"  session_start, last_activity_at, abandoned_at, item_count,"
 	"  cart_value_cents, currency, last_remove_reason, kafka_partition)"
-	" SELECT abandonment_id, user_id, " TS(
-		"session_start_ms") ","
-				    "  " TS("last_activity_ms") ", " TS(
-					    "abandoned_at_ms") ","
-							       "  item_count, "
-							       "cart_value_"
-							       "cents, "
-							       "currency, "
-							       "last_remove_"
-							       "reason,"
-							       "  "
-							       "kafka_"
-							       "partition FROM "
-							       "cw_stage_"
-							       "abandonments;"
-							       "INSERT INTO "
-							       "cw_outbox "
-							       "(abandonment_"
-							       "id, topic, "
-							       "partition, "
-							       "user_id,"
-							       "  payload)"
-							       " SELECT "
-							       "abandonment_id,"
-							       " @TOPIC@, "
-							       "kafka_"
-							       "partition, "
-							       "user_id, "
-							       "payload"
-							       "  FROM "
-							       "cw_stage_"
-							       "abandonments "
-							       "WHERE payload "
-							       "IS NOT NULL;";
+	" SELECT abandonment_id, user_id, " TS("session_start_ms") ","
+	"  " TS("last_activity_ms") ", " TS("abandoned_at_ms") ","
+	"  item_count, cart_value_cents, currency, last_remove_reason,"
+	"  kafka_partition FROM cw_stage_abandonments;"
+	"INSERT INTO cw_outbox (abandonment_id, topic, partition, user_id,"
+	"  payload)"
+	" SELECT abandonment_id, @TOPIC@, kafka_partition, user_id, payload"
+	"  FROM cw_stage_abandonments WHERE payload IS NOT NULL;";
 static const char apply_items_sql[] =
 	"INSERT INTO abandoned_items (abandonment_id, product_id, quantity,"
 	"  unit_price_cents)"
@@ -422,65 +396,47 @@ static const char apply_conversions_sql[] =
 	"INSERT INTO cart_conversions (conversion_id, user_id, event_id,"
 	"  checkout_at, item_count, cart_value_cents, currency,"
 	"  recovered_abandonment_id, kafka_partition)"
-	" SELECT conversion_id, user_id, event_id, " TS(
-		"checkout_at_ms") ","
-				  "  item_count, cart_value_cents, currency, "
-				  "recovered_abandonment_id,"
-				  "  kafka_partition FROM "
-				  "cw_stage_conversions;";
+	" SELECT conversion_id, user_id, event_id, " TS("checkout_at_ms") ","
+	"  item_count, cart_value_cents, currency, recovered_abandonment_id,"
+	"  kafka_partition FROM cw_stage_conversions;";
 /* After the abandonment inserts: a recovery may point at one of them. */
 static const char apply_recoveries_sql[] =
 	"UPDATE cart_abandonments a"
-	"  SET recovered_at = " TS(
-		"r.recovered_at_ms") ","
-				     "      recovered_value_cents = "
-				     "r.recovered_value_cents"
-				     "  FROM (SELECT DISTINCT ON "
-				     "(abandonment_id) abandonment_id,"
-				     "          recovered_at_ms, "
-				     "recovered_value_cents"
-				     "        FROM cw_stage_recoveries"
-				     "        ORDER BY abandonment_id, "
-				     "recovered_at_ms) r"
-				     "  WHERE a.abandonment_id = "
-				     "r.abandonment_id"
-				     "    AND a.recovered_at IS NULL;";
+	"  SET recovered_at = " TS("r.recovered_at_ms") ","
+	"      recovered_value_cents = r.recovered_value_cents"
+	"  FROM (SELECT DISTINCT ON (abandonment_id) abandonment_id,"
+	"          recovered_at_ms, recovered_value_cents"
+	"        FROM cw_stage_recoveries"
+	"        ORDER BY abandonment_id, recovered_at_ms) r"
+	"  WHERE a.abandonment_id = r.abandonment_id"
+	"    AND a.recovered_at IS NULL;";
 /* GROUP BY: ON CONFLICT cannot touch one row twice in a statement. */
 static const char apply_product_stats_sql[] =
 	"INSERT INTO product_stats_minute AS t (bucket, product_id, added_qty,"
 	"  removed_qty, purchased_qty, purchased_value_cents, abandoned_qty,"
 	"  abandoned_value_cents)"
-	" SELECT " TS(
-		"bucket_ms") ", product_id, sum(added_qty),"
-			     "  sum(removed_qty), sum(purchased_qty), "
-			     "sum(purchased_value_cents),"
-			     "  sum(abandoned_qty), sum(abandoned_value_cents)"
-			     "  FROM cw_stage_product_stats GROUP BY "
-			     "bucket_ms, product_id"
-			     "  ORDER BY bucket_ms, product_id"
-			     " ON CONFLICT (bucket, product_id) DO UPDATE SET"
-			     "  added_qty = t.added_qty + EXCLUDED.added_qty,"
-			     "  removed_qty = t.removed_qty + "
-			     "EXCLUDED.removed_qty,"
-			     "  purchased_qty = t.purchased_qty + "
-			     "EXCLUDED.purchased_qty,"
-			     "  purchased_value_cents = t.purchased_value_cents"
-			     "    + EXCLUDED.purchased_value_cents,"
-			     "  abandoned_qty = t.abandoned_qty + "
-			     "EXCLUDED.abandoned_qty,"
-			     "  abandoned_value_cents = t.abandoned_value_cents"
-			     "    + EXCLUDED.abandoned_value_cents;";
+	" SELECT " TS("bucket_ms") ", product_id, sum(added_qty),"
+	"  sum(removed_qty), sum(purchased_qty), sum(purchased_value_cents),"
+	"  sum(abandoned_qty), sum(abandoned_value_cents)"
+	"  FROM cw_stage_product_stats GROUP BY bucket_ms, product_id"
+	"  ORDER BY bucket_ms, product_id"
+	" ON CONFLICT (bucket, product_id) DO UPDATE SET"
+	"  added_qty = t.added_qty + EXCLUDED.added_qty,"
+	"  removed_qty = t.removed_qty + EXCLUDED.removed_qty,"
+	"  purchased_qty = t.purchased_qty + EXCLUDED.purchased_qty,"
+	"  purchased_value_cents = t.purchased_value_cents"
+	"    + EXCLUDED.purchased_value_cents,"
+	"  abandoned_qty = t.abandoned_qty + EXCLUDED.abandoned_qty,"
+	"  abandoned_value_cents = t.abandoned_value_cents"
+	"    + EXCLUDED.abandoned_value_cents;";
 static const char apply_reason_stats_sql[] =
 	"INSERT INTO remove_reasons_minute AS t (bucket, product_id, reason,"
 	"  removed_qty)"
 	" SELECT " TS("bucket_ms") ", product_id, reason, sum(removed_qty)"
-				   "  FROM cw_stage_reason_stats GROUP BY "
-				   "bucket_ms, product_id, reason"
-				   "  ORDER BY bucket_ms, product_id, reason"
-				   " ON CONFLICT (bucket, product_id, reason) "
-				   "DO UPDATE SET"
-				   "  removed_qty = t.removed_qty + "
-				   "EXCLUDED.removed_qty;";
+	"  FROM cw_stage_reason_stats GROUP BY bucket_ms, product_id, reason"
+	"  ORDER BY bucket_ms, product_id, reason"
+	" ON CONFLICT (bucket, product_id, reason) DO UPDATE SET"
+	"  removed_qty = t.removed_qty + EXCLUDED.removed_qty;";
 /* The last state of each user in the flush wins (ord is its position).
  * UPDATE-then-INSERT rather than INSERT ... ON CONFLICT: with the table's
  * fillfactor the updates are HOT (no index change), 3x faster than the
@@ -506,6 +462,7 @@ static const char apply_user_states_sql[] =
 	"  WHERE l.state IS NOT NULL AND NOT EXISTS (SELECT FROM upd"
 	"    WHERE upd.partition = l.kafka_partition"
 	"      AND upd.user_id = l.user_id);";
+/* clang-format on */
 
 /* ---- connection ------------------------------------------------------ */
 

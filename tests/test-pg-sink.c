@@ -568,19 +568,18 @@ static void test_flush_rows(void)
 		    "FROM cart_abandonments WHERE recovered_at IS NOT NULL "
 		    "ORDER BY abandonment_id",
 		    ID(00) "|1783468860125|120\n" ID(02) "|1783468860124|1100");
+	/* clang-format off */
 	CHECK_QUERY(fx.conn,
 		    "SELECT conversion_id, user_id, event_id,"
 		    " (extract(epoch FROM checkout_at) * 1000)::bigint,"
 		    " item_count, cart_value_cents, currency,"
 		    " recovered_abandonment_id, kafka_partition "
 		    "FROM cart_conversions ORDER BY conversion_id",
-		    ID(11) "|u2|000000000011|1783468860124|2|1100|EUR|" ID(
-			    02) "|3\n" ID(12) "|old-user|000000000012|"
-					      "1783468860125|2|120|"
-					      "EUR|" ID(00) "|3\n" ID(
-						      13) "|u4|000000000013|"
-							  "1783468860126|2|777|"
-							  "EUR|NULL|3");
+		    ID(11) "|u2|000000000011|1783468860124|2|1100|EUR|" ID(02)
+		    "|3\n" ID(12) "|old-user|000000000012|1783468860125|2|120|"
+		    "EUR|" ID(00) "|3\n" ID(13) "|u4|000000000013|"
+		    "1783468860126|2|777|EUR|NULL|3");
+	/* clang-format on */
 
 	/* Increments with the same key in one batch are summed. */
 	CHECK_QUERY(fx.conn,
