@@ -526,8 +526,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 				struct partition **np =
 					realloc(d->parts,
 						(size_t)(id + 1) * sizeof(*np));
-				if (!np)
+				if (!np) {
+					d->fatal = -ENOMEM;
 					continue;
+				}
 				memset(np + d->n_parts, 0,
 				       (size_t)(id + 1 - d->n_parts) *
 					       sizeof(*np));
