@@ -24,6 +24,12 @@
 #include "partition.h"
 #include "pg_sink.h"
 
+/* Flushes run on this many threads and connections, each for the
+ * partitions whose id modulo FLUSH_CONNECTIONS is its index: each partition
+ * still commits in one transaction, and PostgreSQL works on more than one core
+ * (+15-19% in bench-processor on 2 cores, bench/README.md). */
+#define FLUSH_CONNECTIONS 2
+
 #define POLL_BATCH	  10000 /* messages per loop round at most */
 #define TICK_MS		  100
 #define STATS_INTERVAL_MS 10000
@@ -51,14 +57,16 @@ struct daemon {
 	bool kafka_down; /* brokers unreachable: no idle watermarks */
 	int fatal;	 /* set by callbacks: leave the loop with it */
 
-	/* Flushes run on their own thread with their own connection; the
-	 * sink above serves the poll thread (claims, loads, status). */
-	struct flusher *flusher;
-	struct batch **flush_batches;
-	size_t cap_flush_batches;
-	size_t flush_partitions;
+	/* Flushes run on their own threads with their own connections (see
+	 * FLUSH_CONNECTIONS); the sink above serves the poll thread (claims,
+	 * loads, status). */
+	struct flusher *flushers[FLUSH_CONNECTIONS];
+	struct batch **flush_batches[FLUSH_CONNECTIONS];
+	size_t cap_flush_batches[FLUSH_CONNECTIONS];
+	size_t flush_partitions[FLUSH_CONNECTIONS];
+	/* Per connection: its last flush failed and waits for a retry. */
+	bool flush_failed[FLUSH_CONNECTIONS];
 	walltime_t next_kafka_probe;
-	bool flush_failed; /* a sealed flush waits for a retry */
 
 	/* Outbox rows the broker acknowledged, to delete. */
 	char **acked;
@@ -698,14 +706,14 @@ static void write_status(struct daemon *d, double flush_ms, bool force)
 
 /* Publish the committed abandonments, tell Kafka the offsets (for lag
  * monitoring only) and recycle the batches. */
-static void after_commit(struct daemon *d)
+static void after_commit(struct daemon *d, int fk)
 {
 	rd_kafka_topic_partition_list_t *offsets =
 		rd_kafka_topic_partition_list_new(8);
 
 	for (int32_t i = 0; i < d->n_parts; i++) {
 		struct partition *pt = d->parts[i];
-		if (!pt || !pt->sealed)
+		if (!pt || !pt->sealed || i % FLUSH_CONNECTIONS != fk)
 			continue;
 		struct batch *b = pt->sealed;
 		for (size_t k = 0; k < b->abandonments.n; k++) {
@@ -730,12 +738,12 @@ static void after_commit(struct daemon *d)
 /* Seal every partition's batch and hand them to the flush thread (first
  * deleting acknowledged outbox rows). Returns 0 (also when there was
  * nothing to flush: then no job is in flight) or -ENOMEM. */
-static int flush_submit(struct daemon *d)
+static int flush_submit(struct daemon *d, int fk)
 {
 	size_t n = 0;
 	int r;
 
-	if (flusher_busy(d->flusher))
+	if (flusher_busy(d->flushers[fk]))
 		return 0;
 	if (d->n_acked) {
 		if (pg_sink_outbox_delete(d->sink,
@@ -748,24 +756,24 @@ static int flush_submit(struct daemon *d)
 			pg_failed(d);
 		}
 	}
-	if ((size_t)d->n_parts > d->cap_flush_batches) {
-		struct batch **b = realloc(d->flush_batches,
+	if ((size_t)d->n_parts > d->cap_flush_batches[fk]) {
+		struct batch **b = realloc(d->flush_batches[fk],
 					   (size_t)d->n_parts * sizeof(*b));
 		if (!b)
 			return -ENOMEM;
-		d->flush_batches = b;
-		d->cap_flush_batches = (size_t)d->n_parts;
+		d->flush_batches[fk] = b;
+		d->cap_flush_batches[fk] = (size_t)d->n_parts;
 	}
 	for (int32_t i = 0; i < d->n_parts; i++) {
 		struct partition *pt = d->parts[i];
-		if (!pt)
+		if (!pt || i % FLUSH_CONNECTIONS != fk)
 			continue;
 		if ((r = partition_prepare_flush(pt)) < 0)
 			return r;
-		d->flush_batches[n++] = pt->sealed;
+		d->flush_batches[fk][n++] = pt->sealed;
 	}
-	d->flush_partitions = n;
-	return n ? flusher_submit(d->flusher, d->flush_batches, n) : 0;
+	d->flush_partitions[fk] = n;
+	return n ? flusher_submit(d->flushers[fk], d->flush_batches[fk], n) : 0;
 }
 
 /* Act on a finished flush. Returns 0 when it committed (abandonments are
@@ -774,17 +782,17 @@ static int flush_submit(struct daemon *d)
  * retry), or the negative error after which to back off (the sealed
  * batches stay for the retry). Poll thread. */
 static int flush_result(struct daemon *d, const struct flusher_result *res,
-			bool final)
+			bool final, int fk)
 {
 	if (res->r == 0) {
 		d->c.flushes++;
 		d->pg_ok = true;
 		metrics_flush_observe(d->snap, (double)res->ms / 1000.0);
-		after_commit(d);
+		after_commit(d, fk);
 		write_status(d, (double)res->ms, final);
 		if (final || res->ms > 1000)
 			cw_info("flushed", "partitions=%zu ms=%" PRId64,
-				d->flush_partitions, res->ms);
+				d->flush_partitions[fk], res->ms);
 		return 0;
 	}
 	if (res->r == -ESTALE && res->fenced >= 0) {
@@ -811,21 +819,27 @@ static int flush_result(struct daemon *d, const struct flusher_result *res,
 static int flush(struct daemon *d, bool final)
 {
 	struct flusher_result res;
-	int r = 0;
+	int r = 0, worst = 0;
 
-	if (flusher_collect(d->flusher, true, &res) == 1)
-		flush_result(d, &res, final); /* its batches stay sealed on
-					       * failure and go again below */
-	for (int attempt = 0; attempt < 10; attempt++) {
-		if ((r = flush_submit(d)) < 0)
-			return r;
-		if (flusher_collect(d->flusher, true, &res) == 0)
-			return 0; /* nothing to flush */
-		r = flush_result(d, &res, final);
-		if (r <= 0)
-			return r;
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++)
+		if (flusher_collect(d->flushers[fk], true, &res) == 1)
+			flush_result(d, &res, final, fk);
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
+		for (int attempt = 0;; attempt++) {
+			if (attempt == 10)
+				return -EAGAIN;
+			if ((r = flush_submit(d, fk)) < 0)
+				return r;
+			if (flusher_collect(d->flushers[fk], true, &res) == 0)
+				break;
+			r = flush_result(d, &res, final, fk);
+			if (r <= 0)
+				break;
+		}
+		if (r < 0)
+			worst = r;
 	}
-	return -EAGAIN;
+	return worst;
 }
 
 static size_t pending_records(const struct daemon *d)
@@ -876,28 +890,47 @@ static int housekeeping(struct daemon *d, walltime_t now)
 		if (d->parts[i] && (r = partition_tick(d->parts[i], now)) < 0)
 			return r;
 
-	/* The flush runs on its own thread; act on it once it is done. */
+	/* Flushes run on their own threads; act on each once it is done. */
 	struct flusher_result res;
-	if (flusher_collect(d->flusher, false, &res) == 1) {
-		r = flush_result(d, &res, false);
-		if (r == 1) {
-			d->next_flush = now; /* again, without the fenced one */
-		} else if (r < 0) {
-			d->c.pg_retries++;
-			set_paused(d, true);
-			d->next_flush = now + d->backoff_ms;
-			d->backoff_ms = d->backoff_ms * 2 > BACKOFF_MAX_MS
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
+		if (flusher_collect(d->flushers[fk], false, &res) == 1) {
+			r = flush_result(d, &res, false, fk);
+			if (r == 1) {
+				/* Again at once, without the fenced one. */
+				d->next_flush = now;
+			} else if (r < 0) {
+				d->flush_failed[fk] = true;
+				d->c.pg_retries++;
+				set_paused(d, true);
+				d->next_flush = now + d->backoff_ms;
+				d->backoff_ms =
+					d->backoff_ms * 2 > BACKOFF_MAX_MS
 						? BACKOFF_MAX_MS
 						: d->backoff_ms * 2;
-		} else {
-			d->backoff_ms = BACKOFF_MIN_MS;
-			set_paused(d, false);
+			} else {
+				bool failing = false;
+				d->flush_failed[fk] = false;
+				for (int k = 0; k < FLUSH_CONNECTIONS; k++)
+					failing |= d->flush_failed[k];
+				/* Resume only when every connection is
+				 * committing again. */
+				if (!failing) {
+					d->backoff_ms = BACKOFF_MIN_MS;
+					set_paused(d, false);
+				}
+			}
 		}
 	}
-	if (now >= d->next_flush && !flusher_busy(d->flusher)) {
-		if ((r = flush_submit(d)) < 0)
-			return r;
-		if (d->next_flush <= now)
+	if (now >= d->next_flush) {
+		bool any = false;
+		for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
+			if (flusher_busy(d->flushers[fk]))
+				continue;
+			if ((r = flush_submit(d, fk)) < 0)
+				return r;
+			any = true;
+		}
+		if (any && d->next_flush <= now)
 			d->next_flush = now + d->cfg->flush_interval_ms;
 	}
 	/* Memory bound: stop reading while too much waits for PostgreSQL. */
@@ -1046,9 +1079,12 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 						       : backoff * 2;
 	}
 
-	d->flusher = flusher_new(cfg->pg, cfg->topic, errstr, errstr_size);
-	if (!d->flusher)
-		goto fail;
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
+		d->flushers[fk] =
+			flusher_new(cfg->pg, cfg->topic, errstr, errstr_size);
+		if (!d->flushers[fk])
+			goto fail;
+	}
 
 	/* Producer for abandonments and dead letters. */
 	if (!(conf = kafka_conf(cfg, errstr, errstr_size)))
@@ -1144,8 +1180,10 @@ void daemon_destroy(struct daemon *d)
 		rd_kafka_destroy(d->producer);
 	}
 	/* The flush thread may still hold sealed batches: stop it first. */
-	flusher_destroy(d->flusher);
-	free(d->flush_batches);
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
+		flusher_destroy(d->flushers[fk]);
+		free(d->flush_batches[fk]);
+	}
 	for (int32_t i = 0; i < d->n_parts; i++)
 		partition_destroy(d->parts[i]);
 	free(d->parts);
