@@ -7,6 +7,7 @@
 #   N=1000000 USERS=200000 TRIALS=3 bench/bench-processor.sh
 #   BROKER=real bench/bench-processor.sh     (Apache Kafka, tests/kafka)
 #   PROFILE=callgrind|perf|none  PROFILE_N=100000
+#   PG_STATS=1: load pg_stat_statements and print the server time by statement
 #
 # One broker and one throwaway PostgreSQL (tests/pg) for the whole run.
 # cart-events is pre-filled once with N events by cartwatch-producer
@@ -49,6 +50,7 @@ trials=${TRIALS:-3}
 broker=${BROKER:-embedded}
 profile=${PROFILE:-callgrind}
 profile_n=${PROFILE_N:-100000}
+pg_stats=${PG_STATS:-0}
 if [ -n "${PARTITIONS:-}" ]; then
 	partitions=$PARTITIONS
 elif [ "$broker" = embedded ]; then
@@ -81,6 +83,10 @@ command -v kcat >/dev/null || die "kcat not found (apt-get install -y kcat)"
 for b in "$producer" "$processor"; do [ -x "$b" ] || die "$b not built"; done
 
 # ---- servers ----------------------------------------------------------------
+if [ "$pg_stats" = 1 ]; then
+	export CARTWATCH_PG_CONF="shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all"
+fi
 "$src/tests/pg/pg-start" "$work/pg" >/dev/null
 set -a; . "$work/pg/env"; set +a
 
@@ -217,6 +223,17 @@ report() { # LABEL STAT
 }
 report best best
 report median median
+
+# ---- PostgreSQL time by statement (PG_STATS=1) -------------------------------------
+# pg_stat_statements over every trial: where the server spends the flushes.
+if [ "$pg_stats" = 1 ]; then
+	echo "PG_STATS: server time by statement over all trials (ms total, calls, rows; first 90 characters)"
+	psql -XAtq -d postgres -F ' | ' -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "
+		SELECT round(sum(total_exec_time)::numeric), sum(calls), sum(rows),
+		       left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+		FROM pg_stat_statements GROUP BY query
+		ORDER BY 1 DESC LIMIT 20"
+fi
 
 # ---- profile --------------------------------------------------------------------
 # A smaller run under a profiler: the processor's own functions by
