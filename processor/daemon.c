@@ -21,6 +21,7 @@
 #include "intern.h"
 #include "flusher.h"
 #include "metrics.h"
+#include "pack.h"
 #include "partition.h"
 #include "pg_sink.h"
 
@@ -68,8 +69,9 @@ struct daemon {
 	bool flush_failed[FLUSH_CONNECTIONS];
 	walltime_t next_kafka_probe;
 
-	/* Outbox rows the broker acknowledged, to delete. */
-	char **acked;
+	/* Outbox chunks whose every record the broker acknowledged, to
+	 * delete from PostgreSQL. */
+	struct outbox_ref **acked;
 	size_t n_acked, cap_acked;
 
 	struct daemon_counters c;
@@ -283,16 +285,62 @@ static void probe_kafka(struct daemon *d, walltime_t now)
 	cw_info("Kafka reachable again", NULL);
 }
 
-/* Delivery report of an abandonment (opaque: its strdup'ed id) or a dead
+/* One outbox chunk (all the abandonments of one partition in one flush)
+ * being published. Its row is deleted once the broker acknowledged every
+ * record in it; if one failed, the whole chunk stays and is published
+ * again when the partition is next assigned (consumers de-duplicate by
+ * abandonment id). */
+struct outbox_ref {
+	uint32_t pending; /* records in flight, +1 while still producing */
+	bool failed;
+	char id[BATCH_UUID_LEN + 1]; /* cw_outbox_chunks.chunk_id */
+};
+
+static struct outbox_ref *outbox_ref_new(const char *chunk_id)
+{
+	struct outbox_ref *ref = calloc(1, sizeof(*ref));
+
+	if (ref) {
+		ref->pending = 1;
+		snprintf(ref->id, sizeof(ref->id), "%s", chunk_id);
+	}
+	return ref;
+}
+
+/* Drop one hold on @ref; the last one queues the chunk for deletion (or
+ * frees it when a record failed: the row stays). */
+static void outbox_ref_put(struct daemon *d, struct outbox_ref *ref)
+{
+	if (--ref->pending)
+		return;
+	if (!ref->failed) {
+		if (d->n_acked == d->cap_acked) {
+			size_t n = d->cap_acked ? d->cap_acked * 2 : 64;
+			struct outbox_ref **a =
+				realloc(d->acked, n * sizeof(*a));
+			if (!a) {
+				free(ref); /* deleted after a restart instead */
+				return;
+			}
+			d->acked = a;
+			d->cap_acked = n;
+		}
+		d->acked[d->n_acked++] = ref;
+		return;
+	}
+	free(ref);
+}
+
+/* Delivery report of an abandonment (opaque: its outbox_ref) or a dead
  * letter (opaque NULL). Runs in rd_kafka_poll() on the loop thread. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			void *opaque)
 {
 	struct daemon *d = opaque;
-	char *id = m->_private;
+	struct outbox_ref *ref = m->_private;
 
 	(void)rk;
-	if (!id) {
+	if (!ref) {
 		if (m->err) {
 			d->c.dlq_failures++;
 			cw_error("dead letter not delivered", "error=\"%s\"",
@@ -301,48 +349,36 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 		return;
 	}
 	if (m->err) {
-		/* It stays in the outbox and is sent again when the
+		/* Its chunk stays in the outbox and is sent again when the
 		 * partition is next assigned. */
 		d->c.publish_failures++;
+		ref->failed = true;
 		cw_warn("abandonment not published, kept in the outbox",
-			"abandonment_id=%s error=\"%s\"", id,
+			"outbox_chunk=%s error=\"%s\"", ref->id,
 			rd_kafka_err2str(m->err));
-		free(id);
-		return;
+	} else {
+		d->c.abandonments_published++;
 	}
-	d->c.abandonments_published++;
-	if (d->n_acked == d->cap_acked) {
-		size_t n = d->cap_acked ? d->cap_acked * 2 : 256;
-		char **a = realloc(d->acked, n * sizeof(*a));
-		if (!a) {
-			free(id); /* deleted on a later restart instead */
-			return;
-		}
-		d->acked = a;
-		d->cap_acked = n;
-	}
-	d->acked[d->n_acked++] = id;
+	outbox_ref_put(d, ref);
 }
 
-/* Produce one abandonment record (outbox semantics: the row is deleted
- * once the broker acknowledges it). */
-static void publish_abandonment(struct daemon *d, const char *id,
-				const char *user_id, const uint8_t *avro,
-				size_t len)
+/* Produce one abandonment record of the outbox chunk @ref (whose row is
+ * deleted once the broker acknowledged all its records). */
+static void publish_abandonment(struct daemon *d, struct outbox_ref *ref,
+				const char *user_id, size_t user_id_len,
+				const uint8_t *avro, size_t len)
 {
-	char *opaque = strdup(id);
 	rd_kafka_resp_err_t err;
 
-	if (!opaque)
-		return;
+	ref->pending++;
 	for (;;) {
 		err = rd_kafka_producev(
 			d->producer,
 			RD_KAFKA_V_TOPIC(d->cfg->abandonment_topic),
-			RD_KAFKA_V_KEY(user_id, strlen(user_id)),
+			RD_KAFKA_V_KEY(user_id, user_id_len),
 			RD_KAFKA_V_VALUE((void *)avro, len),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+			RD_KAFKA_V_OPAQUE(ref), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(d->producer, 100);
@@ -350,9 +386,10 @@ static void publish_abandonment(struct daemon *d, const char *id,
 	if (err) {
 		d->c.publish_failures++;
 		cw_warn("abandonment not published, kept in the outbox",
-			"abandonment_id=%s error=\"%s\"", id,
+			"outbox_chunk=%s error=\"%s\"", ref->id,
 			rd_kafka_err2str(err));
-		free(opaque);
+		ref->failed = true;
+		outbox_ref_put(d, ref);
 	}
 }
 
@@ -420,11 +457,29 @@ static int restore_user_cb(void *opaque, const char *user_id,
 	return r;
 }
 
-static int outbox_cb(void *opaque, const char *abandonment_id,
-		     const char *user_id, const uint8_t *payload, size_t len)
+/* An outbox chunk left by an earlier owner: publish its records again. */
+static int outbox_cb(void *opaque, const char *chunk_id, const uint8_t *chunk,
+		     size_t len)
 {
 	struct restore_ctx *rc = opaque;
-	publish_abandonment(rc->d, abandonment_id, user_id, payload, len);
+	struct pack_reader pr = pack_reader_init(chunk, len);
+	struct outbox_ref *ref = outbox_ref_new(chunk_id);
+	const uint8_t *key, *val;
+	size_t klen, vlen;
+	int r;
+
+	if (!ref)
+		return -ENOMEM;
+	while ((r = pack_next(&pr, &key, &klen, &val, &vlen)) > 0 && val)
+		publish_abandonment(rc->d, ref, (const char *)key, klen, val,
+				    vlen);
+	if (r != 0) {
+		/* Not ours to fix: leave the row, say which one. */
+		ref->failed = true;
+		cw_error("unreadable outbox chunk, left in place",
+			 "partition=%d outbox_chunk=%s", rc->pt->id, chunk_id);
+	}
+	outbox_ref_put(rc->d, ref);
 	return 0;
 }
 
@@ -716,12 +771,23 @@ static void after_commit(struct daemon *d, int fk)
 		if (!pt || !pt->sealed || i % FLUSH_CONNECTIONS != fk)
 			continue;
 		struct batch *b = pt->sealed;
-		for (size_t k = 0; k < b->abandonments.n; k++) {
+		struct outbox_ref *ref =
+			b->abandonments.n
+				? outbox_ref_new(
+					  b->abandonments.v[0].abandonment_id)
+				: NULL;
+		/* Without memory for the ref the chunk stays in the outbox
+		 * and is published by the partition's next owner. */
+		for (size_t k = 0; ref && k < b->abandonments.n; k++) {
 			const struct batch_abandonment *a =
 				&b->abandonments.v[k];
-			publish_abandonment(d, a->abandonment_id, a->user_id,
-					    a->avro, a->avro_len);
+			if (a->avro)
+				publish_abandonment(d, ref, a->user_id,
+						    strlen(a->user_id), a->avro,
+						    a->avro_len);
 		}
+		if (ref)
+			outbox_ref_put(d, ref);
 		if (b->next_offset >= 0)
 			rd_kafka_topic_partition_list_add(offsets,
 							  d->cfg->topic, i)
@@ -746,9 +812,13 @@ static int flush_submit(struct daemon *d, int fk)
 	if (flusher_busy(d->flushers[fk]))
 		return 0;
 	if (d->n_acked) {
-		if (pg_sink_outbox_delete(d->sink,
-					  (const char *const *)d->acked,
-					  d->n_acked) == 0) {
+		const char **ids = malloc(d->n_acked * sizeof(*ids));
+		for (size_t i = 0; ids && i < d->n_acked; i++)
+			ids[i] = d->acked[i]->id;
+		r = ids ? pg_sink_outbox_delete(d->sink, ids, d->n_acked)
+			: -ENOMEM;
+		free(ids);
+		if (r == 0) {
 			for (size_t i = 0; i < d->n_acked; i++)
 				free(d->acked[i]);
 			d->n_acked = 0;

@@ -92,9 +92,8 @@ int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
  * the loader then returns that code (after draining the query). */
 typedef int (*pg_sink_user_cb)(void *opaque, const char *user_id,
 			       const uint8_t *state, size_t len);
-typedef int (*pg_sink_outbox_cb)(void *opaque, const char *abandonment_id,
-				 const char *user_id, const uint8_t *payload,
-				 size_t len);
+typedef int (*pg_sink_outbox_cb)(void *opaque, const char *chunk_id,
+				 const uint8_t *chunk, size_t len);
 
 /* Stream every stored user state of @partition to @cb, one row in memory
  * at a time (single-row mode, binary results: no bytea decoding), so a
@@ -104,25 +103,27 @@ typedef int (*pg_sink_outbox_cb)(void *opaque, const char *abandonment_id,
 int pg_sink_load_users(struct pg_sink *ps, int32_t partition,
 		       pg_sink_user_cb cb, void *opaque);
 
-/* Stream the outbox rows of @partition (abandonments written to PostgreSQL
- * but not yet acknowledged by the broker), oldest first. Same contract as
- * pg_sink_load_users(). */
+/* Stream the outbox chunks of @partition (abandonments written to
+ * PostgreSQL but not yet acknowledged by the broker), oldest first. A
+ * chunk holds the abandonments of one partition in one flush, in pack
+ * format (pack.h: key user id, value the framed Avro record); its id is
+ * the first abandonment's id. Same contract as pg_sink_load_users(). */
 int pg_sink_load_outbox(struct pg_sink *ps, int32_t partition,
 			pg_sink_outbox_cb cb, void *opaque);
 
-/* Delete the outbox rows of the @n abandonment ids (uuid text) in one
- * statement, once the broker acknowledged them. Unknown ids are ignored
- * (deleting twice is harmless). Returns 0, -EINVAL if an id is not a uuid,
- * -ENOTCONN or -EIO. */
-int pg_sink_outbox_delete(struct pg_sink *ps,
-			  const char *const *abandonment_ids, size_t n);
+/* Delete the outbox chunks of the @n chunk ids (uuid text) in one
+ * statement, once the broker acknowledged all their records. Unknown ids are
+ * ignored (deleting twice is harmless). Returns 0, -EINVAL if an id is not a
+ * uuid, -ENOTCONN or -EIO. */
+int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *chunk_ids,
+			  size_t n);
 
 /* Write @n batches (distinct partitions; empty ones only move offsets) in
  * ONE transaction: fence and advance each partition's cw_partitions row
  * (next_offset, watermark_ms from the batch), insert the abandonments with
- * their items and outbox rows, the conversions, mark recovered
- * abandonments (first recovery wins; the abandonment may be in the same
- * flush), add the product and reason increments (duplicate keys in a batch
+ * their items and one outbox chunk per partition, the conversions, mark
+ * recovered abandonments (first recovery wins; the abandonment may be in the
+ * same flush), add the product and reason increments (duplicate keys in a batch
  * are summed), and upsert or delete (state == NULL) user states (the last
  * one of a user in the flush wins). The batches are read, never changed
  * or kept.

@@ -25,6 +25,7 @@
 #include "batch.h"
 #include "harness.h"
 #include "migrate.h"
+#include "pack.h"
 #include "pg_sink.h"
 
 /* ---- database helpers --------------------------------------------------- */
@@ -113,7 +114,7 @@ static const char count_all_sql[] =
 	" || ' ' || (SELECT count(*) FROM product_stats_minute) || ' ' ||"
 	" (SELECT count(*) FROM remove_reasons_minute) || ' ' ||"
 	" (SELECT count(*) FROM cw_user_state) || ' ' ||"
-	" (SELECT count(*) FROM cw_outbox)";
+	" (SELECT count(*) FROM cw_outbox_chunks)";
 
 /* A migrated database and a sink on it. */
 struct fixture {
@@ -600,10 +601,16 @@ static void test_flush_rows(void)
 		    "SELECT user_id = 'kept', encode(state, 'hex') "
 		    "FROM cw_user_state ORDER BY 1 DESC",
 		    "t|7365636f6e64\nf|0001020a5cfe");
+	/* One outbox chunk for the partition, with the one record that has
+	 * Avro, in the pack format as plain SQL builds it (migration 005). */
 	CHECK_QUERY(fx.conn,
-		    "SELECT abandonment_id, topic, partition, "
-		    "encode(payload, 'hex') FROM cw_outbox",
-		    ID(01) "|cart-events|3|c30100095cff");
+		    "SELECT chunk_id, topic, partition, records, "
+		    " chunk = int4send(octet_length(convert_to(a.user_id, "
+		    "  'UTF8'))) || convert_to(a.user_id, 'UTF8') || "
+		    "  int4send(6) || '\\xc30100095cff'::bytea "
+		    "FROM cw_outbox_chunks JOIN cart_abandonments a "
+		    " ON a.abandonment_id = chunk_id",
+		    ID(01) "|cart-events|3|1|t");
 
 	batch_destroy(b);
 	fixture_fini(&fx);
@@ -1109,22 +1116,33 @@ static void test_load_users(void)
 }
 
 struct loaded_outbox {
-	int n;
-	char ids[4][40];
-	char payloads[4][16];
+	int n;		 /* chunks */
+	int records;	 /* records in all chunks */
+	char ids[4][40]; /* chunk ids */
+	char records_text[4][64];
 };
 
-static int on_outbox(void *opaque, const char *abandonment_id,
-		     const char *user_id, const uint8_t *payload, size_t len)
+/* Each chunk's records as "user=payload;..." */
+static int on_outbox(void *opaque, const char *chunk_id, const uint8_t *chunk,
+		     size_t len)
 {
 	struct loaded_outbox *lo = opaque;
+	struct pack_reader pr = pack_reader_init(chunk, len);
+	const uint8_t *key, *val;
+	size_t klen, vlen, used = 0;
+	int r;
 
-	(void)user_id;
 	if (lo->n < 4) {
-		snprintf(lo->ids[lo->n], sizeof(lo->ids[0]), "%s",
-			 abandonment_id);
-		snprintf(lo->payloads[lo->n], sizeof(lo->payloads[0]), "%.*s",
-			 (int)len, (const char *)payload);
+		snprintf(lo->ids[lo->n], sizeof(lo->ids[0]), "%s", chunk_id);
+		while ((r = pack_next(&pr, &key, &klen, &val, &vlen)) > 0) {
+			used += (size_t)snprintf(
+				lo->records_text[lo->n] + used,
+				sizeof(lo->records_text[0]) - used,
+				"%.*s=%.*s;", (int)klen, (const char *)key,
+				(int)vlen, val ? (const char *)val : "");
+			lo->records++;
+		}
+		CHECK_INT_EQ(r, 0);
 	}
 	lo->n++;
 	return 0;
@@ -1135,29 +1153,38 @@ static void test_outbox(void)
 	struct loaded_outbox lo = {0};
 	struct fixture fx;
 	struct batch *b;
-	const char *ids[2] = {ID(41), ID(43)};
-	const char *bad[1] = {"41'); DROP TABLE cw_outbox; --"};
+	const char *ids[2] = {ID(41), ID(49)};
+	const char *bad[1] = {"41'); DROP TABLE cw_outbox_chunks; --"};
 
 	fixture_init(&fx, "t_outbox", "cart-events");
 	b = claimed_batch(fx.ps, 7);
-	for (int i = 1; i <= 3; i++) {
-		char id[40], payload[8];
+	/* Two flushes: two chunks, of 3 records and 1. */
+	for (int i = 1; i <= 4; i++) {
+		char id[40], payload[8], user[8];
 		struct batch_abandonment *ab;
 		snprintf(id, sizeof(id),
 			 "00000000-0000-4000-8000-00000000004%d", i);
 		snprintf(payload, sizeof(payload), "avro-%d", i);
-		ab = add_abandonment(b, id, "u", T0, 1);
+		snprintf(user, sizeof(user), "u%d", i);
+		ab = add_abandonment(b, id, user, T0, 1);
 		ab->avro = batch_memdup(b, payload, strlen(payload));
 		ab->avro_len = strlen(payload);
+		if (i >= 3) {
+			REQUIRE(flush1(fx.ps, b) == 0);
+			batch_reset(b);
+		}
 	}
-	REQUIRE(flush1(fx.ps, b) == 0);
 
 	CHECK_INT_EQ(pg_sink_load_outbox(fx.ps, 7, on_outbox, &lo), 0);
-	CHECK_INT_EQ(lo.n, 3);
+	CHECK_INT_EQ(lo.n, 2);
+	CHECK_INT_EQ(lo.records, 4);
 	CHECK_STR_EQ(lo.ids[0], ID(41));
-	CHECK_STR_EQ(lo.payloads[0], "avro-1");
-	CHECK_STR_EQ(lo.ids[2], ID(43));
-	CHECK_STR_EQ(lo.payloads[2], "avro-3");
+	CHECK_STR_EQ(lo.records_text[0], "u1=avro-1;u2=avro-2;u3=avro-3;");
+	CHECK_STR_EQ(lo.ids[1], ID(44));
+	CHECK_STR_EQ(lo.records_text[1], "u4=avro-4;");
+	memset(&lo, 0, sizeof(lo));
+	CHECK_INT_EQ(pg_sink_load_outbox(fx.ps, 8, on_outbox, &lo), 0);
+	CHECK_INT_EQ(lo.n, 0); /* another partition's */
 
 	CHECK_INT_EQ(pg_sink_outbox_delete(fx.ps, ids, 2), 0);
 	CHECK_INT_EQ(pg_sink_outbox_delete(fx.ps, ids, 2), 0); /* again */
@@ -1166,9 +1193,9 @@ static void test_outbox(void)
 	memset(&lo, 0, sizeof(lo));
 	CHECK_INT_EQ(pg_sink_load_outbox(fx.ps, 7, on_outbox, &lo), 0);
 	CHECK_INT_EQ(lo.n, 1);
-	CHECK_STR_EQ(lo.ids[0], ID(42));
+	CHECK_STR_EQ(lo.ids[0], ID(44));
 	/* The abandonment rows stay. */
-	CHECK_QUERY(fx.conn, "SELECT count(*) FROM cart_abandonments", "3");
+	CHECK_QUERY(fx.conn, "SELECT count(*) FROM cart_abandonments", "4");
 
 	batch_destroy(b);
 	fixture_fini(&fx);

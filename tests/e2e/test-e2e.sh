@@ -246,7 +246,7 @@ print(f"{n} events decoded by the oracle", file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
 # Every abandonment also went to Kafka, after its transaction committed.
-wait_until 30 "all abandonments published" bash -c "[ \"\$(psql -X -At -c 'SELECT count(*) FROM cw_outbox')\" = 0 ]" || true
+wait_until 30 "all abandonments published" bash -c "[ \"\$(psql -X -At -c 'SELECT count(*) FROM cw_outbox_chunks')\" = 0 ]" || true
 "$here/abandonment_topic.py" "$bs" cart-abandonments "$src/schemas/cart_abandonment.avsc" "$work/expected.json" ||
 	fail "the cart-abandonments topic does not match"
 if [ "$mode" = dlq ]; then
