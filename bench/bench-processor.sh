@@ -151,11 +151,27 @@ log_epoch() { # LOGFILE MSG: epoch seconds of the first line with msg="MSG"
 	[ -n "$ts" ] && date -u -d "$ts" +%s.%N
 }
 
+# CPU seconds (user + system) so far. cpu_children sets $cpu to those of
+# this shell's waited-for children (the processor, psql); call it directly,
+# since in a pipe or $(...) `times` would see a subshell. cpu_pid PID
+# prints a process's own and its reaped children's (the postmaster's
+# include every backend that has exited).
+cpu_children() {
+	times >"$work/times"
+	cpu=$(awk 'NR == 2 {gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4}' "$work/times")
+}
+cpu_pid() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15 + $16 + $17) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+postmaster() { head -n 1 "$work/pg/data/postmaster.pid"; }
+
 # run_processor DB GROUP [WRAPPER...]: sets p_wall p_from_assign p_events
+# and p_cpu (CPU seconds of the processor, PostgreSQL and the broker)
 run_processor() {
 	local db=$1 group=$2 log=$work/processor-$1.log t0 t1 ta sum deadline
 	shift 2
 	psql -XAtq -d postgres -c "CREATE DATABASE $db" >/dev/null
+	local c0 pg0 b0 cpu
+	cpu_children; c0=$cpu
+	pg0=$(cpu_pid "$(postmaster)") b0=$(cpu_pid "${broker_pid:-0}")
 	t0=$(time_now)
 	PGDATABASE=$db "$@" "$processor" -b "$bs" -t "$topic" --group "$group" \
 		--idle-timeout 1h --flush-interval 1s 2>"$log" &
@@ -183,6 +199,15 @@ run_processor() {
 	wait "$psql_pid" 2>/dev/null || true; psql_pid=
 	kill -TERM "$proc_pid"; wait "$proc_pid" || die "processor exit status $?"
 	proc_pid=
+	# Its backends are gone (and counted in the postmaster's children).
+	until [ "$(psql -XAtq -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$db'")" = 0 ]; do
+		[ $SECONDS -lt $deadline ] || die "backends of $db did not exit"
+		sleep 0.05
+	done
+	cpu_children
+	p_cpu=$(awk -v c="$cpu" -v c0="$c0" -v pg="$(cpu_pid "$(postmaster)")" -v pg0="$pg0" \
+		-v b="$(cpu_pid "${broker_pid:-0}")" -v b0="$b0" -v w="$(elapsed "$t0" "$t1")" \
+		'BEGIN {printf "processor %.1f s, PostgreSQL %.1f s, broker %.1f s (of %.1f s wall x %d CPUs)", c - c0, pg - pg0, b - b0, w, '"$(nproc)"'}')
 	ta=$(log_epoch "$log" "partition assigned")
 	p_wall=$(elapsed "$t0" "$t1")
 	p_from_assign=$(elapsed "$ta" "$t1")
@@ -211,6 +236,7 @@ for trial in $(seq "$trials"); do
 		fi
 	done
 	echo "trial $trial: kcat $k s ($(eps "$n" "$k") events/s), processor $p_wall s ($(eps "$n" "$p_wall") events/s), from first assignment $p_from_assign s ($(eps "$n" "$p_from_assign") events/s)"
+	echo "  CPU during the processor's run: $p_cpu"
 done
 echo "  processor's last status: ${p_status#* msg=\"status\" }"
 
