@@ -2,11 +2,14 @@
 /*
  * pg_sink — exactly-once writes into PostgreSQL. See pg_sink.h.
  *
- * A flush is: BEGIN; one UPDATE fencing and advancing all partitions; one
- * text-format COPY per non-empty record kind into TEMP staging tables
- * (ON COMMIT DELETE ROWS, created once per connection); one multi-statement
- * query moving the staged rows into the real tables set-wise; COMMIT. So
- * the round trips do not depend on the number of rows.
+ * A flush is: BEGIN; one UPDATE fencing and advancing all partitions; a
+ * binary COPY straight into each append-only table (abandonments, outbox
+ * chunks, items, conversions); a text COPY per kind of the rows that
+ * update existing ones (recoveries, resume states, and the product and
+ * reason increments, summed and sorted here first) into TEMP staging
+ * tables (ON COMMIT DELETE ROWS, created once per connection); one
+ * multi-statement query applying those set-wise; COMMIT. So the round
+ * trips do not depend on the number of rows.
  */
 #include "pg_sink.h"
 
@@ -496,8 +499,9 @@ static const char staging_sql[] =
 	"  ON COMMIT DELETE ROWS;";
 
 /* The set-based statements, one per record kind; @TOPIC@ stands for the
- * topic literal (see sql_with_topic()). Row locks on the shared aggregate rows are taken in key order
- * (ORDER BY) so that two processors flushing at once cannot deadlock. */
+ * topic literal (see sql_with_topic()). Row locks on the shared aggregate
+ * rows are taken in key order (the client sorts them, see pstat_cmp()) so
+ * that two processors flushing at once cannot deadlock. */
 static const char copy_abandonments_sql[] =
 	"COPY cart_abandonments (abandonment_id, user_id, session_start,"
 	"  last_activity_at, abandoned_at, item_count, cart_value_cents,"
