@@ -55,7 +55,7 @@ static inline struct pack_reader pack_reader_init(const uint8_t *p, size_t len)
 	return (struct pack_reader){p, p + len};
 }
 
-/* Read the next record: *key/*klen, and *val/*vlen (*val NULL for
+/* Read the next record: *key and *klen, and *val and *vlen (*val NULL for
  * PACK_NONE). The pointers point into the input.
  * Returns 1 with a record, 0 at the clean end, -EBADMSG when the input
  * is truncated. */
