@@ -5,7 +5,7 @@
  * once even by concurrent runners, every table's rows after a flush
  * (ms-exact times, hostile strings, recoveries, summed increments),
  * fencing, failures mid-flush, a server restart and a lost COMMIT answer
- * (through a TCP proxy), loading state and the outbox back.
+ * (through a TCP proxy), loading state chunks and the outbox back.
  *
  * Each case works in a database of its own, so cases do not see each
  * other's rows and can run alone (test-pg-sink CASE).
@@ -96,6 +96,14 @@ static char *query_text(PGconn *conn, const char *sql)
 	return out;
 }
 
+/* The result of @sql (one number) equals @expect. */
+#define CHECK_QUERY_INT(conn, sql, expect)                                     \
+	do {                                                                   \
+		char *got_ = query_text((conn), (sql));                        \
+		CHECK_INT_EQ(strtoll(got_, NULL, 10), (expect));               \
+		free(got_);                                                    \
+	} while (0)
+
 #define CHECK_QUERY(conn, sql, expect)                                         \
 	do {                                                                   \
 		char *got_ = query_text((conn), (sql));                        \
@@ -103,7 +111,8 @@ static char *query_text(PGconn *conn, const char *sql)
 		free(got_);                                                    \
 	} while (0)
 
-/* Row counts of every table a flush writes, as one string. */
+/* Row counts of every table a flush writes, as one string; for the state
+ * chunks, the records they hold. */
 static const char count_all_sql[] =
 	"SELECT (SELECT count(*) FROM cart_abandonments) || ' ' ||"
 	" (SELECT count(*) FROM abandoned_items) || ' ' ||"
@@ -112,7 +121,7 @@ static const char count_all_sql[] =
 	"NULL)"
 	" || ' ' || (SELECT count(*) FROM product_stats_minute) || ' ' ||"
 	" (SELECT count(*) FROM remove_reasons_minute) || ' ' ||"
-	" (SELECT count(*) FROM cw_user_state) || ' ' ||"
+	" (SELECT coalesce(sum(users), 0) FROM cw_state_chunks) || ' ' ||"
 	" (SELECT count(*) FROM cw_outbox)";
 
 /* A migrated database and a sink on it. */
@@ -264,15 +273,94 @@ static void add_reason_stat(struct batch *b, int64_t bucket_ms,
 	st->removed_qty = qty;
 }
 
+/* Append a record to @b's state chunk; @state NULL: a deletion. */
 static void add_user_state(struct batch *b, const char *user, const void *state,
 			   size_t len)
 {
-	struct batch_user_state *us = batch_add_user_state(b);
+	REQUIRE(pack_put(&b->state, user, strlen(user), state, len) == 0);
+}
 
-	REQUIRE(us);
-	us->user_id = bs(b, user);
-	us->state = state ? batch_memdup(b, state, len) : NULL;
-	us->state_len = len;
+/* The state of a partition as pg_sink_load_users() delivers it, applied
+ * in order (a later record replaces, a deletion removes). */
+#define STATE_MAP_MAX 2048
+struct state_map {
+	int n, records, deletions;
+	char *user[STATE_MAP_MAX];
+	uint8_t *state[STATE_MAP_MAX];
+	size_t len[STATE_MAP_MAX];
+};
+
+static int state_map_find(const struct state_map *m, const char *user)
+{
+	for (int i = 0; i < m->n; i++)
+		if (strcmp(m->user[i], user) == 0)
+			return i;
+	return -1;
+}
+
+static int on_state(void *opaque, const char *user_id, const uint8_t *state,
+		    size_t len)
+{
+	struct state_map *m = opaque;
+	int i = state_map_find(m, user_id);
+
+	m->records++;
+	if (!state) {
+		m->deletions++;
+		if (i >= 0) {
+			free(m->user[i]);
+			free(m->state[i]);
+			m->n--;
+			m->user[i] = m->user[m->n];
+			m->state[i] = m->state[m->n];
+			m->len[i] = m->len[m->n];
+		}
+		return 0;
+	}
+	if (i < 0) {
+		REQUIRE(m->n < STATE_MAP_MAX);
+		i = m->n++;
+		m->user[i] = strdup(user_id);
+	} else {
+		free(m->state[i]);
+	}
+	m->state[i] = malloc(len ? len : 1);
+	REQUIRE(m->user[i] && m->state[i]);
+	memcpy(m->state[i], state, len);
+	m->len[i] = len;
+	return 0;
+}
+
+static void state_map_clear(struct state_map *m)
+{
+	for (int i = 0; i < m->n; i++) {
+		free(m->user[i]);
+		free(m->state[i]);
+	}
+	memset(m, 0, sizeof(*m));
+}
+
+/* Load @partition into a fresh map; returns pg_sink_load_users()'s
+ * result. */
+static int load_state(struct pg_sink *ps, int32_t partition,
+		      struct state_map *m, uint64_t *log_bytes)
+{
+	state_map_clear(m);
+	return pg_sink_load_users(ps, partition, on_state, m, log_bytes);
+}
+
+/* @user's state in @m in hex, "absent" if none. Static buffer. */
+static const char *state_hex(const struct state_map *m, const char *user)
+{
+	static char buf[256];
+	int i = state_map_find(m, user);
+
+	if (i < 0)
+		return "absent";
+	buf[0] = '\0';
+	for (size_t k = 0; k < m->len[i] && k < 120; k++)
+		snprintf(buf + 2 * k, 3, "%02x", m->state[i][k]);
+	return buf;
 }
 
 #define ID(n) "00000000-0000-4000-8000-0000000000" #n
@@ -528,7 +616,7 @@ static void test_flush_rows(void)
 	b->watermark_ms = T0 + 60003;
 	REQUIRE(flush1(fx.ps, b) == 0);
 
-	CHECK_QUERY(fx.conn, count_all_sql, "3 3 3 2 2 2 2 1");
+	CHECK_QUERY(fx.conn, count_all_sql, "3 3 3 2 2 2 6 1");
 	CHECK_QUERY(fx.conn,
 		    "SELECT next_offset, watermark_ms, generation "
 		    "FROM cw_partitions WHERE topic = 'cart-events' "
@@ -595,11 +683,30 @@ static void test_flush_rows(void)
 		    "FROM remove_reasons_minute ORDER BY reason",
 		    "f|7\nt|5");
 
-	/* User states: deleted, last one wins, binary bytes intact. */
+	/* User states: one delta chunk per flush; deleted, last one wins,
+	 * binary bytes and the hostile user id intact. */
 	CHECK_QUERY(fx.conn,
-		    "SELECT user_id = 'kept', encode(state, 'hex') "
-		    "FROM cw_user_state ORDER BY 1 DESC",
-		    "t|7365636f6e64\nf|0001020a5cfe");
+		    "SELECT partition, full_snapshot, users FROM "
+		    "cw_state_chunks ORDER BY seq",
+		    "3|f|2\n3|f|4");
+	{
+		struct state_map *m = calloc(1, sizeof(*m));
+		uint64_t log_bytes = 0;
+
+		REQUIRE(m);
+		CHECK_INT_EQ(load_state(fx.ps, 3, m, &log_bytes), 0);
+		CHECK_INT_EQ(m->n, 2);
+		CHECK_INT_EQ(m->records, 6);
+		CHECK_STR_EQ(state_hex(m, "kept"), "7365636f6e64");
+		CHECK_STR_EQ(state_hex(m, hostile_user), "0001020a5cfe");
+		CHECK_STR_EQ(state_hex(m, "gone"), "absent");
+		CHECK_QUERY_INT(fx.conn,
+				"SELECT sum(octet_length(chunk)) FROM "
+				"cw_state_chunks",
+				log_bytes);
+		state_map_clear(m);
+		free(m);
+	}
 	CHECK_QUERY(fx.conn,
 		    "SELECT abandonment_id, topic, partition, "
 		    "encode(payload, 'hex') FROM cw_outbox",
@@ -1038,20 +1145,29 @@ struct loaded_users {
 	bool seen[1000];
 };
 
+/* fill_batch's users: "user-N" whose state is the user id, or NULL (a
+ * deletion). Counts distinct live users in n. */
 static int on_user(void *opaque, const char *user_id, const uint8_t *state,
 		   size_t len)
 {
 	struct loaded_users *lu = opaque;
 	int i = atoi(user_id + 5);
 
-	/* fill_batch: the state is the user id. */
-	if (strncmp(user_id, "user-", 5) != 0 || i < 0 || i >= 1000 ||
-	    lu->seen[i] || len != strlen(user_id) ||
-	    memcmp(state, user_id, len) != 0)
+	if (strncmp(user_id, "user-", 5) != 0 || i < 0 || i >= 1000) {
 		lu->bad++;
-	else
-		lu->seen[i] = true;
-	lu->n++;
+		return 0;
+	}
+	if (!state) {
+		lu->n -= lu->seen[i];
+		lu->seen[i] = false;
+		return 0;
+	}
+	if (len != strlen(user_id) || memcmp(state, user_id, len) != 0) {
+		lu->bad++;
+		return 0;
+	}
+	lu->n += !lu->seen[i];
+	lu->seen[i] = true;
 	return 0;
 }
 
@@ -1066,11 +1182,14 @@ static int on_user_stop(void *opaque, const char *user_id, const uint8_t *state,
 static void test_load_users(void)
 {
 	struct loaded_users *lu = calloc(1, sizeof(*lu));
+	struct state_map *m = calloc(1, sizeof(*m));
 	struct fixture fx;
 	struct batch *b5, *b6;
 	struct batch *both[2];
+	uint64_t log_bytes = 1;
 	int calls = 0;
 
+	REQUIRE(lu && m);
 	fixture_init(&fx, "t_load_users", "cart-events");
 	b5 = claimed_batch(fx.ps, 5);
 	b6 = claimed_batch(fx.ps, 6);
@@ -1085,23 +1204,48 @@ static void test_load_users(void)
 	batch_reset(b5);
 	add_user_state(b5, "user-0", NULL, 0); /* delete one */
 	REQUIRE(flush1(fx.ps, b5) == 0);
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, full_snapshot, users FROM "
+		    "cw_state_chunks ORDER BY seq",
+		    "5|f|900\n6|f|100\n5|f|1");
 
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user, lu), 0);
+	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user, lu, &log_bytes), 0);
 	CHECK_INT_EQ(lu->n, 899);
 	CHECK_INT_EQ(lu->bad, 0);
 	CHECK(!lu->seen[0] && lu->seen[1] && lu->seen[899] && !lu->seen[900]);
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 7, on_user, lu), 0);
+	CHECK_QUERY_INT(fx.conn,
+			"SELECT sum(octet_length(chunk)) FROM cw_state_chunks "
+			"WHERE partition = 5",
+			log_bytes);
+	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 7, on_user, lu, &log_bytes), 0);
 	CHECK_INT_EQ(lu->n, 899);
+	CHECK_INT_EQ(log_bytes, 0);
+
+	/* The latest chunk wins: a later state replaces, a deleted user
+	 * comes back. */
+	batch_reset(b5);
+	add_user_state(b5, "user-1", "new", 3);
+	add_user_state(b5, "user-0", "back", 4);
+	REQUIRE(flush1(fx.ps, b5) == 0);
+	CHECK_INT_EQ(load_state(fx.ps, 5, m, NULL), 0);
+	CHECK_INT_EQ(m->n, 900);
+	CHECK_INT_EQ(m->records, 903);
+	CHECK_INT_EQ(m->deletions, 1);
+	CHECK_STR_EQ(state_hex(m, "user-1"), "6e6577");
+	CHECK_STR_EQ(state_hex(m, "user-0"), "6261636b");
+	CHECK_STR_EQ(state_hex(m, "user-2"), "757365722d32");
 
 	/* A callback error stops the delivery and is returned; the
 	 * connection is usable afterwards. */
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user_stop, &calls),
+	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user_stop, &calls, NULL),
 		     -ECANCELED);
 	CHECK_INT_EQ(calls, 3);
 	memset(lu, 0, sizeof(*lu));
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 6, on_user, lu), 0);
+	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 6, on_user, lu, NULL), 0);
 	CHECK_INT_EQ(lu->n, 100);
 
+	state_map_clear(m);
+	free(m);
 	free(lu);
 	batch_destroy(b5);
 	batch_destroy(b6);

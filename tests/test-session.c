@@ -7,6 +7,7 @@
  * and resume state that restores to the same results.
  */
 #include <errno.h>
+#include <stdint.h>
 
 #include "harness.h"
 #include "partition.h"
@@ -347,6 +348,27 @@ static void test_aggregates(void)
 	intern_destroy(in);
 }
 
+/* Restore every record of a state chunk into @pt, as the daemon does with
+ * the chunks it loads. Returns the records restored. */
+static int restore_chunk(struct partition *pt, const struct pack_buf *chunk)
+{
+	struct pack_reader rd = pack_reader_init(chunk->p, chunk->len);
+	const uint8_t *key, *val;
+	size_t klen, vlen;
+	char user[256];
+	int r, n = 0;
+
+	while ((r = pack_next(&rd, &key, &klen, &val, &vlen)) == 1) {
+		REQUIRE(klen < sizeof(user));
+		memcpy(user, key, klen);
+		user[klen] = '\0';
+		CHECK_INT_EQ(partition_restore_user(pt, user, val, vlen), 0);
+		n++;
+	}
+	CHECK_INT_EQ(r, 0);
+	return n;
+}
+
 /* Resume state: stop half-way, restore a fresh partition from the user
  * states the flush wrote, continue: the outputs equal one uninterrupted
  * run. This is what makes restarts exactly-once. */
@@ -379,13 +401,9 @@ static void test_restore(void)
 		apply(first, &steps[i]);
 	REQUIRE(partition_prepare_flush(first) == 0);
 	struct batch *fb = first->sealed;
-	for (size_t i = 0; i < fb->user_states.n; i++) {
-		const struct batch_user_state *us = &fb->user_states.v[i];
-		REQUIRE(us->state);
-		CHECK_INT_EQ(partition_restore_user(second, us->user_id,
-						    us->state, us->state_len),
-			     0);
-	}
+	CHECK(!fb->state_full);
+	CHECK_INT_EQ(fb->state.records, 3);
+	CHECK_INT_EQ(restore_chunk(second, &fb->state), 3);
 	CHECK_INT_EQ(partition_advance_watermark(second, fb->watermark_ms), 0);
 	second->next_offset = fb->next_offset;
 	for (size_t i = split; i < n; i++)
