@@ -5,7 +5,9 @@
  * once even by concurrent runners, every table's rows after a flush
  * (ms-exact times, hostile strings, recoveries, summed increments),
  * fencing, failures mid-flush, a server restart and a lost COMMIT answer
- * (through a TCP proxy), loading state chunks and the outbox back.
+ * (through a TCP proxy), loading state chunks (deltas, deletions, full
+ * snapshots, corrupt chunks, migration 004's conversion of per-user rows)
+ * and the outbox back.
  *
  * Each case works in a database of its own, so cases do not see each
  * other's rows and can run alone (test-pg-sink CASE).
@@ -1252,6 +1254,211 @@ static void test_load_users(void)
 	fixture_fini(&fx);
 }
 
+/* A full snapshot replaces the earlier chunks of its partition (deleted in
+ * the same transaction), other partitions' chunks stay; an empty one
+ * deletes them all and writes no row. */
+static void test_state_snapshot(void)
+{
+	struct state_map *m = calloc(1, sizeof(*m));
+	struct fixture fx;
+	struct batch *b1, *b2, *both[2];
+	uint64_t log_bytes;
+
+	REQUIRE(m);
+	fixture_init(&fx, "t_state_snapshot", "cart-events");
+	b1 = claimed_batch(fx.ps, 1);
+	b2 = claimed_batch(fx.ps, 2);
+	both[0] = b1;
+	both[1] = b2;
+	for (int round = 0; round < 3; round++) {
+		add_user_state(b1, "a", "a1", 2);
+		add_user_state(b1, round ? "c" : "b", "x", 1);
+		add_user_state(b2, "z", "z", 1);
+		REQUIRE(pg_sink_flush(fx.ps, both, 2, NULL) == 0);
+		batch_reset(b1);
+		batch_reset(b2);
+	}
+	CHECK_QUERY(fx.conn, "SELECT count(*) FROM cw_state_chunks", "6");
+
+	/* Partition 1: a full snapshot holding a and b only. */
+	add_user_state(b1, "a", "snap", 4);
+	add_user_state(b1, "b", "snap", 4);
+	b1->state_full = true;
+	add_user_state(b2, "y", "y", 1); /* a delta beside it */
+	REQUIRE(pg_sink_flush(fx.ps, both, 2, NULL) == 0);
+	batch_reset(b1);
+	batch_reset(b2);
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, full_snapshot, users FROM "
+		    "cw_state_chunks ORDER BY seq",
+		    "2|f|1\n2|f|1\n2|f|1\n1|t|2\n2|f|1");
+	CHECK_INT_EQ(load_state(fx.ps, 1, m, &log_bytes), 0);
+	CHECK_INT_EQ(m->n, 2);
+	CHECK_INT_EQ(m->records, 2);
+	CHECK_STR_EQ(state_hex(m, "a"), "736e6170");
+	CHECK_STR_EQ(state_hex(m, "c"), "absent");
+	CHECK_INT_EQ(log_bytes, 2 * (8 + 1 + 4));
+	/* Deltas after the snapshot are read after it. */
+	add_user_state(b1, "a", NULL, 0);
+	REQUIRE(flush1(fx.ps, b1) == 0);
+	batch_reset(b1);
+	CHECK_INT_EQ(load_state(fx.ps, 1, m, &log_bytes), 0);
+	CHECK_INT_EQ(m->n, 1);
+	CHECK_STR_EQ(state_hex(m, "b"), "736e6170");
+	CHECK_INT_EQ(log_bytes, 2 * (8 + 1 + 4) + 8 + 1);
+	CHECK_INT_EQ(load_state(fx.ps, 2, m, NULL), 0);
+	CHECK_INT_EQ(m->n, 2);
+
+	/* An empty snapshot: partition 1 leaves no rows, 2 keeps its. */
+	b1->state_full = true;
+	CHECK(!batch_is_empty(b1));
+	REQUIRE(flush1(fx.ps, b1) == 0);
+	batch_reset(b1);
+	CHECK(batch_is_empty(b1) && !b1->state_full);
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, count(*) FROM cw_state_chunks "
+		    "GROUP BY 1 ORDER BY 1",
+		    "2|4");
+	CHECK_INT_EQ(load_state(fx.ps, 1, m, &log_bytes), 0);
+	CHECK_INT_EQ(m->n, 0);
+	CHECK_INT_EQ(log_bytes, 0);
+
+	/* Two full snapshots in one flush: one DELETE for both. */
+	add_user_state(b1, "k", "1", 1);
+	b1->state_full = true;
+	add_user_state(b2, "k", "2", 1);
+	b2->state_full = true;
+	REQUIRE(pg_sink_flush(fx.ps, both, 2, NULL) == 0);
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, full_snapshot, users FROM "
+		    "cw_state_chunks ORDER BY seq",
+		    "1|t|1\n2|t|1");
+
+	state_map_clear(m);
+	free(m);
+	batch_destroy(b1);
+	batch_destroy(b2);
+	fixture_fini(&fx);
+}
+
+/* A chunk that does not parse stops the load with -EBADMSG and a message
+ * naming the partition; the connection stays usable. */
+static void test_bad_chunk(void)
+{
+	struct state_map *m = calloc(1, sizeof(*m));
+	struct fixture fx;
+	struct batch *b;
+
+	REQUIRE(m);
+	fixture_init(&fx, "t_bad_chunk", "cart-events");
+	b = claimed_batch(fx.ps, 4);
+	add_user_state(b, "a", "1", 1);
+	REQUIRE(flush1(fx.ps, b) == 0);
+	batch_reset(b);
+	add_user_state(b, "b", "2", 1);
+	REQUIRE(flush1(fx.ps, b) == 0);
+
+	/* Truncated in the value, then in the key length. */
+	db_exec(fx.conn, "UPDATE cw_state_chunks SET chunk = "
+			 "substring(chunk from 1 for octet_length(chunk) - 1) "
+			 "WHERE seq = (SELECT max(seq) FROM cw_state_chunks)");
+	CHECK_INT_EQ(load_state(fx.ps, 4, m, NULL), -EBADMSG);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "partition 4") != NULL);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "seq 2") != NULL);
+	db_exec(fx.conn, "UPDATE cw_state_chunks SET chunk = '\\x0000' "
+			 "WHERE seq = 2");
+	CHECK_INT_EQ(load_state(fx.ps, 4, m, NULL), -EBADMSG);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "partition 4") != NULL);
+	/* The records before the bad chunk were delivered (the caller
+	 * discards them); the connection works. */
+	CHECK_INT_EQ(m->records, 1);
+	CHECK_INT_EQ(load_state(fx.ps, 5, m, NULL), 0);
+
+	state_map_clear(m);
+	free(m);
+	batch_destroy(b);
+	fixture_fini(&fx);
+}
+
+/* Migration 004 turns the per-user rows of cw_user_state into one full
+ * snapshot chunk per (topic, partition) that loads back the same. */
+static void test_migrate_state_chunks(void)
+{
+	static const char hostile[] = "u\tone\nline\\back'quote\" é€😀";
+	struct state_map *m = calloc(1, sizeof(*m));
+	char *conninfo = db_create("t_migrate_chunks");
+	PGconn *conn = db_connect(conninfo);
+	struct pg_sink *ps;
+	char errstr[512] = "";
+	size_t n3 = 0;
+	uint64_t log_bytes = 0;
+
+	REQUIRE(m);
+	while (n3 < migrate_n_migrations && migrate_migrations[n3].version <= 3)
+		n3++;
+	REQUIRE(n3 == 3);
+	CHECK_INT_EQ(migrate_apply_list(conn, migrate_migrations, n3, errstr,
+					sizeof(errstr)),
+		     0);
+	{
+		const char *params[4] = {"cart-events", "2", hostile,
+					 "\\x0001025cff"};
+		PGresult *res = PQexecParams(
+			conn,
+			"INSERT INTO cw_user_state (topic, partition, user_id,"
+			" state) VALUES ($1, $2, $3, $4::bytea)",
+			4, NULL, params, NULL, NULL, 0);
+		REQUIRE(PQresultStatus(res) == PGRES_COMMAND_OK);
+		PQclear(res);
+	}
+	db_exec(conn, "INSERT INTO cw_user_state (topic, partition, user_id, "
+		      "state) SELECT 'cart-events', i % 2 + 1, 'user-' || i, "
+		      "convert_to('user-' || i, 'UTF8') "
+		      "FROM generate_series(0, 999) i;"
+		      "INSERT INTO cw_user_state VALUES "
+		      "('other-topic', 2, 'user-1', '\\x00'),"
+		      "('cart-events', 3, 'empty', '\\x');");
+
+	ps = pg_sink_new(conninfo, "cart-events", errstr, sizeof(errstr));
+	REQUIRE(ps);
+	CHECK_INT_EQ(pg_sink_migrate(ps), 0);
+	CHECK_QUERY(conn, "SELECT to_regclass('cw_user_state') IS NULL", "t");
+	CHECK_QUERY(conn,
+		    "SELECT topic, partition, full_snapshot, users FROM "
+		    "cw_state_chunks ORDER BY topic, partition",
+		    "cart-events|1|t|500\ncart-events|2|t|501\n"
+		    "cart-events|3|t|1\nother-topic|2|t|1");
+
+	CHECK_INT_EQ(load_state(ps, 2, m, &log_bytes), 0);
+	CHECK_INT_EQ(m->n, 501);
+	CHECK_INT_EQ(m->records, 501);
+	CHECK_STR_EQ(state_hex(m, hostile), "0001025cff");
+	CHECK_STR_EQ(state_hex(m, "user-1"), "757365722d31");
+	CHECK_STR_EQ(state_hex(m, "user-0"), "absent");
+	CHECK_QUERY_INT(conn,
+			"SELECT octet_length(chunk) FROM cw_state_chunks "
+			"WHERE topic = 'cart-events' AND partition = 2",
+			log_bytes);
+	{
+		struct loaded_users *lu = calloc(1, sizeof(*lu));
+		REQUIRE(lu);
+		CHECK_INT_EQ(pg_sink_load_users(ps, 1, on_user, lu, NULL), 0);
+		CHECK_INT_EQ(lu->n, 500);
+		CHECK_INT_EQ(lu->bad, 0);
+		CHECK(lu->seen[0] && !lu->seen[1] && lu->seen[998]);
+		free(lu);
+	}
+	CHECK_INT_EQ(load_state(ps, 3, m, NULL), 0);
+	CHECK_INT_EQ(m->n, 1);
+	CHECK_STR_EQ(state_hex(m, "empty"), "");
+
+	state_map_clear(m);
+	free(m);
+	pg_sink_destroy(ps);
+	PQfinish(conn);
+	free(conninfo);
+}
+
 struct loaded_outbox {
 	int n;
 	char ids[4][40];
@@ -1344,6 +1551,9 @@ int main(int argc, char **argv)
 		{"connection_killed", test_connection_killed},
 		{"lost_commit_answer", test_lost_commit_answer},
 		{"load_users", test_load_users},
+		{"state_snapshot", test_state_snapshot},
+		{"bad_chunk", test_bad_chunk},
+		{"migrate_state_chunks", test_migrate_state_chunks},
 		{"outbox", test_outbox},
 		{"server_restart", test_server_restart},
 	};
