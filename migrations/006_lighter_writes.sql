@@ -20,6 +20,6 @@ ALTER TABLE cart_conversions
 
 -- The per-minute counters are updated by every flush. Free space in each
 -- page lets those updates be HOT (a new row version on the same page, no
--- index entry), like cw_user_state's in 001.
+-- index entry), as 001 did for the per-user resume state.
 ALTER TABLE product_stats_minute SET (fillfactor = 70);
 ALTER TABLE remove_reasons_minute SET (fillfactor = 70);

@@ -28,6 +28,8 @@ struct batch_arena {
 #define ARENA_KEEP (1024 * 1024)
 /* A record vector whose capacity exceeds VEC_KEEP_MIN elements and
  * VEC_SHRINK_RATIO times what the batch used is released by a reset. */
+/* Bytes of state chunk capacity kept by a reset. */
+#define STATE_KEEP	 (1 << 20)
 #define VEC_KEEP_MIN	 4096
 #define VEC_SHRINK_RATIO 4
 
@@ -126,7 +128,7 @@ void batch_destroy(struct batch *b)
 	free(b->recoveries.v);
 	free(b->product_stats.v);
 	free(b->reason_stats.v);
-	free(b->user_states.v);
+	pack_free(&b->state);
 	arena_free(b->arena);
 	free(b->arena);
 	free(b);
@@ -154,19 +156,20 @@ void batch_reset(struct batch *b)
 	BATCH_VEC_RESET(b, recoveries);
 	BATCH_VEC_RESET(b, product_stats);
 	BATCH_VEC_RESET(b, reason_stats);
-	BATCH_VEC_RESET(b, user_states);
+	pack_reset(&b->state, STATE_KEEP);
+	b->state_full = false;
 	arena_reset(b->arena);
 }
 
 size_t batch_records(const struct batch *b)
 {
 	return b->abandonments.n + b->conversions.n + b->recoveries.n +
-	       b->product_stats.n + b->reason_stats.n + b->user_states.n;
+	       b->product_stats.n + b->reason_stats.n + b->state.records;
 }
 
 bool batch_is_empty(const struct batch *b)
 {
-	return batch_records(b) == 0;
+	return batch_records(b) == 0 && !b->state_full;
 }
 
 const char *batch_strdup(struct batch *b, const char *s, size_t len)
@@ -236,9 +239,4 @@ struct batch_product_stat *batch_add_product_stat(struct batch *b)
 struct batch_reason_stat *batch_add_reason_stat(struct batch *b)
 {
 	return BATCH_PUSH(b, reason_stats);
-}
-
-struct batch_user_state *batch_add_user_state(struct batch *b)
-{
-	return BATCH_PUSH(b, user_states);
 }

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pack.h"
+
 #define BATCH_UUID_LEN 36
 
 struct batch_item {
@@ -82,14 +84,6 @@ struct batch_reason_stat {
 	int64_t removed_qty;
 };
 
-/* The resume state of one user: an opaque blob (see user_state_encode in
- * partition.c), or a deletion when state == NULL. */
-struct batch_user_state {
-	const char *user_id;
-	const uint8_t *state;
-	size_t state_len;
-};
-
 #define BATCH_VEC(type, name)                                                  \
 	struct {                                                               \
 		type *v;                                                       \
@@ -108,7 +102,15 @@ struct batch {
 	BATCH_VEC(struct batch_recovery, recoveries);
 	BATCH_VEC(struct batch_product_stat, product_stats);
 	BATCH_VEC(struct batch_reason_stat, reason_stats);
-	BATCH_VEC(struct batch_user_state, user_states);
+
+	/* The resume state of the partition's changed users, one pack record
+	 * each (key user id, value the state blob from user_state_encode in
+	 * partition.c; no value: the user was deleted): written as ONE
+	 * cw_state_chunks row. When state_full is set the chunk is a full
+	 * snapshot of the partition (every live user) and replaces all its
+	 * earlier chunks; it then reaches the sink even with 0 records. */
+	struct pack_buf state;
+	bool state_full;
 
 	struct batch_arena *arena;
 };
@@ -119,15 +121,19 @@ struct batch *batch_new(int32_t partition);
 /* Free @b and everything it holds. NULL is allowed. */
 void batch_destroy(struct batch *b);
 
-/* Drop every record. Up to 1 MB of arena and the record arrays are kept
- * for reuse; what a burst grew beyond that is freed. Called once
- * the transaction holding the batch committed. */
+/* Drop every record (the state chunk too, and state_full). Up to 1 MB of
+ * arena, 1 MB of state chunk and the record arrays are kept for reuse;
+ * what a burst grew beyond that is freed. Called once the transaction
+ * holding the batch committed. */
 void batch_reset(struct batch *b);
 
-/* True when the batch holds no record (offsets may still have moved). */
+/* True when the batch holds no record (offsets may still have moved). A
+ * full state snapshot with 0 records is not empty: it deletes the
+ * partition's earlier chunks. */
 bool batch_is_empty(const struct batch *b);
 
-/* Number of records of all kinds, for memory bounds and metrics. */
+/* Number of records of all kinds (state chunk records included), for
+ * memory bounds and metrics. */
 size_t batch_records(const struct batch *b);
 
 /* Copy @len bytes (@s need not be NUL-terminated) into the arena and return
@@ -148,4 +154,3 @@ struct batch_conversion *batch_add_conversion(struct batch *b);
 struct batch_recovery *batch_add_recovery(struct batch *b);
 struct batch_product_stat *batch_add_product_stat(struct batch *b);
 struct batch_reason_stat *batch_add_reason_stat(struct batch *b);
-struct batch_user_state *batch_add_user_state(struct batch *b);

@@ -438,9 +438,11 @@ static void dead_letter(struct daemon *d, const rd_kafka_message_t *m,
 struct restore_ctx {
 	struct daemon *d;
 	struct partition *pt;
-	uint64_t users, bad;
+	uint64_t users, bad; /* records applied, unreadable */
 };
 
+/* One record of the partition's state chunks, in order: a state (restore
+ * or replace the user) or a deletion (state NULL). */
 static int restore_user_cb(void *opaque, const char *user_id,
 			   const uint8_t *state, size_t len)
 {
@@ -500,6 +502,7 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 
 	while (!*d->stop) {
 		int64_t gen, next, wm;
+		uint64_t log_bytes = 0;
 		struct partition *pt;
 		struct restore_ctx rc = {d, NULL, 0, 0};
 		walltime_t t0 = now_ms();
@@ -514,8 +517,13 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 			pt->generation = gen;
 			rc.pt = pt;
 			r = pg_sink_load_users(d->sink, id, restore_user_cb,
-					       &rc);
+					       &rc, &log_bytes);
+			if (r == -EBADMSG && !rc.bad)
+				cw_error("unreadable state chunk",
+					 "partition=%d error=\"%s\"", id,
+					 pg_sink_last_error(d->sink));
 			if (r == 0) {
+				partition_set_state_log(pt, log_bytes);
 				pt->next_offset = next;
 				pt->watermark_ms = wm == PG_SINK_WATERMARK_NONE
 							   ? ETIME_NONE
@@ -533,9 +541,12 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 						  : next;
 				cw_info("partition assigned",
 					"partition=%d generation=%" PRId64
-					" offset=%" PRId64 " users=%" PRIu64
+					" offset=%" PRId64 " users=%" PRIu32
+					" state_records=%" PRIu64
+					" state_bytes=%" PRIu64
 					" restore_ms=%" PRId64,
-					id, gen, next, rc.users, now_ms() - t0);
+					id, gen, next, pt->n_users, rc.users,
+					log_bytes, now_ms() - t0);
 				return pt;
 			}
 			partition_destroy(pt);

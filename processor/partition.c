@@ -6,6 +6,7 @@
 #include "partition.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -589,22 +590,88 @@ static uint8_t *user_state_encode(const struct partition *pt,
 	return p;
 }
 
+/* Forget @u in the dirty list (restore only: a restored user without a
+ * deadline was retired and marked dirty, then replaced or deleted by a
+ * later chunk). Linear, and rare. */
+static void dirty_forget(struct partition *pt, struct user *u)
+{
+	if (!(u->flags & USER_DIRTY))
+		return;
+	for (uint32_t i = pt->n_dirty; i-- > 0;) {
+		if (pt->dirty[i] == u) {
+			pt->dirty[i] = pt->dirty[--pt->n_dirty];
+			break;
+		}
+	}
+	u->flags &= (uint8_t)~USER_DIRTY;
+}
+
+/* Take @u's session and cart out of the partition's counters. */
+static void user_uncount(struct partition *pt, const struct user *u)
+{
+	if (u->flags & USER_SESSION_OPEN)
+		pt->n_open_sessions--;
+	if (u->cart.n)
+		pt->n_open_carts--;
+}
+
+/* Remove @u from the table, the timer heap and the dirty list and free it;
+ * its counters must already be out (user_uncount()). */
+static void user_remove(struct partition *pt, struct user *u)
+{
+	heap_remove(pt, u);
+	dirty_forget(pt, u);
+	users_remove_slot(pt, users_slot(pt, u->id, u->id_len));
+	user_free(u);
+}
+
+/* Note a pack record of @klen + @vlen bytes for the live state estimate.
+ * The totals are halved now and then so the average follows the recent
+ * users. */
+static void state_note(struct partition *pt, size_t klen, size_t vlen)
+{
+	if (pt->state_enc_count >= (1u << 20)) {
+		pt->state_enc_bytes /= 2;
+		pt->state_enc_count /= 2;
+	}
+	pt->state_enc_bytes += 8 + klen + vlen;
+	pt->state_enc_count++;
+}
+
+void partition_set_state_log(struct partition *pt, uint64_t bytes)
+{
+	pt->state_log_bytes = bytes;
+}
+
 int partition_restore_user(struct partition *pt, const char *user_id,
 			   const uint8_t *state, size_t len)
 {
-	struct cw_avro_reader r = cw_avro_reader_init(state, len);
+	size_t id_len = strlen(user_id);
+	struct cw_avro_reader r;
 	struct cw_str cur, rsn;
 	int64_t n, flags;
 	struct user *u;
 	int err = 0;
 
-	if (len < 2 || state[0] != STATE_VERSION)
-		return -EBADMSG;
-	flags = state[1];
-	r = cw_avro_reader_init(state + 2, len - 2);
-	u = users_get(pt, user_id, strlen(user_id));
+	if (!state) {
+		u = pt->n_slots ? pt->slots[users_slot(pt, user_id, id_len)]
+				: NULL;
+		if (u) {
+			user_uncount(pt, u);
+			user_remove(pt, u);
+		}
+		return 0;
+	}
+	u = users_get(pt, user_id, id_len);
 	if (!u)
 		return -ENOMEM;
+	/* A replacement: the old state no longer counts. */
+	user_uncount(pt, u);
+	u->flags &= (uint8_t) ~(USER_SESSION_OPEN | USER_RECOVERABLE);
+	if (len < 2 || state[0] != STATE_VERSION)
+		goto bad;
+	flags = state[1];
+	r = cw_avro_reader_init(state + 2, len - 2);
 	if (cw_avro_read_long(&r, &u->last_event_ms) < 0 ||
 	    cw_avro_read_long(&r, &u->session_start_ms) < 0 ||
 	    cw_avro_read_long(&r, &u->abandon_start_ms) < 0 ||
@@ -625,31 +692,95 @@ int partition_restore_user(struct partition *pt, const char *user_id,
 		    q > INT32_MAX)
 			goto bad;
 		uint32_t prod = intern_id(pt->intern, pid, &err);
-		if (err || cart_add(&u->cart, prod, (int32_t)q, price) < 0)
-			return -ENOMEM;
+		if (err || cart_add(&u->cart, prod, (int32_t)q, price) < 0) {
+			err = -ENOMEM;
+			break;
+		}
 	}
-	if (err)
+	if (err) {
+		/* Out of memory: the partition is dropped anyway, but keep
+		 * the counters true to the table. */
+		cart_clear(&u->cart);
+		user_remove(pt, u);
 		return err;
+	}
 	if (cw_avro_reader_left(&r))
 		goto bad;
-	u->flags = (uint8_t)(flags & (USER_SESSION_OPEN | USER_RECOVERABLE));
+	/* Keep USER_DIRTY (the user may be in the dirty list already). */
+	u->flags = (uint8_t)((u->flags & USER_DIRTY) |
+			     (flags & (USER_SESSION_OPEN | USER_RECOVERABLE)));
 	if (u->flags & USER_SESSION_OPEN)
 		pt->n_open_sessions++;
 	if (u->cart.n)
 		pt->n_open_carts++;
+	state_note(pt, id_len, len);
 	return partition_reschedule(pt, u);
 bad:
-	/* Leave no half-restored user behind. */
+	/* Leave no half-restored user behind (nor the one it replaced). */
 	cart_clear(&u->cart);
-	users_remove_slot(pt, users_slot(pt, u->id, u->id_len));
-	user_free(u);
+	user_remove(pt, u);
 	return -EBADMSG;
+}
+
+/* Append @u's resume state to @b's state chunk: encoded into a scratch
+ * buffer (the stack unless the cart is large), then packed. */
+static int pack_user(struct partition *pt, struct batch *b,
+		     const struct user *u)
+{
+	uint8_t stackbuf[USER_STATE_STACK];
+	size_t max = user_state_max(pt, u), len;
+	uint8_t *buf = max <= sizeof(stackbuf) ? stackbuf : malloc(max);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	len = (size_t)(user_state_encode(pt, u, buf) - buf);
+	r = pack_put(&b->state, u->id, u->id_len, buf, len);
+	if (buf != stackbuf)
+		free(buf);
+	if (r == 0)
+		state_note(pt, u->id_len, len);
+	return r;
+}
+
+/* Size under which state chunks are never compacted. */
+#define STATE_LOG_MIN (1u << 20)
+
+/* Compaction of the state chunks. PostgreSQL holds, per partition, a full
+ * snapshot and the delta chunks written after it; restore reads all of
+ * them. Let L be the live state (n_users x the average pack record, an
+ * estimate) and D the bytes of those chunks, the snapshot included
+ * (state_log_bytes; restore sets it to what it read). When D plus this
+ * flush's delta would exceed max(1 MB, 2L), this flush writes a full
+ * snapshot (~L bytes) instead of the delta, and the sink deletes the
+ * older chunks in the same transaction. So
+ *   - restore reads at most max(1 MB, 2L) (L as estimated at the last
+ *     flush): ~2x the live state, ~3x if the estimate is 50% high;
+ *   - a snapshot (~L) comes after at least ~L bytes of deltas (D started
+ *     at the previous snapshot's ~L and grew past 2L): the amortized
+ *     write is at most ~2x the deltas, near 1x where the 1 MB floor
+ *     dominates (a small partition snapshots once per 1 MB of deltas).
+ * A partition left without users but with chunks writes an empty snapshot
+ * at once, so that it leaves no rows behind. */
+static bool state_needs_snapshot(const struct partition *pt, size_t delta)
+{
+	uint64_t live, limit;
+
+	if (pt->n_users == 0)
+		return pt->state_log_bytes > 0;
+	live = pt->state_enc_count
+		       ? (uint64_t)pt->n_users *
+				 (pt->state_enc_bytes / pt->state_enc_count)
+		       : 0;
+	limit = 2 * live > STATE_LOG_MIN ? 2 * live : STATE_LOG_MIN;
+	return pt->state_log_bytes + delta > limit;
 }
 
 int partition_prepare_flush(struct partition *pt)
 {
 	struct batch *b = pt->batch;
 	struct stats_map *m = pt->stats;
+	int r;
 
 	if (pt->sealed)
 		return 0;
@@ -695,39 +826,36 @@ int partition_prepare_flush(struct partition *pt)
 		m->n--;
 	}
 
+	/* The delta: every changed user, a deletion for the dead ones. */
 	for (uint32_t i = 0; i < pt->n_dirty; i++) {
 		struct user *u = pt->dirty[i];
-		struct batch_user_state *us = batch_add_user_state(b);
-		if (!us)
-			return -ENOMEM;
-		us->user_id = batch_strdup(b, u->id, u->id_len);
-		if (!us->user_id)
-			return -ENOMEM;
 		u->flags &= (uint8_t)~USER_DIRTY;
 		if (u->flags & USER_DEAD) {
-			us->state = NULL;
-			us->state_len = 0;
+			if (pack_put(&b->state, u->id, u->id_len, NULL, 0) < 0)
+				return -ENOMEM;
 			users_remove_slot(pt, users_slot(pt, u->id, u->id_len));
 			user_free(u);
 			continue;
 		}
-		/* Encode into a scratch buffer (the stack unless the cart is
-		 * large) and keep only the exact length: the worst case
-		 * user_state_max() is ~4x the usual ~40 bytes. */
-		uint8_t stackbuf[USER_STATE_STACK];
-		size_t max = user_state_max(pt, u), len;
-		uint8_t *buf = max <= sizeof(stackbuf) ? stackbuf : malloc(max);
-		if (!buf)
-			return -ENOMEM;
-		len = (size_t)(user_state_encode(pt, u, buf) - buf);
-		us->state = batch_memdup(b, buf, len);
-		if (buf != stackbuf)
-			free(buf);
-		if (!us->state)
-			return -ENOMEM;
-		us->state_len = len;
+		if ((r = pack_user(pt, b, u)) < 0)
+			return r;
 	}
 	pt->n_dirty = 0;
+
+	if (state_needs_snapshot(pt, b->state.len)) {
+		pack_reset(&b->state, SIZE_MAX);
+		for (uint32_t i = 0; i < pt->n_slots; i++) {
+			const struct user *u = pt->slots[i];
+			if (u && !(u->flags & USER_DEAD) &&
+			    (r = pack_user(pt, b, u)) < 0)
+				return r;
+		}
+		b->state_full = true;
+		pt->state_log_bytes = b->state.len;
+	} else {
+		pt->state_log_bytes += b->state.len;
+	}
+
 	b->next_offset = pt->next_offset;
 	b->watermark_ms = pt->watermark_ms;
 	b->generation = pt->generation;

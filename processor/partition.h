@@ -109,6 +109,15 @@ struct partition {
 	uint32_t n_dirty;
 	uint32_t dirty_cap;
 
+	/* Resume state chunks (see partition_prepare_flush()): bytes of the
+	 * chunks written since the partition's last full snapshot, that
+	 * snapshot included (set from PostgreSQL at restore), and totals of
+	 * the pack record sizes of encoded users, for the average that
+	 * estimates the live state (n_users x average). */
+	uint64_t state_log_bytes;
+	uint64_t state_enc_bytes;
+	uint64_t state_enc_count;
+
 	struct stats_map *stats; /* per-minute aggregates since last flush */
 	struct batch *batch;	 /* outputs being collected */
 	struct batch *sealed;	 /* prepared, being flushed (or retried);
@@ -153,21 +162,34 @@ void partition_note_eof(struct partition *pt, walltime_t now);
 
 /* Move the aggregates and the resume state of every changed user into the
  * collecting batch, stamp it with the offset, watermark and generation, and
- * seal it (pt->sealed); later events go to a fresh batch. Users left
- * without state are deleted from memory here (their deletion is in the
- * sealed batch). Does nothing when a sealed batch is still pending: a
- * failed flush is retried with the same batch, so a retry never writes an
- * output twice or pairs outputs with the wrong offset.
+ * seal it (pt->sealed); later events go to a fresh batch. The states go
+ * into the batch's state chunk (one pack record per changed user, no value
+ * for a deleted one), or, when the compaction rule says so (see
+ * partition.c), the chunk becomes a full snapshot of every live user and
+ * batch->state_full is set. Users left without state are deleted from
+ * memory here (their deletion is in the sealed batch). Does nothing when a
+ * sealed batch is still pending: a failed flush is retried with the same
+ * batch, so a retry never writes an output twice or pairs outputs with the
+ * wrong offset.
  * Returns 0 or -ENOMEM. */
 int partition_prepare_flush(struct partition *pt);
 
 /* The sealed batch committed: recycle it. Can't fail. */
 void partition_flush_done(struct partition *pt);
 
-/* Restore one user from its resume state (as written by a flush).
- * Returns 0, -EBADMSG for a blob that does not decode, or -ENOMEM. */
+/* Restore one user from its resume state (as written by a flush), in chunk
+ * order: a user restored before is replaced (the open session and open
+ * cart counters follow), and @state NULL deletes the user (from the table
+ * and the timer heap; unknown users are ignored).
+ * Returns 0, -EBADMSG for a blob that does not decode (the user is then
+ * absent, whatever it was before), or -ENOMEM. */
 int partition_restore_user(struct partition *pt, const char *user_id,
 			   const uint8_t *state, size_t len);
+
+/* Set the bytes of state chunks PostgreSQL holds for the partition since
+ * its latest full snapshot (pg_sink_load_users()' *log_bytes), which the
+ * compaction rule of partition_prepare_flush() counts on. Can't fail. */
+void partition_set_state_log(struct partition *pt, uint64_t bytes);
 
 /* Look up a user (for tests and diagnostics); NULL when absent or dead. */
 struct user *partition_find_user(struct partition *pt, const char *user_id);

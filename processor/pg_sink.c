@@ -4,12 +4,14 @@
  *
  * A flush is: BEGIN; one UPDATE fencing and advancing all partitions; a
  * binary COPY straight into each append-only table (abandonments, outbox
- * chunks, items, conversions); a text COPY per kind of the rows that
- * update existing ones (recoveries, resume states, and the product and
- * reason increments, summed and sorted here first) into TEMP staging
- * tables (ON COMMIT DELETE ROWS, created once per connection); one
- * multi-statement query applying those set-wise; COMMIT. So the round
- * trips do not depend on the number of rows.
+ * chunks, items, conversions, and the resume state chunks: one row per
+ * partition); a text COPY per kind of the rows that update existing ones
+ * (recoveries, and the product and reason increments, summed and sorted
+ * here first) into TEMP staging tables (ON COMMIT DELETE ROWS, created
+ * once per connection); one multi-statement query applying those
+ * set-wise and deleting the state chunks that full snapshots replaced;
+ * COMMIT. So the round trips do not depend on the number of rows or
+ * partitions.
  */
 #include "pg_sink.h"
 
@@ -46,7 +48,8 @@ struct sink_buf {
 struct pg_sink {
 	char *conninfo; /* NULL: libpq environment */
 	char *topic;
-	char *apply_user_states; /* apply_user_states_sql, topic filled in */
+	char *delete_chunks_head; /* delete_chunks_*_sql, topic filled in */
+	char *delete_chunks_tail;
 	PGconn *conn;
 	bool staged; /* the TEMP staging tables exist on this connection */
 
@@ -272,30 +275,6 @@ static void copy_text(struct sink_buf *b, const char *s, char end)
 	buf_putc(b, end);
 }
 
-/* A bytea field in hex form: \x.. with the backslash escaped for COPY.
- * NULL @p is \N. */
-static void copy_bytea(struct sink_buf *b, const uint8_t *p, size_t len,
-		       char end)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	if (!p) {
-		buf_put(b, "\\N", 2);
-		buf_putc(b, end);
-		return;
-	}
-	buf_reserve(b, 4 + 2 * len);
-	if (b->oom)
-		return;
-	memcpy(b->p + b->len, "\\\\x", 3);
-	b->len += 3;
-	for (size_t i = 0; i < len; i++) {
-		b->p[b->len++] = hex[p[i] >> 4];
-		b->p[b->len++] = hex[p[i] & 15];
-	}
-	b->p[b->len++] = end;
-}
-
 /* Send what ps->copy holds to the COPY in progress. */
 static int copy_send(struct pg_sink *ps)
 {
@@ -493,9 +472,6 @@ static const char staging_sql[] =
 	"  abandoned_value_cents bigint) ON COMMIT DELETE ROWS;"
 	"CREATE TEMP TABLE cw_stage_reason_stats ("
 	"  bucket_ms bigint, product_id text, reason text, removed_qty bigint)"
-	"  ON COMMIT DELETE ROWS;"
-	"CREATE TEMP TABLE cw_stage_user_states ("
-	"  ord bigint, kafka_partition int, user_id text, state bytea)"
 	"  ON COMMIT DELETE ROWS;";
 
 /* The set-based statements, one per record kind; @TOPIC@ stands for the
@@ -554,31 +530,32 @@ static const char apply_reason_stats_sql[] =
 	"  FROM cw_stage_reason_stats"
 	" ON CONFLICT (bucket, product_id, reason) DO UPDATE SET"
 	"  removed_qty = t.removed_qty + EXCLUDED.removed_qty;";
-/* The last state of each user in the flush wins (ord is its position).
- * UPDATE-then-INSERT rather than INSERT ... ON CONFLICT: with the table's
- * fillfactor the updates are HOT (no index change), 3x faster than the
- * upsert for 100k users (bench-pg-sink). Nobody else inserts these keys
- * meanwhile: the fence holds the partition's row lock until COMMIT; a
- * conflicting INSERT would fail loudly, never be lost. */
-static const char apply_user_states_sql[] =
-	"WITH last AS ("
-	"  SELECT DISTINCT ON (kafka_partition, user_id) kafka_partition,"
-	"    user_id, state FROM cw_stage_user_states"
-	"  ORDER BY kafka_partition, user_id, ord DESC),"
-	" upd AS ("
-	"  UPDATE cw_user_state u SET state = l.state FROM last l"
-	"  WHERE l.state IS NOT NULL AND u.topic = @TOPIC@"
-	"    AND u.partition = l.kafka_partition AND u.user_id = l.user_id"
-	"  RETURNING u.partition, u.user_id),"
-	" gone AS ("
-	"  DELETE FROM cw_user_state u USING last l"
-	"  WHERE l.state IS NULL AND u.topic = @TOPIC@"
-	"    AND u.partition = l.kafka_partition AND u.user_id = l.user_id)"
-	" INSERT INTO cw_user_state (topic, partition, user_id, state)"
-	"  SELECT @TOPIC@, l.kafka_partition, l.user_id, l.state FROM last l"
-	"  WHERE l.state IS NOT NULL AND NOT EXISTS (SELECT FROM upd"
-	"    WHERE upd.partition = l.kafka_partition"
-	"      AND upd.user_id = l.user_id);";
+/* After the state chunks were copied in: each full snapshot replaces the
+ * earlier chunks of its partition. Completed with two arrays, e.g.
+ * '{3,5}'::int[], '{f,t}'::bool[]: the partitions whose flush wrote a full
+ * snapshot and whether it was empty (0 users: no row was written, delete
+ * them all). Else the new row is the partition's latest: nobody else
+ * writes the partition meanwhile (the fence holds its row lock until
+ * COMMIT), and an identity only grows. */
+static const char delete_chunks_head_sql[] =
+	"DELETE FROM cw_state_chunks c USING ("
+	"  SELECT v.partition, CASE WHEN v.empty THEN NULL ELSE"
+	"    (SELECT max(m.seq) FROM cw_state_chunks m"
+	"      WHERE m.topic = @TOPIC@ AND m.partition = v.partition) END"
+	"    AS keep_from"
+	"  FROM unnest(";
+static const char delete_chunks_tail_sql[] =
+	") AS v(partition, empty)) k"
+	" WHERE c.topic = @TOPIC@ AND c.partition = k.partition"
+	"   AND (k.keep_from IS NULL OR c.seq < k.keep_from);";
+/* A partition's state: its latest full snapshot and every later chunk,
+ * in order ($1 topic, $2 partition; the primary key serves both). */
+static const char load_chunks_sql[] =
+	"SELECT seq, chunk FROM cw_state_chunks"
+	" WHERE topic = $1 AND partition = $2"
+	"   AND seq >= coalesce((SELECT max(seq) FROM cw_state_chunks"
+	"     WHERE topic = $1 AND partition = $2 AND full_snapshot), 0)"
+	" ORDER BY seq";
 /* clang-format on */
 
 /* ---- connection ------------------------------------------------------ */
@@ -656,8 +633,9 @@ struct pg_sink *pg_sink_new(const char *conninfo, const char *topic,
 		if (!ps->conninfo)
 			goto oom;
 	}
-	ps->apply_user_states = sql_with_topic(apply_user_states_sql, topic);
-	if (!ps->apply_user_states)
+	ps->delete_chunks_head = sql_with_topic(delete_chunks_head_sql, topic);
+	ps->delete_chunks_tail = sql_with_topic(delete_chunks_tail_sql, topic);
+	if (!ps->delete_chunks_head || !ps->delete_chunks_tail)
 		goto oom;
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)time(NULL) * 2654435761u;
@@ -681,7 +659,8 @@ void pg_sink_destroy(struct pg_sink *ps)
 	pack_free(&ps->pack);
 	free(ps->pstats);
 	free(ps->rstats);
-	free(ps->apply_user_states);
+	free(ps->delete_chunks_head);
+	free(ps->delete_chunks_tail);
 	free(ps->topic);
 	free(ps->conninfo);
 	free(ps);
@@ -804,18 +783,68 @@ static int stream_rows(struct pg_sink *ps, const char *what,
 	return r;
 }
 
-struct user_rows {
+struct chunk_rows {
+	struct pg_sink *ps;
+	int32_t partition;
 	pg_sink_user_cb cb;
 	void *opaque;
+	uint64_t bytes; /* chunk bytes read */
+	char *key;	/* NUL-terminated copy of the current user id */
+	size_t key_cap;
 };
 
-static int user_row(const PGresult *res, void *arg)
+static uint64_t get_be64(const uint8_t *p)
 {
-	struct user_rows *ur = arg;
+	uint64_t v = 0;
 
-	return ur->cb(ur->opaque, PQgetvalue(res, 0, 0),
-		      (const uint8_t *)PQgetvalue(res, 0, 1),
-		      (size_t)PQgetlength(res, 0, 1));
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* One cw_state_chunks row (seq, chunk; binary): every record to the
+ * callback, in order. */
+static int chunk_row(const PGresult *res, void *arg)
+{
+	struct chunk_rows *cr = arg;
+	int64_t seq = PQgetlength(res, 0, 0) == 8
+			      ? (int64_t)get_be64(
+					(const uint8_t *)PQgetvalue(res, 0, 0))
+			      : -1;
+	size_t len = (size_t)PQgetlength(res, 0, 1);
+	struct pack_reader rd =
+		pack_reader_init((const uint8_t *)PQgetvalue(res, 0, 1), len);
+	const uint8_t *key, *val;
+	size_t klen, vlen;
+	int r;
+
+	cr->bytes += len;
+	while ((r = pack_next(&rd, &key, &klen, &val, &vlen)) == 1) {
+		if (klen >= cr->key_cap) {
+			size_t cap = klen + 64;
+			char *k = realloc(cr->key, cap);
+			if (!k) {
+				sink_set_err(cr->ps, "loading user states: "
+						     "out of memory");
+				return -ENOMEM;
+			}
+			cr->key = k;
+			cr->key_cap = cap;
+		}
+		memcpy(cr->key, key, klen);
+		cr->key[klen] = '\0';
+		r = cr->cb(cr->opaque, cr->key, val, vlen);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0) {
+		sink_set_err(cr->ps,
+			     "state chunk seq %" PRId64 " of partition %" PRId32
+			     " of %s is corrupt (truncated record)",
+			     seq, cr->partition, cr->ps->topic);
+		return r;
+	}
+	return 0;
 }
 
 /* Send a SELECT with params topic and partition, binary results. */
@@ -835,18 +864,22 @@ static int send_partition_query(struct pg_sink *ps, const char *sql,
 }
 
 int pg_sink_load_users(struct pg_sink *ps, int32_t partition,
-		       pg_sink_user_cb cb, void *opaque)
+		       pg_sink_user_cb cb, void *opaque, uint64_t *log_bytes)
 {
-	struct user_rows ur = {cb, opaque};
+	struct chunk_rows cr = {ps, partition, cb, opaque, 0, NULL, 0};
 	int r;
 
-	r = send_partition_query(ps,
-				 "SELECT user_id, state FROM cw_user_state "
-				 "WHERE topic = $1 AND partition = $2",
-				 partition, "loading user states");
+	if (log_bytes)
+		*log_bytes = 0;
+	r = send_partition_query(ps, load_chunks_sql, partition,
+				 "loading user states");
 	if (r < 0)
 		return r;
-	return stream_rows(ps, "loading user states", user_row, &ur);
+	r = stream_rows(ps, "loading user states", chunk_row, &cr);
+	free(cr.key);
+	if (r == 0 && log_bytes)
+		*log_bytes = cr.bytes;
+	return r;
 }
 
 struct outbox_rows {
@@ -1220,26 +1253,80 @@ static int stage_reason_stats(struct pg_sink *ps, struct batch *const *bs,
 	return copy_end(ps, r, "staging reason stats");
 }
 
-static int stage_user_states(struct pg_sink *ps, struct batch *const *bs,
-			     size_t n)
+/* The state chunks of the batches that have records: one row each, in
+ * COPY binary format (no hex doubling of the bytes). A large chunk is sent
+ * from the batch directly rather than copied. */
+static int stage_state_chunks(struct pg_sink *ps, struct batch *const *bs,
+			      size_t n)
 {
 	struct sink_buf *b = &ps->copy;
-	int64_t ord = 0;
-	int r = copy_begin(ps, "COPY cw_stage_user_states FROM STDIN");
+	int r = copy_begin_binary(ps, "COPY cw_state_chunks (topic, partition, "
+				      "full_snapshot, users, chunk) FROM STDIN "
+				      "(FORMAT binary)");
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		for (size_t j = 0; r == 0 && j < bs[i]->user_states.n; j++) {
-			const struct batch_user_state *us =
-				&bs[i]->user_states.v[j];
+		const struct pack_buf *st = &bs[i]->state;
 
-			copy_i64(b, ord++, '\t');
-			copy_i64(b, bs[i]->partition, '\t');
-			copy_text(b, us->user_id, '\t');
-			copy_bytea(b, us->state, us->state_len, '\n');
-			r = copy_maybe_send(ps);
+		if (!st->records)
+			continue;
+		if (st->oom || st->len > INT32_MAX) {
+			sink_set_err(ps,
+				     "state chunk of partition %" PRId32
+				     " is %s",
+				     bs[i]->partition,
+				     st->oom ? "incomplete (out of memory)"
+					     : "over 2 GB");
+			r = st->oom ? -ENOMEM : -EINVAL;
+			break;
 		}
+		bin_row(b, 5);
+		bin_text(b, ps->topic);
+		bin_i32(b, bs[i]->partition);
+		bin_bytes(b, bs[i]->state_full ? "\1" : "\0", 1); /* bool */
+		bin_i32(b, (int32_t)st->records);
+		if (st->len < COPY_CHUNK) {
+			bin_bytes(b, st->p, st->len);
+			r = copy_maybe_send(ps);
+			continue;
+		}
+		/* A large chunk goes to libpq as it is, not through the
+		 * buffer. */
+		bin_be(b, (uint32_t)st->len, 4);
+		r = copy_send(ps);
+		if (r == 0 && PQputCopyData(ps->conn, (const char *)st->p,
+					    (int)st->len) != 1)
+			r = sink_fail(ps, NULL, "sending COPY data");
 	}
-	return copy_end(ps, r, "staging user states");
+	return copy_end_binary(ps, r, "writing state chunks");
+}
+
+/* Append the DELETE of the chunks the full snapshots of @bs replace. */
+static void put_delete_chunks(struct pg_sink *ps, struct batch *const *bs,
+			      size_t n)
+{
+	struct sink_buf *sql = &ps->sql;
+	bool first = true;
+
+	buf_puts(sql, ps->delete_chunks_head);
+	buf_puts(sql, "'{");
+	for (size_t i = 0; i < n; i++) {
+		if (!bs[i]->state_full)
+			continue;
+		buf_printf(sql, "%s%" PRId32, first ? "" : ",",
+			   bs[i]->partition);
+		first = false;
+	}
+	buf_puts(sql, "}'::int[], '{");
+	first = true;
+	for (size_t i = 0; i < n; i++) {
+		if (!bs[i]->state_full)
+			continue;
+		buf_puts(sql, first ? "" : ",");
+		buf_putc(sql, bs[i]->state.records ? 'f' : 't');
+		first = false;
+	}
+	buf_puts(sql, "}'::bool[]");
+	buf_puts(sql, ps->delete_chunks_tail);
 }
 
 /* Fence and advance every partition of the flush in one statement. The
@@ -1380,7 +1467,9 @@ out:
 int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 		  int32_t *fenced_partition)
 {
-	size_t counts[7] = {0};
+	/* abandonments, items, conversions, recoveries, product stats,
+	 * reason stats, state chunks, full snapshots */
+	size_t counts[8] = {0};
 	int64_t token;
 	PGresult *res;
 	int r;
@@ -1403,7 +1492,8 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 		counts[3] += bt->recoveries.n;
 		counts[4] += bt->product_stats.n;
 		counts[5] += bt->reason_stats.n;
-		counts[6] += bt->user_states.n;
+		counts[6] += bt->state.records > 0;
+		counts[7] += bt->state_full;
 	}
 	if (n == 0)
 		return 0;
@@ -1447,7 +1537,7 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	if (counts[5] &&
 	    (r = stage_reason_stats(ps, batches, n, counts[5])) < 0)
 		goto fail;
-	if (counts[6] && (r = stage_user_states(ps, batches, n)) < 0)
+	if (counts[6] && (r = stage_state_chunks(ps, batches, n)) < 0)
 		goto fail;
 
 	/* One round trip for all set-based statements. Recoveries come after
@@ -1457,12 +1547,12 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	buf_clear(&ps->sql);
 	if (counts[3])
 		buf_puts(&ps->sql, apply_recoveries_sql);
-	if (counts[6])
-		buf_puts(&ps->sql, ps->apply_user_states);
 	if (counts[4])
 		buf_puts(&ps->sql, apply_product_stats_sql);
 	if (counts[5])
 		buf_puts(&ps->sql, apply_reason_stats_sql);
+	if (counts[7])
+		put_delete_chunks(ps, batches, n);
 	if (!buf_cstr(&ps->sql)) {
 		sink_set_err(ps, "out of memory");
 		r = -ENOMEM;
@@ -1486,8 +1576,8 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	PQclear(res);
 	cw_debug("flush committed",
 		 "partitions=%zu abandonments=%zu conversions=%zu "
-		 "user_states=%zu",
-		 n, counts[0], counts[2], counts[6]);
+		 "state_chunks=%zu full_snapshots=%zu",
+		 n, counts[0], counts[2], counts[6], counts[7]);
 	return 0;
 
 fail:

@@ -47,7 +47,7 @@ struct pg_sink;
 #define PG_SINK_WATERMARK_NONE INT64_MIN
 
 /* Create a sink writing for consumer topic @topic (the cw_partitions and
- * cw_user_state key) to the database of @conninfo (a libpq connection
+ * cw_state_chunks key) to the database of @conninfo (a libpq connection
  * string or URI; NULL or "" uses the PG* environment variables). Does not
  * connect: the first call does, so the processor can start while
  * PostgreSQL is down. @conninfo and @topic are copied.
@@ -86,22 +86,30 @@ int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
 			    const char *owner, int64_t *generation,
 			    int64_t *next_offset, int64_t *watermark_ms);
 
-/* Called once per row by the loaders. The pointers are valid only during
- * the call (copy what you keep); @user_id and @abandonment_id are
- * NUL-terminated. Return 0 to go on, or a negative errno code to stop:
- * the loader then returns that code (after draining the query). */
+/* Called once per record (user state) or row (outbox) by the loaders. The
+ * pointers are valid only during the call (copy what you keep); @user_id
+ * and @abandonment_id are NUL-terminated; @state is NULL (and @len 0) for
+ * a user deleted by a later chunk. Return 0 to go on, or a negative errno
+ * code to stop: the loader then returns that code (after draining the
+ * query). */
 typedef int (*pg_sink_user_cb)(void *opaque, const char *user_id,
 			       const uint8_t *state, size_t len);
 typedef int (*pg_sink_outbox_cb)(void *opaque, const char *chunk_id,
 				 const uint8_t *chunk, size_t len);
 
-/* Stream every stored user state of @partition to @cb, one row in memory
- * at a time (single-row mode, binary results: no bytea decoding), so a
- * million users do not need twice their size in RAM. Order unspecified.
- * Returns 0, the callback's error, or -ENOTCONN/-EIO; a failure after some
- * rows were delivered means the caller must discard what it loaded. */
+/* Stream the stored resume state of @partition to @cb: the records of
+ * its cw_state_chunks rows from the latest full snapshot on, in seq order,
+ * so a user may come several times and the last record wins (@state NULL:
+ * deleted). One chunk in memory at a time (single-row mode, binary
+ * results: no bytea decoding). *@log_bytes (may be NULL) receives the
+ * bytes of the chunks read, for the compaction rule
+ * (partition_set_state_log()); 0 on failure.
+ * Returns 0, the callback's error, -EBADMSG for a chunk that does not
+ * parse (the message names the partition and the chunk's seq), -ENOMEM,
+ * or -ENOTCONN/-EIO; a failure after some records were delivered means
+ * the caller must discard what it loaded. */
 int pg_sink_load_users(struct pg_sink *ps, int32_t partition,
-		       pg_sink_user_cb cb, void *opaque);
+		       pg_sink_user_cb cb, void *opaque, uint64_t *log_bytes);
 
 /* Stream the outbox chunks of @partition (abandonments written to
  * PostgreSQL but not yet acknowledged by the broker), oldest first. A
@@ -122,11 +130,12 @@ int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *chunk_ids,
  * ONE transaction: fence and advance each partition's cw_partitions row
  * (next_offset, watermark_ms from the batch), insert the abandonments with
  * their items and one outbox chunk per partition, the conversions, mark
- * recovered abandonments (first recovery wins; the abandonment may be in the
- * same flush), add the product and reason increments (duplicate keys in a batch
- * are summed), and upsert or delete (state == NULL) user states (the last
- * one of a user in the flush wins). The batches are read, never changed
- * or kept.
+ * recovered abandonments (first recovery wins; the abandonment may be in
+ * the same flush), add the product and reason increments (duplicate keys
+ * are summed), and write each batch's state chunk (batch->state, when it
+ * has records) as one cw_state_chunks row; for a full snapshot
+ * (batch->state_full, possibly with 0 records) the partition's earlier
+ * chunks are deleted. The batches are read, never changed or kept.
  *
  * Returns 0 when everything committed (or an earlier attempt with the same
  * batches was found committed, see the top of this file); the caller then

@@ -128,7 +128,7 @@ def run_processor(work):
                 die(f"cartwatch-processor exited {proc.returncode}:\n"
                     + open(logpath).read()[-2000:])
             done = psql("SELECT coalesce(sum(next_offset), 0) = %d AND "
-                        "(SELECT count(*) FROM cw_user_state) = 0 "
+                        "(SELECT count(*) FROM cw_state_chunks) = 0 "
                         "FROM cw_partitions" % EVENTS, WRITER, check=False)
             if done.returncode == 0 and done.stdout.strip() == "t":
                 break

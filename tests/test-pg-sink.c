@@ -5,7 +5,9 @@
  * once even by concurrent runners, every table's rows after a flush
  * (ms-exact times, hostile strings, recoveries, summed increments),
  * fencing, failures mid-flush, a server restart and a lost COMMIT answer
- * (through a TCP proxy), loading state and the outbox back.
+ * (through a TCP proxy), loading state chunks (deltas, deletions, full
+ * snapshots, corrupt chunks, migration 004's conversion of per-user rows)
+ * and the outbox back.
  *
  * Each case works in a database of its own, so cases do not see each
  * other's rows and can run alone (test-pg-sink CASE).
@@ -97,6 +99,14 @@ static char *query_text(PGconn *conn, const char *sql)
 	return out;
 }
 
+/* The result of @sql (one number) equals @expect. */
+#define CHECK_QUERY_INT(conn, sql, expect)                                     \
+	do {                                                                   \
+		char *got_ = query_text((conn), (sql));                        \
+		CHECK_INT_EQ(strtoll(got_, NULL, 10), (expect));               \
+		free(got_);                                                    \
+	} while (0)
+
 #define CHECK_QUERY(conn, sql, expect)                                         \
 	do {                                                                   \
 		char *got_ = query_text((conn), (sql));                        \
@@ -104,7 +114,8 @@ static char *query_text(PGconn *conn, const char *sql)
 		free(got_);                                                    \
 	} while (0)
 
-/* Row counts of every table a flush writes, as one string. */
+/* Row counts of every table a flush writes, as one string; for the state
+ * chunks, the records they hold. */
 static const char count_all_sql[] =
 	"SELECT (SELECT count(*) FROM cart_abandonments) || ' ' ||"
 	" (SELECT count(*) FROM abandoned_items) || ' ' ||"
@@ -113,7 +124,7 @@ static const char count_all_sql[] =
 	"NULL)"
 	" || ' ' || (SELECT count(*) FROM product_stats_minute) || ' ' ||"
 	" (SELECT count(*) FROM remove_reasons_minute) || ' ' ||"
-	" (SELECT count(*) FROM cw_user_state) || ' ' ||"
+	" (SELECT coalesce(sum(users), 0) FROM cw_state_chunks) || ' ' ||"
 	" (SELECT count(*) FROM cw_outbox_chunks)";
 
 /* A migrated database and a sink on it. */
@@ -265,15 +276,94 @@ static void add_reason_stat(struct batch *b, int64_t bucket_ms,
 	st->removed_qty = qty;
 }
 
+/* Append a record to @b's state chunk; @state NULL: a deletion. */
 static void add_user_state(struct batch *b, const char *user, const void *state,
 			   size_t len)
 {
-	struct batch_user_state *us = batch_add_user_state(b);
+	REQUIRE(pack_put(&b->state, user, strlen(user), state, len) == 0);
+}
 
-	REQUIRE(us);
-	us->user_id = bs(b, user);
-	us->state = state ? batch_memdup(b, state, len) : NULL;
-	us->state_len = len;
+/* The state of a partition as pg_sink_load_users() delivers it, applied
+ * in order (a later record replaces, a deletion removes). */
+#define STATE_MAP_MAX 2048
+struct state_map {
+	int n, records, deletions;
+	char *user[STATE_MAP_MAX];
+	uint8_t *state[STATE_MAP_MAX];
+	size_t len[STATE_MAP_MAX];
+};
+
+static int state_map_find(const struct state_map *m, const char *user)
+{
+	for (int i = 0; i < m->n; i++)
+		if (strcmp(m->user[i], user) == 0)
+			return i;
+	return -1;
+}
+
+static int on_state(void *opaque, const char *user_id, const uint8_t *state,
+		    size_t len)
+{
+	struct state_map *m = opaque;
+	int i = state_map_find(m, user_id);
+
+	m->records++;
+	if (!state) {
+		m->deletions++;
+		if (i >= 0) {
+			free(m->user[i]);
+			free(m->state[i]);
+			m->n--;
+			m->user[i] = m->user[m->n];
+			m->state[i] = m->state[m->n];
+			m->len[i] = m->len[m->n];
+		}
+		return 0;
+	}
+	if (i < 0) {
+		REQUIRE(m->n < STATE_MAP_MAX);
+		i = m->n++;
+		m->user[i] = strdup(user_id);
+	} else {
+		free(m->state[i]);
+	}
+	m->state[i] = malloc(len ? len : 1);
+	REQUIRE(m->user[i] && m->state[i]);
+	memcpy(m->state[i], state, len);
+	m->len[i] = len;
+	return 0;
+}
+
+static void state_map_clear(struct state_map *m)
+{
+	for (int i = 0; i < m->n; i++) {
+		free(m->user[i]);
+		free(m->state[i]);
+	}
+	memset(m, 0, sizeof(*m));
+}
+
+/* Load @partition into a fresh map; returns pg_sink_load_users()'s
+ * result. */
+static int load_state(struct pg_sink *ps, int32_t partition,
+		      struct state_map *m, uint64_t *log_bytes)
+{
+	state_map_clear(m);
+	return pg_sink_load_users(ps, partition, on_state, m, log_bytes);
+}
+
+/* @user's state in @m in hex, "absent" if none. Static buffer. */
+static const char *state_hex(const struct state_map *m, const char *user)
+{
+	static char buf[256];
+	int i = state_map_find(m, user);
+
+	if (i < 0)
+		return "absent";
+	buf[0] = '\0';
+	for (size_t k = 0; k < m->len[i] && k < 120; k++)
+		snprintf(buf + 2 * k, 3, "%02x", m->state[i][k]);
+	return buf;
 }
 
 #define ID(n) "00000000-0000-4000-8000-0000000000" #n
@@ -529,7 +619,7 @@ static void test_flush_rows(void)
 	b->watermark_ms = T0 + 60003;
 	REQUIRE(flush1(fx.ps, b) == 0);
 
-	CHECK_QUERY(fx.conn, count_all_sql, "3 3 3 2 2 2 2 1");
+	CHECK_QUERY(fx.conn, count_all_sql, "3 3 3 2 2 2 6 1");
 	CHECK_QUERY(fx.conn,
 		    "SELECT next_offset, watermark_ms, generation "
 		    "FROM cw_partitions WHERE topic = 'cart-events' "
@@ -596,11 +686,30 @@ static void test_flush_rows(void)
 		    "FROM remove_reasons_minute ORDER BY reason",
 		    "f|7\nt|5");
 
-	/* User states: deleted, last one wins, binary bytes intact. */
+	/* User states: one delta chunk per flush; deleted, last one wins,
+	 * binary bytes and the hostile user id intact. */
 	CHECK_QUERY(fx.conn,
-		    "SELECT user_id = 'kept', encode(state, 'hex') "
-		    "FROM cw_user_state ORDER BY 1 DESC",
-		    "t|7365636f6e64\nf|0001020a5cfe");
+		    "SELECT partition, full_snapshot, users FROM "
+		    "cw_state_chunks ORDER BY seq",
+		    "3|f|2\n3|f|4");
+	{
+		struct state_map *m = calloc(1, sizeof(*m));
+		uint64_t log_bytes = 0;
+
+		REQUIRE(m);
+		CHECK_INT_EQ(load_state(fx.ps, 3, m, &log_bytes), 0);
+		CHECK_INT_EQ(m->n, 2);
+		CHECK_INT_EQ(m->records, 6);
+		CHECK_STR_EQ(state_hex(m, "kept"), "7365636f6e64");
+		CHECK_STR_EQ(state_hex(m, hostile_user), "0001020a5cfe");
+		CHECK_STR_EQ(state_hex(m, "gone"), "absent");
+		CHECK_QUERY_INT(fx.conn,
+				"SELECT sum(octet_length(chunk)) FROM "
+				"cw_state_chunks",
+				log_bytes);
+		state_map_clear(m);
+		free(m);
+	}
 	/* One outbox chunk for the partition, with the one record that has
 	 * Avro, in the pack format as plain SQL builds it (migration 005). */
 	CHECK_QUERY(fx.conn,
@@ -1045,20 +1154,29 @@ struct loaded_users {
 	bool seen[1000];
 };
 
+/* fill_batch's users: "user-N" whose state is the user id, or NULL (a
+ * deletion). Counts distinct live users in n. */
 static int on_user(void *opaque, const char *user_id, const uint8_t *state,
 		   size_t len)
 {
 	struct loaded_users *lu = opaque;
 	int i = atoi(user_id + 5);
 
-	/* fill_batch: the state is the user id. */
-	if (strncmp(user_id, "user-", 5) != 0 || i < 0 || i >= 1000 ||
-	    lu->seen[i] || len != strlen(user_id) ||
-	    memcmp(state, user_id, len) != 0)
+	if (strncmp(user_id, "user-", 5) != 0 || i < 0 || i >= 1000) {
 		lu->bad++;
-	else
-		lu->seen[i] = true;
-	lu->n++;
+		return 0;
+	}
+	if (!state) {
+		lu->n -= lu->seen[i];
+		lu->seen[i] = false;
+		return 0;
+	}
+	if (len != strlen(user_id) || memcmp(state, user_id, len) != 0) {
+		lu->bad++;
+		return 0;
+	}
+	lu->n += !lu->seen[i];
+	lu->seen[i] = true;
 	return 0;
 }
 
@@ -1073,11 +1191,14 @@ static int on_user_stop(void *opaque, const char *user_id, const uint8_t *state,
 static void test_load_users(void)
 {
 	struct loaded_users *lu = calloc(1, sizeof(*lu));
+	struct state_map *m = calloc(1, sizeof(*m));
 	struct fixture fx;
 	struct batch *b5, *b6;
 	struct batch *both[2];
+	uint64_t log_bytes = 1;
 	int calls = 0;
 
+	REQUIRE(lu && m);
 	fixture_init(&fx, "t_load_users", "cart-events");
 	b5 = claimed_batch(fx.ps, 5);
 	b6 = claimed_batch(fx.ps, 6);
@@ -1092,27 +1213,257 @@ static void test_load_users(void)
 	batch_reset(b5);
 	add_user_state(b5, "user-0", NULL, 0); /* delete one */
 	REQUIRE(flush1(fx.ps, b5) == 0);
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, full_snapshot, users FROM "
+		    "cw_state_chunks ORDER BY seq",
+		    "5|f|900\n6|f|100\n5|f|1");
 
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user, lu), 0);
+	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user, lu, &log_bytes), 0);
 	CHECK_INT_EQ(lu->n, 899);
 	CHECK_INT_EQ(lu->bad, 0);
 	CHECK(!lu->seen[0] && lu->seen[1] && lu->seen[899] && !lu->seen[900]);
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 7, on_user, lu), 0);
+	CHECK_QUERY_INT(fx.conn,
+			"SELECT sum(octet_length(chunk)) FROM cw_state_chunks "
+			"WHERE partition = 5",
+			log_bytes);
+	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 7, on_user, lu, &log_bytes), 0);
 	CHECK_INT_EQ(lu->n, 899);
+	CHECK_INT_EQ(log_bytes, 0);
+
+	/* The latest chunk wins: a later state replaces, a deleted user
+	 * comes back. */
+	batch_reset(b5);
+	add_user_state(b5, "user-1", "new", 3);
+	add_user_state(b5, "user-0", "back", 4);
+	REQUIRE(flush1(fx.ps, b5) == 0);
+	CHECK_INT_EQ(load_state(fx.ps, 5, m, NULL), 0);
+	CHECK_INT_EQ(m->n, 900);
+	CHECK_INT_EQ(m->records, 903);
+	CHECK_INT_EQ(m->deletions, 1);
+	CHECK_STR_EQ(state_hex(m, "user-1"), "6e6577");
+	CHECK_STR_EQ(state_hex(m, "user-0"), "6261636b");
+	CHECK_STR_EQ(state_hex(m, "user-2"), "757365722d32");
 
 	/* A callback error stops the delivery and is returned; the
 	 * connection is usable afterwards. */
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user_stop, &calls),
+	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user_stop, &calls, NULL),
 		     -ECANCELED);
 	CHECK_INT_EQ(calls, 3);
 	memset(lu, 0, sizeof(*lu));
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 6, on_user, lu), 0);
+	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 6, on_user, lu, NULL), 0);
 	CHECK_INT_EQ(lu->n, 100);
 
+	state_map_clear(m);
+	free(m);
 	free(lu);
 	batch_destroy(b5);
 	batch_destroy(b6);
 	fixture_fini(&fx);
+}
+
+/* A full snapshot replaces the earlier chunks of its partition (deleted in
+ * the same transaction), other partitions' chunks stay; an empty one
+ * deletes them all and writes no row. */
+static void test_state_snapshot(void)
+{
+	struct state_map *m = calloc(1, sizeof(*m));
+	struct fixture fx;
+	struct batch *b1, *b2, *both[2];
+	uint64_t log_bytes;
+
+	REQUIRE(m);
+	fixture_init(&fx, "t_state_snapshot", "cart-events");
+	b1 = claimed_batch(fx.ps, 1);
+	b2 = claimed_batch(fx.ps, 2);
+	both[0] = b1;
+	both[1] = b2;
+	for (int round = 0; round < 3; round++) {
+		add_user_state(b1, "a", "a1", 2);
+		add_user_state(b1, round ? "c" : "b", "x", 1);
+		add_user_state(b2, "z", "z", 1);
+		REQUIRE(pg_sink_flush(fx.ps, both, 2, NULL) == 0);
+		batch_reset(b1);
+		batch_reset(b2);
+	}
+	CHECK_QUERY(fx.conn, "SELECT count(*) FROM cw_state_chunks", "6");
+
+	/* Partition 1: a full snapshot holding a and b only. */
+	add_user_state(b1, "a", "snap", 4);
+	add_user_state(b1, "b", "snap", 4);
+	b1->state_full = true;
+	add_user_state(b2, "y", "y", 1); /* a delta beside it */
+	REQUIRE(pg_sink_flush(fx.ps, both, 2, NULL) == 0);
+	batch_reset(b1);
+	batch_reset(b2);
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, full_snapshot, users FROM "
+		    "cw_state_chunks ORDER BY seq",
+		    "2|f|1\n2|f|1\n2|f|1\n1|t|2\n2|f|1");
+	CHECK_INT_EQ(load_state(fx.ps, 1, m, &log_bytes), 0);
+	CHECK_INT_EQ(m->n, 2);
+	CHECK_INT_EQ(m->records, 2);
+	CHECK_STR_EQ(state_hex(m, "a"), "736e6170");
+	CHECK_STR_EQ(state_hex(m, "c"), "absent");
+	CHECK_INT_EQ(log_bytes, 2 * (8 + 1 + 4));
+	/* Deltas after the snapshot are read after it. */
+	add_user_state(b1, "a", NULL, 0);
+	REQUIRE(flush1(fx.ps, b1) == 0);
+	batch_reset(b1);
+	CHECK_INT_EQ(load_state(fx.ps, 1, m, &log_bytes), 0);
+	CHECK_INT_EQ(m->n, 1);
+	CHECK_STR_EQ(state_hex(m, "b"), "736e6170");
+	CHECK_INT_EQ(log_bytes, 2 * (8 + 1 + 4) + 8 + 1);
+	CHECK_INT_EQ(load_state(fx.ps, 2, m, NULL), 0);
+	CHECK_INT_EQ(m->n, 2);
+
+	/* An empty snapshot: partition 1 leaves no rows, 2 keeps its. */
+	b1->state_full = true;
+	CHECK(!batch_is_empty(b1));
+	REQUIRE(flush1(fx.ps, b1) == 0);
+	batch_reset(b1);
+	CHECK(batch_is_empty(b1) && !b1->state_full);
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, count(*) FROM cw_state_chunks "
+		    "GROUP BY 1 ORDER BY 1",
+		    "2|4");
+	CHECK_INT_EQ(load_state(fx.ps, 1, m, &log_bytes), 0);
+	CHECK_INT_EQ(m->n, 0);
+	CHECK_INT_EQ(log_bytes, 0);
+
+	/* Two full snapshots in one flush: one DELETE for both. */
+	add_user_state(b1, "k", "1", 1);
+	b1->state_full = true;
+	add_user_state(b2, "k", "2", 1);
+	b2->state_full = true;
+	REQUIRE(pg_sink_flush(fx.ps, both, 2, NULL) == 0);
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, full_snapshot, users FROM "
+		    "cw_state_chunks ORDER BY seq",
+		    "1|t|1\n2|t|1");
+
+	state_map_clear(m);
+	free(m);
+	batch_destroy(b1);
+	batch_destroy(b2);
+	fixture_fini(&fx);
+}
+
+/* A chunk that does not parse stops the load with -EBADMSG and a message
+ * naming the partition; the connection stays usable. */
+static void test_bad_chunk(void)
+{
+	struct state_map *m = calloc(1, sizeof(*m));
+	struct fixture fx;
+	struct batch *b;
+
+	REQUIRE(m);
+	fixture_init(&fx, "t_bad_chunk", "cart-events");
+	b = claimed_batch(fx.ps, 4);
+	add_user_state(b, "a", "1", 1);
+	REQUIRE(flush1(fx.ps, b) == 0);
+	batch_reset(b);
+	add_user_state(b, "b", "2", 1);
+	REQUIRE(flush1(fx.ps, b) == 0);
+
+	/* Truncated in the value, then in the key length. */
+	db_exec(fx.conn, "UPDATE cw_state_chunks SET chunk = "
+			 "substring(chunk from 1 for octet_length(chunk) - 1) "
+			 "WHERE seq = (SELECT max(seq) FROM cw_state_chunks)");
+	CHECK_INT_EQ(load_state(fx.ps, 4, m, NULL), -EBADMSG);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "partition 4") != NULL);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "seq 2") != NULL);
+	db_exec(fx.conn, "UPDATE cw_state_chunks SET chunk = '\\x0000' "
+			 "WHERE seq = 2");
+	CHECK_INT_EQ(load_state(fx.ps, 4, m, NULL), -EBADMSG);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "partition 4") != NULL);
+	/* The records before the bad chunk were delivered (the caller
+	 * discards them); the connection works. */
+	CHECK_INT_EQ(m->records, 1);
+	CHECK_INT_EQ(load_state(fx.ps, 5, m, NULL), 0);
+
+	state_map_clear(m);
+	free(m);
+	batch_destroy(b);
+	fixture_fini(&fx);
+}
+
+/* Migration 004 turns the per-user rows of cw_user_state into one full
+ * snapshot chunk per (topic, partition) that loads back the same. */
+static void test_migrate_state_chunks(void)
+{
+	static const char hostile[] = "u\tone\nline\\back'quote\" é€😀";
+	struct state_map *m = calloc(1, sizeof(*m));
+	char *conninfo = db_create("t_migrate_chunks");
+	PGconn *conn = db_connect(conninfo);
+	struct pg_sink *ps;
+	char errstr[512] = "";
+	size_t n3 = 0;
+	uint64_t log_bytes = 0;
+
+	REQUIRE(m);
+	while (n3 < migrate_n_migrations && migrate_migrations[n3].version <= 3)
+		n3++;
+	REQUIRE(n3 == 3);
+	CHECK_INT_EQ(migrate_apply_list(conn, migrate_migrations, n3, errstr,
+					sizeof(errstr)),
+		     0);
+	{
+		const char *params[4] = {"cart-events", "2", hostile,
+					 "\\x0001025cff"};
+		PGresult *res = PQexecParams(
+			conn,
+			"INSERT INTO cw_user_state (topic, partition, user_id,"
+			" state) VALUES ($1, $2, $3, $4::bytea)",
+			4, NULL, params, NULL, NULL, 0);
+		REQUIRE(PQresultStatus(res) == PGRES_COMMAND_OK);
+		PQclear(res);
+	}
+	db_exec(conn, "INSERT INTO cw_user_state (topic, partition, user_id, "
+		      "state) SELECT 'cart-events', i % 2 + 1, 'user-' || i, "
+		      "convert_to('user-' || i, 'UTF8') "
+		      "FROM generate_series(0, 999) i;"
+		      "INSERT INTO cw_user_state VALUES "
+		      "('other-topic', 2, 'user-1', '\\x00'),"
+		      "('cart-events', 3, 'empty', '\\x');");
+
+	ps = pg_sink_new(conninfo, "cart-events", errstr, sizeof(errstr));
+	REQUIRE(ps);
+	CHECK_INT_EQ(pg_sink_migrate(ps), 0);
+	CHECK_QUERY(conn, "SELECT to_regclass('cw_user_state') IS NULL", "t");
+	CHECK_QUERY(conn,
+		    "SELECT topic, partition, full_snapshot, users FROM "
+		    "cw_state_chunks ORDER BY topic, partition",
+		    "cart-events|1|t|500\ncart-events|2|t|501\n"
+		    "cart-events|3|t|1\nother-topic|2|t|1");
+
+	CHECK_INT_EQ(load_state(ps, 2, m, &log_bytes), 0);
+	CHECK_INT_EQ(m->n, 501);
+	CHECK_INT_EQ(m->records, 501);
+	CHECK_STR_EQ(state_hex(m, hostile), "0001025cff");
+	CHECK_STR_EQ(state_hex(m, "user-1"), "757365722d31");
+	CHECK_STR_EQ(state_hex(m, "user-0"), "absent");
+	CHECK_QUERY_INT(conn,
+			"SELECT octet_length(chunk) FROM cw_state_chunks "
+			"WHERE topic = 'cart-events' AND partition = 2",
+			log_bytes);
+	{
+		struct loaded_users *lu = calloc(1, sizeof(*lu));
+		REQUIRE(lu);
+		CHECK_INT_EQ(pg_sink_load_users(ps, 1, on_user, lu, NULL), 0);
+		CHECK_INT_EQ(lu->n, 500);
+		CHECK_INT_EQ(lu->bad, 0);
+		CHECK(lu->seen[0] && !lu->seen[1] && lu->seen[998]);
+		free(lu);
+	}
+	CHECK_INT_EQ(load_state(ps, 3, m, NULL), 0);
+	CHECK_INT_EQ(m->n, 1);
+	CHECK_STR_EQ(state_hex(m, "empty"), "");
+
+	state_map_clear(m);
+	free(m);
+	pg_sink_destroy(ps);
+	PQfinish(conn);
+	free(conninfo);
 }
 
 struct loaded_outbox {
@@ -1227,6 +1578,9 @@ int main(int argc, char **argv)
 		{"connection_killed", test_connection_killed},
 		{"lost_commit_answer", test_lost_commit_answer},
 		{"load_users", test_load_users},
+		{"state_snapshot", test_state_snapshot},
+		{"bad_chunk", test_bad_chunk},
+		{"migrate_state_chunks", test_migrate_state_chunks},
 		{"outbox", test_outbox},
 		{"server_restart", test_server_restart},
 	};

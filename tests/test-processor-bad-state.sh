@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # test-processor-bad-state.sh — a processor that finds resume state it
-# cannot read (corrupted or written by an unknown version) stops with an
-# error naming the partition, instead of running without that partition.
+# cannot read (a corrupted state chunk, or written by an unknown version)
+# stops with an error naming the partition, instead of running without that
+# partition.
 # Runs under run-with-servers --pg --kafka embedded.
 set -euo pipefail
 proc=${CARTWATCH_PROCESSOR:?} producer=${CARTWATCH_PRODUCER:?}
@@ -19,14 +20,17 @@ for _ in $(seq 1 300); do
 	sleep 0.1
 done
 kill -TERM $pid; wait $pid || fail "first processor did not stop cleanly"
-n=$(sql "SELECT count(*) FROM cw_user_state")
-[ "$n" -gt 0 ] || fail "no user state to corrupt"
-victim=$(sql "SELECT partition FROM cw_user_state LIMIT 1")
-sql "UPDATE cw_user_state SET state = '\\x01ff' WHERE ctid = (SELECT ctid FROM cw_user_state WHERE partition = $victim LIMIT 1)"
+n=$(sql "SELECT count(*) FROM cw_state_chunks")
+[ "$n" -gt 0 ] || fail "no state chunk to corrupt"
+victim=$(sql "SELECT partition FROM cw_state_chunks ORDER BY seq DESC LIMIT 1")
+# A chunk cut short inside its first record's key length.
+sql "UPDATE cw_state_chunks SET chunk = '\\x0000' WHERE seq = (SELECT max(seq) FROM cw_state_chunks WHERE partition = $victim)"
 
 rc=0
 timeout 60 "$proc" "${args[@]}" >"$work/p2.log" 2>&1 || rc=$?
 [ $rc != 0 ] && [ $rc != 124 ] || { cat "$work/p2.log" >&2; fail "processor did not stop with an error (status $rc)"; }
 grep -q "cannot restore partition; stopping\" partition=$victim" "$work/p2.log" ||
 	{ cat "$work/p2.log" >&2; fail "no error naming partition $victim"; }
+grep -q "unreadable state chunk\" partition=$victim .*partition $victim" "$work/p2.log" ||
+	{ cat "$work/p2.log" >&2; fail "no message naming the corrupt chunk of partition $victim"; }
 echo "ok: corrupted state in partition $victim stops the processor (status $rc)"

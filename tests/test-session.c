@@ -4,9 +4,12 @@
  * (processor/session.c through processor/partition.c): session gaps at
  * and around T, late events, removes beyond the quantity, recovered and
  * unrecovered checkouts, cart TTL, empty checkouts, per-minute aggregates,
- * and resume state that restores to the same results.
+ * resume state that restores to the same results (replacements and
+ * deletions with exact counters, compaction into full snapshots), and the
+ * pack format the state chunks use.
  */
 #include <errno.h>
+#include <stdint.h>
 
 #include "harness.h"
 #include "partition.h"
@@ -347,6 +350,27 @@ static void test_aggregates(void)
 	intern_destroy(in);
 }
 
+/* Restore every record of a state chunk into @pt, as the daemon does with
+ * the chunks it loads. Returns the records restored. */
+static int restore_chunk(struct partition *pt, const struct pack_buf *chunk)
+{
+	struct pack_reader rd = pack_reader_init(chunk->p, chunk->len);
+	const uint8_t *key, *val;
+	size_t klen, vlen;
+	char user[256];
+	int r, n = 0;
+
+	while ((r = pack_next(&rd, &key, &klen, &val, &vlen)) == 1) {
+		REQUIRE(klen < sizeof(user));
+		memcpy(user, key, klen);
+		user[klen] = '\0';
+		CHECK_INT_EQ(partition_restore_user(pt, user, val, vlen), 0);
+		n++;
+	}
+	CHECK_INT_EQ(r, 0);
+	return n;
+}
+
 /* Resume state: stop half-way, restore a fresh partition from the user
  * states the flush wrote, continue: the outputs equal one uninterrupted
  * run. This is what makes restarts exactly-once. */
@@ -379,13 +403,9 @@ static void test_restore(void)
 		apply(first, &steps[i]);
 	REQUIRE(partition_prepare_flush(first) == 0);
 	struct batch *fb = first->sealed;
-	for (size_t i = 0; i < fb->user_states.n; i++) {
-		const struct batch_user_state *us = &fb->user_states.v[i];
-		REQUIRE(us->state);
-		CHECK_INT_EQ(partition_restore_user(second, us->user_id,
-						    us->state, us->state_len),
-			     0);
-	}
+	CHECK(!fb->state_full);
+	CHECK_INT_EQ(fb->state.records, 3);
+	CHECK_INT_EQ(restore_chunk(second, &fb->state), 3);
 	CHECK_INT_EQ(partition_advance_watermark(second, fb->watermark_ms), 0);
 	second->next_offset = fb->next_offset;
 	for (size_t i = split; i < n; i++)
@@ -462,6 +482,331 @@ static void test_idle_watermark(void)
 	intern_destroy(in);
 }
 
+/* The state blob of @user after @steps (a fresh partition, one flush):
+ * a malloc'd copy, its length in *len. */
+static uint8_t *state_after(const struct step *steps, size_t n,
+			    const char *user, size_t *len)
+{
+	struct intern *in = intern_new();
+	struct partition *pt = partition_new(0, &default_params, in);
+	struct pack_reader rd;
+	const uint8_t *key, *val;
+	size_t klen, vlen;
+	uint8_t *out = NULL;
+
+	offset_counter = 0;
+	for (size_t i = 0; i < n; i++)
+		apply(pt, &steps[i]);
+	REQUIRE(partition_prepare_flush(pt) == 0);
+	rd = pack_reader_init(pt->sealed->state.p, pt->sealed->state.len);
+	while (pack_next(&rd, &key, &klen, &val, &vlen) == 1) {
+		if (klen == strlen(user) && memcmp(key, user, klen) == 0 &&
+		    val) {
+			out = malloc(vlen);
+			REQUIRE(out);
+			memcpy(out, val, vlen);
+			*len = vlen;
+		}
+	}
+	REQUIRE(out);
+	partition_destroy(pt);
+	intern_destroy(in);
+	return out;
+}
+
+enum rstate { R_END, R_OPEN_CART, R_CLOSED_CART, R_OPEN_EMPTY, R_DEL, R_BAD };
+
+struct rcase {
+	const char *name;
+	enum rstate ops[6]; /* restores of user "u", in order */
+	int last_result;    /* of the last op */
+	uint32_t users, sessions, carts, heap;
+};
+
+/* Restoring chunks in order: a later record of a user replaces the
+ * earlier one, a deletion removes it; the open session and cart counters
+ * and the timer heap stay exact. User "v" (open session and cart) is
+ * restored first in every case and must survive untouched. */
+static const struct rcase rcases[] = {
+	{"new", {R_OPEN_CART}, 0, 2, 2, 2, 2},
+	{"open cart replaced by closed cart",
+	 {R_OPEN_CART, R_CLOSED_CART},
+	 0,
+	 2,
+	 1,
+	 2,
+	 2},
+	{"closed cart replaced by open empty",
+	 {R_CLOSED_CART, R_OPEN_EMPTY},
+	 0,
+	 2,
+	 2,
+	 1,
+	 2},
+	{"replaced by the same", {R_OPEN_CART, R_OPEN_CART}, 0, 2, 2, 2, 2},
+	{"deleted", {R_OPEN_CART, R_DEL}, 0, 1, 1, 1, 1},
+	{"closed cart deleted", {R_CLOSED_CART, R_DEL}, 0, 1, 1, 1, 1},
+	{"unknown user deleted", {R_DEL}, 0, 1, 1, 1, 1},
+	{"deleted twice", {R_OPEN_EMPTY, R_DEL, R_DEL}, 0, 1, 1, 1, 1},
+	{"deleted then back",
+	 {R_OPEN_CART, R_DEL, R_CLOSED_CART},
+	 0,
+	 2,
+	 1,
+	 2,
+	 2},
+	{"bad replacement leaves no user",
+	 {R_OPEN_CART, R_BAD},
+	 -EBADMSG,
+	 1,
+	 1,
+	 1,
+	 1},
+};
+
+static void test_restore_replace_delete(void)
+{
+	static const struct step open_cart[] = {
+		{'A', "u", 0, "P1", 2, 100, NULL},
+	};
+	static const struct step closed_cart[] = {
+		{'A', "u", 0, "P1", 1, 100, NULL},
+		{'W', NULL, T + 1000, NULL, 0, 0, NULL},
+	};
+	static const struct step open_empty[] = {
+		{'A', "u", 0, "P1", 1, 100, NULL},
+		{'R', "u", 1000, "P1", 1, 0, NULL},
+	};
+	static const uint8_t bad[] = {1, 0, 0xff};
+	size_t len[3];
+	uint8_t *blob[3];
+
+	blob[0] = state_after(open_cart, 1, "u", &len[0]);
+	blob[1] = state_after(closed_cart, 2, "u", &len[1]);
+	blob[2] = state_after(open_empty, 2, "u", &len[2]);
+	for (size_t c = 0; c < sizeof(rcases) / sizeof(rcases[0]); c++) {
+		const struct rcase *rc = &rcases[c];
+		struct intern *in = intern_new();
+		struct partition *pt = partition_new(0, &default_params, in);
+		int r = 0;
+
+		fprintf(stderr, "  case: %s\n", rc->name);
+		REQUIRE(pt);
+		CHECK_INT_EQ(partition_restore_user(pt, "v", blob[0], len[0]),
+			     0);
+		for (size_t i = 0; i < 6 && rc->ops[i] != R_END; i++) {
+			enum rstate op = rc->ops[i];
+			r = op == R_DEL
+				    ? partition_restore_user(pt, "u", NULL, 0)
+			    : op == R_BAD
+				    ? partition_restore_user(pt, "u", bad,
+							     sizeof(bad))
+				    : partition_restore_user(
+					      pt, "u", blob[op - R_OPEN_CART],
+					      len[op - R_OPEN_CART]);
+			if (i + 1 < 6 && rc->ops[i + 1] != R_END)
+				CHECK_INT_EQ(r, 0);
+		}
+		CHECK_INT_EQ(r, rc->last_result);
+		CHECK_INT_EQ(pt->n_users, rc->users);
+		CHECK_INT_EQ(pt->n_open_sessions, rc->sessions);
+		CHECK_INT_EQ(pt->n_open_carts, rc->carts);
+		CHECK_INT_EQ(pt->heap_len, rc->heap);
+		CHECK(partition_find_user(pt, "v") != NULL);
+		CHECK_INT_EQ(partition_find_user(pt, "u") != NULL,
+			     rc->users == 2);
+		/* Everything closes and expires: no counter is off by one
+		 * and the heap is intact. */
+		CHECK_INT_EQ(partition_advance_watermark(pt, FAR), 0);
+		CHECK_INT_EQ(pt->n_open_sessions, 0);
+		CHECK_INT_EQ(pt->n_open_carts, 0);
+		CHECK_INT_EQ(pt->heap_len, 0);
+		partition_destroy(pt);
+		intern_destroy(in);
+	}
+	for (int i = 0; i < 3; i++)
+		free(blob[i]);
+}
+
+/* Compaction: a partition whose chunks since the last snapshot would grow
+ * past max(1 MB, 2x its live state) writes a full snapshot of every live
+ * user instead of the delta, and restoring that snapshot alone gives the
+ * same partition. A partition left without users writes an empty one. */
+static void test_compaction(void)
+{
+	static const struct step steps[] = {
+		{'A', "a", 0, "P1", 2, 100, NULL},
+		{'A', "b", 1000, "P2", 1, 7, NULL},
+		{'R', "a", 2000, "P1", 1, 0, "Delivery too slow"},
+		{'W', NULL, T + 1000, NULL, 0, 0, NULL}, /* b abandons */
+		{'A', "c", T + 2000, "P3", 1, 1, NULL},
+		{'A', "d", T + 3000, "P3", 1, 1, NULL},
+	};
+	static const struct step touch = {'A', "c", T + 4000, "P1", 1, 1, NULL};
+	static const char *const users[] = {"a", "b", "c", "d"};
+	struct intern *in = intern_new();
+	struct partition *pt = partition_new(0, &default_params, in);
+	struct partition *copy = partition_new(0, &default_params, in);
+	struct batch *b;
+	uint64_t log;
+
+	offset_counter = 0;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		apply(pt, &steps[i]);
+	/* A small log: a delta. */
+	REQUIRE(partition_prepare_flush(pt) == 0);
+	b = pt->sealed;
+	CHECK(!b->state_full);
+	CHECK_INT_EQ(b->state.records, 4);
+	CHECK_INT_EQ(pt->state_log_bytes, b->state.len);
+	log = pt->state_log_bytes;
+	partition_flush_done(pt);
+
+	/* One user changes, but the log is at the limit: a full snapshot. */
+	partition_set_state_log(pt, (1u << 20) - 1);
+	apply(pt, &touch);
+	REQUIRE(partition_prepare_flush(pt) == 0);
+	b = pt->sealed;
+	CHECK(b->state_full);
+	CHECK(!batch_is_empty(b));
+	CHECK_INT_EQ(b->state.records, 4);
+	CHECK_INT_EQ(pt->state_log_bytes, b->state.len);
+	CHECK(b->state.len > log); /* c's cart grew */
+
+	/* The snapshot alone restores the same partition. */
+	CHECK_INT_EQ(restore_chunk(copy, &b->state), 4);
+	CHECK_INT_EQ(copy->n_users, pt->n_users);
+	CHECK_INT_EQ(copy->n_open_sessions, pt->n_open_sessions);
+	CHECK_INT_EQ(copy->n_open_carts, pt->n_open_carts);
+	CHECK_INT_EQ(copy->heap_len, pt->heap_len);
+	for (size_t i = 0; i < 4; i++) {
+		const struct user *u = partition_find_user(pt, users[i]);
+		const struct user *v = partition_find_user(copy, users[i]);
+		REQUIRE(u && v);
+		CHECK_INT_EQ(u->last_event_ms, v->last_event_ms);
+		CHECK_INT_EQ(u->session_start_ms, v->session_start_ms);
+		CHECK_INT_EQ(u->abandon_start_ms, v->abandon_start_ms);
+		CHECK_INT_EQ(u->deadline_ms, v->deadline_ms);
+		CHECK_INT_EQ(u->flags & (USER_SESSION_OPEN | USER_RECOVERABLE),
+			     v->flags & (USER_SESSION_OPEN | USER_RECOVERABLE));
+		CHECK_INT_EQ(u->cart.n, v->cart.n);
+	}
+	copy->watermark_ms = pt->watermark_ms;
+	partition_flush_done(pt);
+
+	/* The same future on both: the same abandonments. */
+	CHECK_INT_EQ(partition_advance_watermark(pt, FAR), 0);
+	CHECK_INT_EQ(partition_advance_watermark(copy, FAR), 0);
+	CHECK_INT_EQ(copy->batch->abandonments.n, pt->batch->abandonments.n);
+	for (size_t i = 0;
+	     i < pt->batch->abandonments.n && i < copy->batch->abandonments.n;
+	     i++)
+		CHECK_STR_EQ(copy->batch->abandonments.v[i].abandonment_id,
+			     pt->batch->abandonments.v[i].abandonment_id);
+
+	/* Everybody is gone: the deletions are due, and with no user left
+	 * the flush is an empty snapshot that leaves no chunk behind. */
+	CHECK_INT_EQ(pt->n_users, 4); /* dead, deleted by the flush */
+	REQUIRE(partition_prepare_flush(pt) == 0);
+	b = pt->sealed;
+	CHECK_INT_EQ(pt->n_users, 0);
+	CHECK(b->state_full);
+	CHECK_INT_EQ(b->state.records, 0);
+	CHECK(!batch_is_empty(b));
+	CHECK_INT_EQ(pt->state_log_bytes, 0);
+	partition_flush_done(pt);
+	/* Nothing left: the next flush writes no state at all. */
+	REQUIRE(partition_prepare_flush(pt) == 0);
+	CHECK(!pt->sealed->state_full);
+	CHECK_INT_EQ(pt->sealed->state.records, 0);
+	partition_flush_done(pt);
+
+	/* A partition restored from chunks that leave nobody (the last
+	 * ones delete every user) compacts at its first flush. */
+	partition_destroy(copy);
+	copy = partition_new(1, &default_params, in);
+	CHECK_INT_EQ(partition_restore_user(copy, "a", NULL, 0), 0);
+	partition_set_state_log(copy, 100);
+	REQUIRE(partition_prepare_flush(copy) == 0);
+	CHECK(copy->sealed->state_full);
+	CHECK_INT_EQ(copy->sealed->state.records, 0);
+
+	partition_destroy(pt);
+	partition_destroy(copy);
+	intern_destroy(in);
+}
+
+/* The pack format: records round-trip in order (empty key, empty value,
+ * no value), and every truncation is detected. */
+static void test_pack(void)
+{
+	struct pack_buf b = {0};
+	struct pack_reader rd;
+	const uint8_t *key, *val;
+	size_t klen, vlen, bounds[4], nb = 0;
+	static const uint8_t big[5000] = {1, 2, 3};
+
+	CHECK_INT_EQ(pack_put(&b, "user-1", 6, "\0state", 6), 0);
+	bounds[nb++] = b.len;
+	CHECK_INT_EQ(pack_put(&b, "gone", 4, NULL, 99), 0);
+	bounds[nb++] = b.len;
+	CHECK_INT_EQ(pack_put(&b, "", 0, "", 0), 0);
+	bounds[nb++] = b.len;
+	CHECK_INT_EQ(pack_put(&b, "x", 1, big, sizeof(big)), 0); /* grows */
+	bounds[nb++] = b.len;
+	CHECK_INT_EQ(b.records, 4);
+	CHECK_INT_EQ(b.len, (8 + 6 + 6) + (8 + 4) + 8 + (8 + 1 + 5000));
+	/* Lengths are big-endian u32; no value is 0xffffffff. */
+	CHECK(memcmp(b.p, "\0\0\0\6user-1\0\0\0\6", 14) == 0);
+	CHECK(memcmp(b.p + 20, "\0\0\0\4gone\377\377\377\377", 12) == 0);
+
+	rd = pack_reader_init(b.p, b.len);
+	CHECK_INT_EQ(pack_next(&rd, &key, &klen, &val, &vlen), 1);
+	CHECK(klen == 6 && memcmp(key, "user-1", 6) == 0);
+	CHECK(val && vlen == 6 && memcmp(val, "\0state", 6) == 0);
+	CHECK_INT_EQ(pack_next(&rd, &key, &klen, &val, &vlen), 1);
+	CHECK(klen == 4 && memcmp(key, "gone", 4) == 0);
+	CHECK(val == NULL && vlen == 0);
+	CHECK_INT_EQ(pack_next(&rd, &key, &klen, &val, &vlen), 1);
+	CHECK(klen == 0 && val != NULL && vlen == 0);
+	CHECK_INT_EQ(pack_next(&rd, &key, &klen, &val, &vlen), 1);
+	CHECK(klen == 1 && vlen == sizeof(big) && val[2] == 3);
+	CHECK_INT_EQ(pack_next(&rd, &key, &klen, &val, &vlen), 0);
+	CHECK_INT_EQ(pack_next(&rd, &key, &klen, &val, &vlen), 0);
+
+	/* Every prefix: records up to the cut, then the clean end at a
+	 * record boundary and -EBADMSG anywhere else. */
+	for (size_t cut = 0; cut < b.len; cut++) {
+		bool boundary = cut == 0;
+		int r, n = 0;
+
+		for (size_t i = 0; i < nb; i++)
+			boundary |= bounds[i] == cut;
+		rd = pack_reader_init(b.p, cut);
+		while ((r = pack_next(&rd, &key, &klen, &val, &vlen)) == 1)
+			n++;
+		if (r != (boundary ? 0 : -EBADMSG)) {
+			fprintf(stderr, "  cut %zu: %d\n", cut, r);
+			CHECK(0);
+			break;
+		}
+	}
+	/* A key length beyond the input. */
+	static const uint8_t huge_key[] = {0xff, 0xff, 0xff, 0xfe, 'a'};
+	rd = pack_reader_init(huge_key, sizeof(huge_key));
+	CHECK_INT_EQ(pack_next(&rd, &key, &klen, &val, &vlen), -EBADMSG);
+
+	/* Reset keeps the buffer up to @keep bytes, frees beyond. */
+	pack_reset(&b, SIZE_MAX);
+	CHECK(b.p != NULL && b.len == 0 && b.records == 0);
+	pack_reset(&b, 16);
+	CHECK(b.p == NULL && b.cap == 0);
+	CHECK_INT_EQ(pack_put(&b, "k", 1, "v", 1), 0);
+	CHECK_INT_EQ(b.records, 1);
+	pack_free(&b);
+	CHECK(b.p == NULL && b.records == 0);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct harness_case hc[] = {
@@ -469,6 +814,9 @@ int main(int argc, char **argv)
 		{"aggregates", test_aggregates},
 		{"restore", test_restore},
 		{"idle_watermark", test_idle_watermark},
+		{"restore_replace_delete", test_restore_replace_delete},
+		{"compaction", test_compaction},
+		{"pack", test_pack},
 	};
 	return harness_run(hc, sizeof(hc) / sizeof(hc[0]), argc, argv);
 }

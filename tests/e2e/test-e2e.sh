@@ -119,7 +119,7 @@ fi
 done_cond() {
 	producer_done || return 1
 	[ "$(committed)" = "$total" ] || return 1
-	[ "$(sql "SELECT count(*) FROM cw_user_state")" = 0 ] || return 1
+	[ "$(sql "SELECT count(*) FROM cw_state_chunks")" = 0 ] || return 1
 	local max_ev
 	max_ev=$(sql "SELECT coalesce(min(watermark_ms), 0) FROM cw_partitions")
 	[ "$max_ev" -gt $((1783468800000 + 86400000)) ]
