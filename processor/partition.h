@@ -45,7 +45,13 @@ enum user_flags {
 	USER_RECOVERABLE = 1 << 1, /* latest abandonment not yet recovered */
 	USER_DIRTY = 1 << 2,	   /* resume state changed since last flush */
 	USER_DEAD = 1 << 3,	   /* no state left; deleted at next flush */
+	USER_LEGACY_ID =
+		1 << 4, /* the latest abandonment has an id of the
+			 * first scheme (partition_abandonment_id_v1) */
 };
+
+/* The flags kept in the resume state. */
+#define USER_STATE_FLAGS (USER_SESSION_OPEN | USER_RECOVERABLE | USER_LEGACY_ID)
 
 struct user {
 	etime_t last_event_ms;	  /* latest event time of the user */
@@ -199,7 +205,15 @@ struct user *partition_find_user(struct partition *pt, const char *user_id);
 size_t partition_memory(const struct partition *pt);
 
 /* Deterministic abandonment id: a UUID (version 8 layout) derived from the
- * user id and the session start, so a replay produces the same id.
+ * user id and the session start, so a replay produces the same id. Its
+ * first 48 bits are the session start (ms), so ids sort by time (see
+ * derive_uuid() in partition.c for the exact derivation).
  * @out receives 36 characters and a NUL. Can't fail. */
 void partition_abandonment_id(const char *user_id, size_t user_id_len,
 			      etime_t session_start_ms, char out[37]);
+
+/* The same id as computed before ids were time-ordered (resume state
+ * version 1): all 128 bits from the hash. Only to link a recovery to an
+ * abandonment written then. Can't fail. */
+void partition_abandonment_id_v1(const char *user_id, size_t user_id_len,
+				 etime_t session_start_ms, char out[37]);

@@ -10,9 +10,10 @@
 #include "partition_priv.h"
 
 /* Conversion ids are derived from the partition offset of the checkout, so
- * they are unique by construction and identical on replay. */
+ * they are unique by construction and identical on replay; their first 48
+ * bits are the checkout time. */
 void partition_conversion_id(const char *user_id, size_t len, int64_t offset,
-			     char out[37]);
+			     etime_t checkout_ms, char out[37]);
 
 static int emit_abandonment(struct partition *pt, struct user *u)
 {
@@ -91,7 +92,7 @@ static int emit_abandonment(struct partition *pt, struct user *u)
 
 	u->abandon_start_ms = u->session_start_ms;
 	u->abandoned_at_ms = ab->abandoned_at_ms;
-	u->flags |= USER_RECOVERABLE;
+	u->flags = (uint8_t)((u->flags | USER_RECOVERABLE) & ~USER_LEGACY_ID);
 	pt->counters.abandonments++;
 	return 0;
 }
@@ -126,7 +127,7 @@ static int checkout(struct partition *pt, struct user *u, etime_t t,
 	cv = batch_add_conversion(b);
 	if (!cv)
 		return -ENOMEM;
-	partition_conversion_id(u->id, u->id_len, offset, cv->conversion_id);
+	partition_conversion_id(u->id, u->id_len, offset, t, cv->conversion_id);
 	cv->user_id = batch_strdup(b, u->id, u->id_len);
 	cv->event_id = batch_strdup(b, ev->event_id.ptr ? ev->event_id.ptr : "",
 				    ev->event_id.len);
@@ -154,8 +155,10 @@ static int checkout(struct partition *pt, struct user *u, etime_t t,
 		char *id;
 		if (!rc)
 			return -ENOMEM;
-		partition_abandonment_id(u->id, u->id_len, u->abandon_start_ms,
-					 rc->abandonment_id);
+		(u->flags & USER_LEGACY_ID ? partition_abandonment_id_v1
+					   : partition_abandonment_id)(
+			u->id, u->id_len, u->abandon_start_ms,
+			rc->abandonment_id);
 		rc->recovered_at_ms = t;
 		rc->recovered_value_cents = value;
 		id = (char *)batch_strdup(b, rc->abandonment_id,

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "cw_avro.h"
 #include "harness.h"
 #include "partition.h"
 
@@ -738,6 +739,73 @@ static void test_compaction(void)
 
 /* The pack format: records round-trip in order (empty key, empty value,
  * no value), and every truncation is detected. */
+/* Ids are time-ordered: an abandonment id starts with the session start
+ * (48 bits, ms), a conversion id with the checkout time. A resume state
+ * written before that (version 1) links the recovery of the user's latest
+ * abandonment to its id of the first scheme; the user's next abandonment
+ * gets a time-ordered id again. */
+static void test_ids(void)
+{
+	static const int64_t t0 = INT64_C(1783468800000); /* 2026-07-08 */
+	struct intern *in = intern_new();
+	struct partition *pt = partition_new(0, &default_params, in);
+	uint8_t st[64], *p = st;
+	char want[37], prefix[16];
+	struct batch *b;
+
+	REQUIRE(in && pt);
+	/* Version 1: recoverable, last event and session start t0,
+	 * abandoned at t0 + T, USD, no reason, p1 x1 at 100. */
+	*p++ = 1;
+	*p++ = USER_RECOVERABLE;
+	p = cw_avro_write_long(p, t0);
+	p = cw_avro_write_long(p, t0);
+	p = cw_avro_write_long(p, t0);
+	p = cw_avro_write_long(p, t0 + T);
+	p = cw_avro_write_opt_string(p, cw_str_c("USD"));
+	p = cw_avro_write_opt_string(p, cw_str_c(NULL));
+	p = cw_avro_write_long(p, 1);
+	p = cw_avro_write_string(p, "p1", 2);
+	p = cw_avro_write_long(p, 1);
+	p = cw_avro_write_long(p, 100);
+	CHECK_INT_EQ(partition_restore_user(pt, "u", st, (size_t)(p - st)), 0);
+	CHECK(partition_find_user(pt, "u")->flags & USER_LEGACY_ID);
+
+	/* Recovered within the window: the first-scheme id. */
+	apply(pt, &(struct step){'C', "u", t0 + HOUR, NULL, 0, 0, NULL});
+	b = pt->batch;
+	REQUIRE(b->conversions.n == 1 && b->recoveries.n == 1);
+	partition_abandonment_id_v1("u", 1, t0, want);
+	CHECK_STR_EQ(b->recoveries.v[0].abandonment_id, want);
+	CHECK_STR_EQ(b->conversions.v[0].recovered_abandonment_id, want);
+	partition_abandonment_id("u", 1, t0, want);
+	CHECK(strcmp(b->recoveries.v[0].abandonment_id, want) != 0);
+	/* The conversion id starts with the checkout time. */
+	snprintf(prefix, sizeof(prefix), "%08llx-%04llx",
+		 (unsigned long long)((t0 + HOUR) >> 16),
+		 (unsigned long long)((t0 + HOUR) & 0xffff));
+	CHECK(strncmp(b->conversions.v[0].conversion_id, prefix, 13) == 0);
+
+	/* A new abandonment: time-ordered id, and its recovery links to it. */
+	apply(pt, &(struct step){'A', "u", t0 + 2 * HOUR, "p2", 1, 5, NULL});
+	apply(pt,
+	      &(struct step){'W', NULL, t0 + 2 * HOUR + T, NULL, 0, 0, NULL});
+	REQUIRE(b->abandonments.n == 1);
+	partition_abandonment_id("u", 1, t0 + 2 * HOUR, want);
+	CHECK_STR_EQ(b->abandonments.v[0].abandonment_id, want);
+	snprintf(prefix, sizeof(prefix), "%08llx-%04llx",
+		 (unsigned long long)((t0 + 2 * HOUR) >> 16),
+		 (unsigned long long)((t0 + 2 * HOUR) & 0xffff));
+	CHECK(strncmp(want, prefix, 13) == 0);
+	CHECK(!(partition_find_user(pt, "u")->flags & USER_LEGACY_ID));
+	apply(pt, &(struct step){'C', "u", t0 + 3 * HOUR, NULL, 0, 0, NULL});
+	REQUIRE(b->recoveries.n == 2);
+	CHECK_STR_EQ(b->recoveries.v[1].abandonment_id, want);
+
+	partition_destroy(pt);
+	intern_destroy(in);
+}
+
 static void test_pack(void)
 {
 	struct pack_buf b = {0};
@@ -817,6 +885,7 @@ int main(int argc, char **argv)
 		{"restore_replace_delete", test_restore_replace_delete},
 		{"compaction", test_compaction},
 		{"pack", test_pack},
+		{"ids", test_ids},
 	};
 	return harness_run(hc, sizeof(hc) / sizeof(hc[0]), argc, argv);
 }

@@ -45,20 +45,26 @@ def fnv1a64(h, data):
     return h
 
 
-def derive_uuid(seed, s, n):
-    """The documented id derivation (see processor/partition.c)."""
+def derive_uuid(seed, s, n, time_ms):
+    """The documented id derivation (see processor/partition.c): a hash of
+    (seed, s, n), its first 48 bits replaced by time_ms (big-endian)."""
     nb = struct.pack("<q", n)
     hi = mix64(fnv1a64(fnv1a64(0xCBF29CE484222325 ^ seed, s), nb))
     lo = mix64(fnv1a64(fnv1a64(0x84222325CBF29CE4 ^ seed, s), nb))
     b = bytearray(hi.to_bytes(8, "big") + lo.to_bytes(8, "big"))
     b[6] = (b[6] & 0x0F) | 0x80
     b[8] = (b[8] & 0x3F) | 0x80
+    b[0:6] = (time_ms & ((1 << 48) - 1)).to_bytes(6, "big")
     h = b.hex()
     return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 def abandonment_id(user, start):
-    return derive_uuid(0x61, user.encode(), start)
+    return derive_uuid(0x61, user.encode(), start, start)
+
+
+def conversion_id(user, offset, checkout_at):
+    return derive_uuid(0x63, user.encode(), offset, checkout_at)
 
 
 def read_events(bootstrap, topic, schema_path):
@@ -225,6 +231,7 @@ class Oracle:
                         a["recovered_at"], a["recovered_value_cents"] = t, value
                         u["recoverable"] = False
                     self.conversions.append(dict(
+                        conversion_id=conversion_id(uid, off, t),
                         user_id=uid, checkout_at=t, item_count=count,
                         cart_value_cents=value, recovered_abandonment_id=rec))
                     u["cart"] = {}

@@ -38,7 +38,8 @@ def main():
                  WHERE i.abandonment_id = a.abandonment_id) AS items
           FROM cart_abandonments a""")
     conversions = query(f"""
-        SELECT user_id, {MS.format('checkout_at')} AS checkout_at,
+        SELECT conversion_id::text AS conversion_id, user_id,
+               {MS.format('checkout_at')} AS checkout_at,
                item_count, cart_value_cents,
                recovered_abandonment_id::text AS recovered_abandonment_id
           FROM cart_conversions""")
