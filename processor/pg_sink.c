@@ -390,29 +390,26 @@ static void bin_text(struct sink_buf *b, const char *s)
 		bin_null(b);
 }
 
-static int hexval(char c)
+/* Value of a hex digit, -1 for anything else. */
+static int hexval(unsigned char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	static const signed char v[256] = {
+		['0'] = 1,  ['1'] = 2,	['2'] = 3,  ['3'] = 4,	['4'] = 5,
+		['5'] = 6,  ['6'] = 7,	['7'] = 8,  ['8'] = 9,	['9'] = 10,
+		['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
+		['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14,
+		['E'] = 15, ['F'] = 16,
+	};
+	return v[c] - 1;
 }
 
-/* uuid from its 36-character text form; NULL @s is NULL. Returns 0, or
+/* The 16 bytes of a uuid from its 36-character text form. Returns 0, or
  * -EINVAL (message set) when @s is not a uuid. */
-static int bin_uuid(struct pg_sink *ps, const char *s)
+static int parse_uuid(struct pg_sink *ps, const char *s, uint8_t u[16])
 {
-	uint8_t u[16];
-	size_t k = 0;
+	size_t i = 0, k = 0;
 
-	if (!s) {
-		bin_null(&ps->copy);
-		return 0;
-	}
-	for (size_t i = 0; s[i] && k < 16; i++) {
+	for (; s[i] && k < 16; i++) {
 		int hi, lo;
 
 		if (i == 8 || i == 13 || i == 18 || i == 23) {
@@ -420,19 +417,33 @@ static int bin_uuid(struct pg_sink *ps, const char *s)
 				break;
 			continue;
 		}
-		hi = hexval(s[i]);
-		lo = hi < 0 ? -1 : hexval(s[i + 1]);
+		hi = hexval((unsigned char)s[i]);
+		lo = hi < 0 ? -1 : hexval((unsigned char)s[i + 1]);
 		if (lo < 0)
 			break;
 		u[k++] = (uint8_t)(hi << 4 | lo);
 		i++;
 	}
-	if (k != 16 || strlen(s) != BATCH_UUID_LEN) {
+	if (k != 16 || s[i]) {
 		sink_set_err(ps, "not a uuid: \"%.40s\"", s);
 		return -EINVAL;
 	}
-	bin_bytes(&ps->copy, u, sizeof(u));
 	return 0;
+}
+
+/* uuid field from its text form; NULL @s is NULL. Returns 0 or -EINVAL. */
+static int bin_uuid(struct pg_sink *ps, const char *s)
+{
+	uint8_t u[16];
+	int r;
+
+	if (!s) {
+		bin_null(&ps->copy);
+		return 0;
+	}
+	if ((r = parse_uuid(ps, s, u)) == 0)
+		bin_bytes(&ps->copy, u, sizeof(u));
+	return r;
 }
 
 /* Start a binary COPY: the command, then the file header. */
@@ -1012,18 +1023,21 @@ static int copy_items(struct pg_sink *ps, struct batch *const *bs, size_t n)
 		for (size_t j = 0; r == 0 && j < bs[i]->abandonments.n; j++) {
 			const struct batch_abandonment *ab =
 				&bs[i]->abandonments.v[j];
+			uint8_t id[16];
 
-			for (size_t k = 0; r == 0 && k < ab->n_items; k++) {
+			/* The abandonment's id, parsed once for its items. */
+			if ((r = parse_uuid(ps, ab->abandonment_id, id)) < 0)
+				break;
+			for (size_t k = 0; k < ab->n_items; k++) {
 				const struct batch_item *it = &ab->items[k];
 
 				bin_row(b, 4);
-				r = bin_uuid(ps, ab->abandonment_id);
+				bin_bytes(b, id, sizeof(id));
 				bin_text(b, it->product_id);
 				bin_i32(b, it->quantity);
 				bin_i64(b, it->unit_price_cents);
 			}
-			if (r == 0)
-				r = copy_maybe_send(ps);
+			r = copy_maybe_send(ps);
 		}
 	}
 	return copy_end_binary(ps, r, "writing abandoned items");

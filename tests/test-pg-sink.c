@@ -812,6 +812,16 @@ static void test_fencing(void)
 	both[1] = b2;
 	CHECK_INT_EQ(pg_sink_flush(fx.ps, both, 2, &fenced), -EINVAL);
 
+	/* An id that is not a uuid is refused, and the flush rolled back. */
+	batch_reset(b2);
+	add_abandonment(b2, "00000000-0000-4000-8000-00000000000g", "u", T0, 1);
+	CHECK_INT_EQ(flush1(fx.ps, b2), -EINVAL);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "not a uuid") != NULL);
+	batch_reset(b2);
+	add_abandonment(b2, "00000000-0000-4000-8000-00000000001", "u", T0, 1);
+	CHECK_INT_EQ(flush1(fx.ps, b2), -EINVAL);
+	CHECK_QUERY(fx.conn, count_all_sql, "2 0 2 2 1 1 2 0");
+
 	batch_destroy(b1);
 	batch_destroy(b2);
 	pg_sink_destroy(other);
