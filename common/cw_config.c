@@ -123,6 +123,21 @@ static int kv_add(struct cw_kv_list *kv, const char *text)
 	return 0;
 }
 
+/* Append ",@piece" to the last value of @kv (which has one). */
+static int kv_append(struct cw_kv_list *kv, const char *piece)
+{
+	char **last = &kv->values[kv->count - 1];
+	size_t len = strlen(*last), plen = strlen(piece);
+	char *v = realloc(*last, len + plen + 2);
+
+	if (!v)
+		return -ENOMEM;
+	v[len] = ',';
+	memcpy(v + len + 1, piece, plen + 1);
+	*last = v;
+	return 0;
+}
+
 /* Store @text into the field of @opt. @origin names where it came from, for
  * the error message. */
 static int opt_set(const struct cw_opt *opt, void *cfg, const char *text,
@@ -175,16 +190,27 @@ static int opt_set(const struct cw_opt *opt, void *cfg, const char *text,
 		return 0;
 	case CW_OPT_KV: {
 		struct cw_kv_list *kv = FIELD(cfg, opt, struct cw_kv_list);
-		/* The environment form holds several pairs separated by
-		 * commas or whitespace; the command line one pair. */
-		char *copy = strdup(text), *save = NULL, *tok;
+		char *copy, *save = NULL, *tok;
 		int r = 0;
+
+		/* The command line takes one pair, as it is: librdkafka
+		 * values may hold commas (debug=cgrp,fetch). */
+		if (origin[0] == '-') {
+			r = kv_add(kv, text);
+			goto kv_done;
+		}
+		/* The environment holds a list separated by commas or
+		 * whitespace; a piece without '=' continues the previous
+		 * value's comma list ("debug=cgrp,fetch,linger.ms=5"). */
+		copy = strdup(text);
 		if (!copy)
 			return -ENOMEM;
 		for (tok = strtok_r(copy, ", \t\n", &save); tok && !r;
 		     tok = strtok_r(NULL, ", \t\n", &save))
-			r = kv_add(kv, tok);
+			r = strchr(tok, '=') || !kv->count ? kv_add(kv, tok)
+							   : kv_append(kv, tok);
 		free(copy);
+	kv_done:
 		if (r == -EINVAL)
 			return set_error(errstr, errstr_size,
 					 "%s: '%s' is not key=value", origin,

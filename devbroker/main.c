@@ -195,6 +195,12 @@ int main(int argc, char **argv)
 		cw_error("cannot create mock cluster", NULL);
 		goto out;
 	}
+#if RD_KAFKA_VERSION >= 0x020600ff
+	/* Like group.initial.rebalance.delay.ms=0 on tests/kafka and the
+	 * compose broker: a new group's first member gets its assignment at
+	 * once instead of after the mock's default 3 s. */
+	rd_kafka_mock_group_initial_rebalance_delay_ms(mcluster, 0);
+#endif
 	if (create_topics(mcluster, cfg.topics, (int)cfg.partitions,
 			  (int)cfg.brokers) < 0)
 		goto out;

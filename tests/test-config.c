@@ -105,6 +105,60 @@ static void test_precedence(void)
 	unsetenv("CARTWATCH_TIMEOUT");
 }
 
+/* librdkafka values may hold commas: the command line takes one pair as
+ * it is; in the environment's list a piece without '=' continues the
+ * previous value. */
+static void test_kv_lists(void)
+{
+	static const struct {
+		const char *env;
+		const char *argv_x; /* NULL: none */
+		int r;
+		size_t count;
+		const char *debug, *linger, *a;
+	} cases[] = {
+		{NULL, "debug=cgrp,protocol", 0, 1, "cgrp,protocol", NULL,
+		 NULL},
+		{NULL, "debug=a b", 0, 1, "a b", NULL, NULL},
+		{"debug=cgrp,fetch,linger.ms=5", NULL, 0, 2, "cgrp,fetch", "5",
+		 NULL},
+		{"linger.ms=5 debug=all, a=1", NULL, 0, 3, "all", "5", "1"},
+		{"a=1,debug=x", "debug=cgrp,fetch", 0, 3, "cgrp,fetch", NULL,
+		 "1"},
+		{"garbage,a=1", NULL, -EINVAL, 0, NULL, NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = {"t", "-X", (char *)cases[i].argv_x, NULL};
+		struct cfg c;
+		char err[256] = "";
+
+		if (cases[i].env)
+			setenv("CARTWATCH_PROPERTY", cases[i].env, 1);
+		else
+			unsetenv("CARTWATCH_PROPERTY");
+		CHECK_INT_EQ(parse(&c, cases[i].argv_x ? 3 : 1, argv, err,
+				   sizeof(err)),
+			     cases[i].r);
+		if (cases[i].r == 0) {
+			CHECK_INT_EQ(c.props.count, cases[i].count);
+			/* The command line's pair comes last and wins. */
+			if (cases[i].debug)
+				CHECK_STR_EQ(cw_kv_get(&c.props, "debug"),
+					     cases[i].debug);
+			if (cases[i].linger)
+				CHECK_STR_EQ(cw_kv_get(&c.props, "linger.ms"),
+					     cases[i].linger);
+			if (cases[i].a)
+				CHECK_STR_EQ(cw_kv_get(&c.props, "a"),
+					     cases[i].a);
+		} else {
+			CHECK(strstr(err, "CARTWATCH_PROPERTY") != NULL);
+		}
+		cw_config_free(opts, N, &c);
+	}
+	unsetenv("CARTWATCH_PROPERTY");
+}
+
 static void test_usage_errors(void)
 {
 	static char *bad[][4] = {
@@ -160,6 +214,7 @@ int main(int argc, char **argv)
 	static const struct harness_case cases[] = {
 		{"durations", test_durations},
 		{"precedence", test_precedence},
+		{"kv_lists", test_kv_lists},
 		{"usage_errors", test_usage_errors},
 		{"redaction", test_redaction},
 	};
