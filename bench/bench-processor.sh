@@ -101,6 +101,7 @@ embedded)
 	;;
 real)
 	bs=$("$src/tests/kafka/kafka-start" "$work/kafka")
+	broker_pid=$(cat "$work/kafka/kafka.pid") # for its CPU time only
 	for t in "$topic:$partitions" "$ptopic:$pparts" cart-abandonments:4 cart-events-dlq:1; do
 		"$src/tests/kafka/kafka-create-topic" "$bs" "${t%%:*}" "${t##*:}" >/dev/null
 	done
