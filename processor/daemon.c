@@ -165,19 +165,9 @@ static void publish_metrics(struct daemon *d)
 	s->late_events = pc.late_events;
 	s->carts_expired = pc.carts_expired;
 	s->recovered = pc.recovered;
-	s->decode_errors = d->c.decode_errors;
-	s->invalid_events = d->c.invalid_events;
-	s->dlq_records = d->c.dlq_records;
-	s->dlq_failures = d->c.dlq_failures;
-	s->abandonments = d->c.abandonments;
-	s->conversions = d->c.conversions;
-	s->flushes = d->c.flushes;
-	s->flush_failures = d->c.flush_failures;
-	s->pg_errors = d->c.pg_errors;
-	s->pg_retries = d->c.pg_retries;
-	s->fenced = d->c.fenced;
-	s->abandonments_published = d->c.abandonments_published;
-	s->publish_failures = d->c.publish_failures;
+#define COPY_COUNTER(name) s->name = d->c.name;
+	METRICS_DAEMON_COUNTERS(COPY_COUNTER)
+#undef COPY_COUNTER
 	s->pg_ok = d->pg_ok;
 	s->consuming = !d->paused && !*d->stop && !d->kafka_down;
 	if (d->kafka_down)

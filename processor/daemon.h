@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "metrics.h"
 
 struct daemon;
 
@@ -26,19 +27,7 @@ struct daemon;
  * are kept per partition (struct partition_counters). */
 struct daemon_counters {
 	uint64_t messages;
-	uint64_t decode_errors;
-	uint64_t invalid_events;
-	uint64_t dlq_records;
-	uint64_t dlq_failures;
-	uint64_t abandonments; /* committed to PostgreSQL */
-	uint64_t conversions;  /* committed to PostgreSQL */
-	uint64_t flushes;
-	uint64_t flush_failures;
-	uint64_t fenced;
-	uint64_t abandonments_published;
-	uint64_t publish_failures;
-	uint64_t pg_errors;
-	uint64_t pg_retries;
+	METRICS_DAEMON_COUNTERS(METRICS_COUNTER_FIELD)
 };
 
 /* Build the daemon: Kafka clients (subscribed, not yet assigned) and the

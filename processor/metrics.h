@@ -51,28 +51,36 @@ struct metrics_histogram {
 	double sum; /* seconds */
 };
 
+/* The counters the daemon itself keeps (struct daemon_counters has the
+ * same fields, from this list), as X(name): one list, so that a new
+ * counter is declared once and publish_metrics() copies them all. */
+#define METRICS_DAEMON_COUNTERS(X)                                             \
+	X(decode_errors)                                                       \
+	X(invalid_events)                                                      \
+	X(dlq_records)                                                         \
+	X(dlq_failures)                                                        \
+	X(abandonments) /* committed to PostgreSQL */                          \
+	X(conversions)	/* committed to PostgreSQL */                          \
+	X(flushes)                                                             \
+	X(flush_failures)                                                      \
+	X(fenced)                                                              \
+	X(abandonments_published)                                              \
+	X(publish_failures)                                                    \
+	X(pg_errors)                                                           \
+	X(pg_retries)
+#define METRICS_COUNTER_FIELD(name) uint64_t name;
+
 /* Everything /metrics and /healthz show, as plain data (no pointers), so
  * that publishing is one copy. Counters must only grow for the life of
  * the process; gauges are the current value. */
 struct metrics_snapshot {
 	/* Counters. */
+	METRICS_DAEMON_COUNTERS(METRICS_COUNTER_FIELD)
+	/* Summed over the partitions (struct partition_counters). */
 	uint64_t events[METRICS_EVENT_TYPES];
-	uint64_t decode_errors;
-	uint64_t invalid_events;
-	uint64_t dlq_records;
-	uint64_t dlq_failures;
 	uint64_t late_events;
-	uint64_t abandonments;
-	uint64_t conversions;
 	uint64_t recovered;
 	uint64_t carts_expired;
-	uint64_t flushes;
-	uint64_t flush_failures;
-	uint64_t pg_errors;
-	uint64_t pg_retries;
-	uint64_t fenced;
-	uint64_t abandonments_published;
-	uint64_t publish_failures;
 	struct metrics_histogram flush_seconds;
 
 	/* Gauges. */

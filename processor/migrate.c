@@ -54,6 +54,22 @@ static int exec_command(PGconn *conn, const char *sql, const char *what,
 	return r;
 }
 
+/* Run @sql, which returns rows: the result, or NULL with the error in
+ * @errstr and *@r set (connection lost: -ENOTCONN, else -EIO). */
+static PGresult *query_rows(PGconn *conn, const char *sql, int *r, char *errstr,
+			    size_t errstr_size)
+{
+	PGresult *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		return res;
+	set_err(errstr, errstr_size, "reading the schema version: %s",
+		PQerrorMessage(conn));
+	*r = conn_error(conn, -EIO);
+	PQclear(res);
+	return NULL;
+}
+
 /* Fill @applied[i] for each list entry already recorded in the database;
  * fail with -EPROTO on a recorded version the list does not have. */
 static int read_applied(PGconn *conn, const struct migrate_migration *list,
@@ -61,29 +77,26 @@ static int read_applied(PGconn *conn, const struct migrate_migration *list,
 			size_t errstr_size)
 {
 	PGresult *res;
+	bool exists;
 	int r = 0;
 
-	res = PQexec(conn, "SELECT to_regclass('cw_schema_migrations') "
-			   "IS NOT NULL");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		set_err(errstr, errstr_size, "reading the schema version: %s",
-			PQerrorMessage(conn));
-		r = conn_error(conn, -EIO);
-		goto out;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-		goto out; /* a new database: nothing applied */
+	res = query_rows(
+		conn, "SELECT to_regclass('cw_schema_migrations') IS NOT NULL",
+		&r, errstr, errstr_size);
+	if (!res)
+		return r;
+	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
+	if (!exists)
+		return 0; /* a new database: nothing applied */
 
-	res = PQexec(conn, "SELECT version, name FROM cw_schema_migrations "
-			   "ORDER BY version");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		set_err(errstr, errstr_size, "reading the schema version: %s",
-			PQerrorMessage(conn));
-		r = conn_error(conn, -EIO);
-		goto out;
-	}
-	for (int row = 0; row < PQntuples(res); row++) {
+	res = query_rows(conn,
+			 "SELECT version, name FROM cw_schema_migrations "
+			 "ORDER BY version",
+			 &r, errstr, errstr_size);
+	if (!res)
+		return r;
+	for (int row = 0; row < PQntuples(res) && r == 0; row++) {
 		int version = atoi(PQgetvalue(res, row, 0));
 		size_t i;
 
@@ -96,11 +109,10 @@ static int read_applied(PGconn *conn, const struct migrate_migration *list,
 				"newer cartwatch",
 				version, PQgetvalue(res, row, 1));
 			r = -EPROTO;
-			goto out;
+		} else {
+			applied[i] = true;
 		}
-		applied[i] = true;
 	}
-out:
 	PQclear(res);
 	return r;
 }
