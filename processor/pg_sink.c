@@ -16,7 +16,6 @@
 #include "pg_sink.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -62,12 +61,10 @@ struct pg_sink {
 	struct sink_buf copy; /* COPY rows, reused */
 	struct sink_buf sql;  /* per-flush statement text, reused */
 	struct pack_buf pack; /* one outbox chunk, reused */
-	/* The flush's product and reason increments, sorted and summed
-	 * across partitions before they are sent (reused). */
-	const struct batch_product_stat **pstats;
-	size_t cap_pstats;
-	const struct batch_reason_stat **rstats;
-	size_t cap_rstats;
+	/* Pointers to the flush's product or reason increments, sorted to
+	 * be summed across partitions before they are sent (reused). */
+	const void **sorted;
+	size_t cap_sorted;
 	char err[1024];
 };
 
@@ -668,8 +665,7 @@ void pg_sink_destroy(struct pg_sink *ps)
 	free(ps->copy.p);
 	free(ps->sql.p);
 	pack_free(&ps->pack);
-	free(ps->pstats);
-	free(ps->rstats);
+	free(ps->sorted);
 	free(ps->delete_chunks_head);
 	free(ps->delete_chunks_tail);
 	free(ps->topic);
@@ -924,24 +920,6 @@ int pg_sink_load_outbox(struct pg_sink *ps, int32_t partition,
 	return stream_rows(ps, "loading the outbox", outbox_row, &orows);
 }
 
-/* True for the 36-character text form of a uuid (what may go into an
- * array literal unquoted). */
-static bool is_uuid(const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i]; i++) {
-		char c = s[i];
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? c != '-'
-			 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-			     (c >= 'A' && c <= 'F')))
-			return false;
-	}
-	return i == BATCH_UUID_LEN;
-}
-
 int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *chunk_ids,
 			  size_t n)
 {
@@ -954,7 +932,10 @@ int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *chunk_ids,
 	buf_clear(&ps->sql);
 	buf_putc(&ps->sql, '{');
 	for (size_t i = 0; i < n; i++) {
-		if (!chunk_ids[i] || !is_uuid(chunk_ids[i])) {
+		uint8_t u[16];
+
+		/* Checked, since the ids go into an array literal. */
+		if (!chunk_ids[i] || parse_uuid(ps, chunk_ids[i], u) < 0) {
 			sink_set_err(ps, "outbox delete: not a uuid: \"%s\"",
 				     chunk_ids[i] ? chunk_ids[i] : "(null)");
 			return -EINVAL;
@@ -1141,10 +1122,8 @@ static int stage_recoveries(struct pg_sink *ps, struct batch *const *bs,
  * deadlocking on them. */
 static int pstat_cmp(const void *a, const void *b)
 {
-	const struct batch_product_stat *x =
-		*(const struct batch_product_stat *const *)a;
-	const struct batch_product_stat *y =
-		*(const struct batch_product_stat *const *)b;
+	const struct batch_product_stat *x = *(const void *const *)a;
+	const struct batch_product_stat *y = *(const void *const *)b;
 
 	if (x->bucket_ms != y->bucket_ms)
 		return x->bucket_ms < y->bucket_ms ? -1 : 1;
@@ -1153,10 +1132,8 @@ static int pstat_cmp(const void *a, const void *b)
 
 static int rstat_cmp(const void *a, const void *b)
 {
-	const struct batch_reason_stat *x =
-		*(const struct batch_reason_stat *const *)a;
-	const struct batch_reason_stat *y =
-		*(const struct batch_reason_stat *const *)b;
+	const struct batch_reason_stat *x = *(const void *const *)a;
+	const struct batch_reason_stat *y = *(const void *const *)b;
 	int c;
 
 	if (x->bucket_ms != y->bucket_ms)
@@ -1165,34 +1142,20 @@ static int rstat_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->reason, y->reason);
 }
 
-/* Point *@v (capacity *@cap) at the @total records of one kind of all
- * batches (@off: the vector's offset in struct batch) and sort them.
- * Returns 0 or -ENOMEM. */
-static int gather_sorted(struct pg_sink *ps, struct batch *const *bs, size_t n,
-			 size_t total, size_t elem, size_t off, const void ***v,
-			 size_t *cap, int (*cmp)(const void *, const void *))
+/* Make room for @total pointers in ps->sorted. Returns 0 or -ENOMEM. */
+static int reserve_sorted(struct pg_sink *ps, size_t total)
 {
-	size_t k = 0;
+	const void **p;
 
-	if (total > *cap) {
-		const void **p = realloc(*v, total * sizeof(*p));
-		if (!p) {
-			sink_set_err(ps, "out of memory sorting aggregates");
-			return -ENOMEM;
-		}
-		*v = p;
-		*cap = total;
+	if (total <= ps->cap_sorted)
+		return 0;
+	p = realloc(ps->sorted, total * sizeof(*p));
+	if (!p) {
+		sink_set_err(ps, "out of memory sorting aggregates");
+		return -ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++) {
-		/* The BATCH_VEC at @off: v, n, cap. */
-		const char *vec = (const char *)bs[i] + off;
-		const char *base = *(const char *const *)vec;
-		size_t cnt = *(const size_t *)(vec + sizeof(void *));
-
-		for (size_t j = 0; j < cnt; j++)
-			(*v)[k++] = base + j * elem;
-	}
-	qsort(*v, total, sizeof(**v), cmp);
+	ps->sorted = p;
+	ps->cap_sorted = total;
 	return 0;
 }
 
@@ -1203,28 +1166,30 @@ static int stage_product_stats(struct pg_sink *ps, struct batch *const *bs,
 			       size_t n, size_t total)
 {
 	struct sink_buf *b = &ps->copy;
-	const struct batch_product_stat **v;
-	int r = gather_sorted(ps, bs, n, total, sizeof(**ps->pstats),
-			      offsetof(struct batch, product_stats),
-			      (const void ***)&ps->pstats, &ps->cap_pstats,
-			      pstat_cmp);
+	const void **v;
+	size_t k = 0;
+	int r = reserve_sorted(ps, total);
 
 	if (r < 0)
 		return r;
-	v = ps->pstats;
+	v = ps->sorted;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < bs[i]->product_stats.n; j++)
+			v[k++] = &bs[i]->product_stats.v[j];
+	qsort(v, total, sizeof(*v), pstat_cmp);
 	r = copy_begin(ps, "COPY cw_stage_product_stats FROM STDIN");
 	for (size_t i = 0; r == 0 && i < total;) {
-		struct batch_product_stat sum = *v[i];
+		const struct batch_product_stat *st = v[i];
+		struct batch_product_stat sum = *st;
 
 		while (++i < total && pstat_cmp(&v[i], &v[i - 1]) == 0) {
-			sum.added_qty += v[i]->added_qty;
-			sum.removed_qty += v[i]->removed_qty;
-			sum.purchased_qty += v[i]->purchased_qty;
-			sum.purchased_value_cents +=
-				v[i]->purchased_value_cents;
-			sum.abandoned_qty += v[i]->abandoned_qty;
-			sum.abandoned_value_cents +=
-				v[i]->abandoned_value_cents;
+			st = v[i];
+			sum.added_qty += st->added_qty;
+			sum.removed_qty += st->removed_qty;
+			sum.purchased_qty += st->purchased_qty;
+			sum.purchased_value_cents += st->purchased_value_cents;
+			sum.abandoned_qty += st->abandoned_qty;
+			sum.abandoned_value_cents += st->abandoned_value_cents;
 		}
 		copy_i64(b, sum.bucket_ms, '\t');
 		copy_text(b, sum.product_id, '\t');
@@ -1243,21 +1208,26 @@ static int stage_reason_stats(struct pg_sink *ps, struct batch *const *bs,
 			      size_t n, size_t total)
 {
 	struct sink_buf *b = &ps->copy;
-	const struct batch_reason_stat **v;
-	int r = gather_sorted(ps, bs, n, total, sizeof(**ps->rstats),
-			      offsetof(struct batch, reason_stats),
-			      (const void ***)&ps->rstats, &ps->cap_rstats,
-			      rstat_cmp);
+	const void **v;
+	size_t k = 0;
+	int r = reserve_sorted(ps, total);
 
 	if (r < 0)
 		return r;
-	v = ps->rstats;
+	v = ps->sorted;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < bs[i]->reason_stats.n; j++)
+			v[k++] = &bs[i]->reason_stats.v[j];
+	qsort(v, total, sizeof(*v), rstat_cmp);
 	r = copy_begin(ps, "COPY cw_stage_reason_stats FROM STDIN");
 	for (size_t i = 0; r == 0 && i < total;) {
-		struct batch_reason_stat sum = *v[i];
+		const struct batch_reason_stat *st = v[i];
+		struct batch_reason_stat sum = *st;
 
-		while (++i < total && rstat_cmp(&v[i], &v[i - 1]) == 0)
-			sum.removed_qty += v[i]->removed_qty;
+		while (++i < total && rstat_cmp(&v[i], &v[i - 1]) == 0) {
+			st = v[i];
+			sum.removed_qty += st->removed_qty;
+		}
 		copy_i64(b, sum.bucket_ms, '\t');
 		copy_text(b, sum.product_id, '\t');
 		copy_text(b, sum.reason, '\t');
