@@ -139,9 +139,11 @@ static int kv_append(struct cw_kv_list *kv, const char *piece)
 }
 
 /* Store @text into the field of @opt. @origin names where it came from, for
- * the error message. */
+ * the error message. @env: @text is an environment variable's, where a
+ * key=value option holds a list of pairs. */
 static int opt_set(const struct cw_opt *opt, void *cfg, const char *text,
-		   const char *origin, char *errstr, size_t errstr_size)
+		   const char *origin, bool env, char *errstr,
+		   size_t errstr_size)
 {
 	char *end;
 
@@ -195,7 +197,7 @@ static int opt_set(const struct cw_opt *opt, void *cfg, const char *text,
 
 		/* The command line takes one pair, as it is: librdkafka
 		 * values may hold commas (debug=cgrp,fetch). */
-		if (origin[0] == '-') {
+		if (!env) {
 			r = kv_add(kv, text);
 			goto kv_done;
 		}
@@ -233,7 +235,7 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 	/* Defaults. */
 	for (size_t i = 0; i < n; i++) {
 		if (table[i].def && table[i].type != CW_OPT_KV &&
-		    (r = opt_set(&table[i], cfg, table[i].def, "default",
+		    (r = opt_set(&table[i], cfg, table[i].def, "default", false,
 				 errstr, errstr_size)) < 0)
 			return r;
 	}
@@ -249,7 +251,7 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 		if (!v || !*v)
 			continue;
 		snprintf(origin, sizeof(origin), "environment %s", env);
-		if ((r = opt_set(&table[i], cfg, v, origin, errstr,
+		if ((r = opt_set(&table[i], cfg, v, origin, true, errstr,
 				 errstr_size)) < 0)
 			return r;
 	}
@@ -327,7 +329,7 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 			*FIELD(cfg, opt, bool) = true;
 			continue;
 		}
-		if ((r = opt_set(opt, cfg, optarg, origin, errstr,
+		if ((r = opt_set(opt, cfg, optarg, origin, false, errstr,
 				 errstr_size)) < 0)
 			goto out;
 	}
