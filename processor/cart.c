@@ -5,6 +5,7 @@
 #include "cart.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,37 @@ int cart_add(struct cart *c, uint32_t product, int32_t qty, int64_t price)
 	return 0;
 }
 
+int cart_check_add(const struct cart *c, uint32_t product, int32_t qty,
+		   int64_t price, uint32_t max_items, int32_t max_qty)
+{
+	const struct cart_item *items = cart_items_const(c);
+	int64_t value = 0, line;
+	bool found = false;
+
+	for (uint16_t i = 0; i < c->n; i++) {
+		int64_t q = items[i].quantity, p = items[i].unit_price_cents;
+		if (product && items[i].product == product) {
+			found = true;
+			q += qty;
+			p = price;
+			if (q > max_qty)
+				return -EOVERFLOW;
+		}
+		if (__builtin_mul_overflow(q, p, &line) ||
+		    __builtin_add_overflow(value, line, &value))
+			return -EOVERFLOW;
+	}
+	if (found)
+		return 0;
+	if (c->n >= max_items || c->n == UINT16_MAX)
+		return -E2BIG;
+	if (qty > max_qty ||
+	    __builtin_mul_overflow((int64_t)qty, price, &line) ||
+	    __builtin_add_overflow(value, line, &value))
+		return -EOVERFLOW;
+	return 0;
+}
+
 int32_t cart_remove(struct cart *c, uint32_t product, int32_t qty,
 		    int64_t *price)
 {
@@ -82,8 +114,12 @@ void cart_totals(const struct cart *c, int32_t *item_count, int64_t *value)
 	int64_t n = 0, v = 0;
 
 	for (uint16_t i = 0; i < c->n; i++) {
-		n += items[i].quantity;
-		v += (int64_t)items[i].quantity * items[i].unit_price_cents;
+		int64_t line;
+		n += items[i].quantity; /* at most 65535 x INT32_MAX */
+		if (__builtin_mul_overflow((int64_t)items[i].quantity,
+					   items[i].unit_price_cents, &line) ||
+		    __builtin_add_overflow(v, line, &v))
+			v = INT64_MAX;
 	}
 	*item_count = n > INT32_MAX ? INT32_MAX : (int32_t)n;
 	*value = v;

@@ -42,13 +42,23 @@ static inline const struct cart_item *cart_items_const(const struct cart *c)
  * one). Returns 0, -ENOMEM, or -E2BIG when the cart holds 65535 products. */
 int cart_add(struct cart *c, uint32_t product, int32_t qty, int64_t price);
 
+/* Whether adding @qty units of @product (0: a product in no cart yet) at
+ * @price keeps the cart within @max_items products, @max_qty units in the
+ * product's line, and a value (sum of quantity x price, the new price
+ * applying to the whole line as cart_add() does) that fits in an int64.
+ * Returns 0, -E2BIG (one product too many) or -EOVERFLOW (a line or the
+ * value too large); changes nothing. Can't fail otherwise. */
+int cart_check_add(const struct cart *c, uint32_t product, int32_t qty,
+		   int64_t price, uint32_t max_items, int32_t max_qty);
+
 /* Remove up to @qty units of @product; the product leaves at 0.
  * Returns the number of units actually removed (0 when absent).
  * Sets *@price (may be NULL) to the product's last price. Can't fail. */
 int32_t cart_remove(struct cart *c, uint32_t product, int32_t qty,
 		    int64_t *price);
 
-/* Σ quantity and Σ quantity × price. Can't fail. */
+/* Σ quantity and Σ quantity × price, each saturated at its type's maximum
+ * (carts built through cart_check_add() never reach it). Can't fail. */
 void cart_totals(const struct cart *c, int32_t *item_count, int64_t *value);
 
 /* Empty the cart and release any spill array. Can't fail. */

@@ -45,6 +45,22 @@ const struct cw_opt processor_opts[] = {
 	 "Carts untouched this long (event time) are dropped", false},
 	{"recovery-window", 0, CW_OPT_DURATION, OPT(recovery_window_ms), "7d",
 	 NULL, "A checkout this soon after an abandonment recovers it", false},
+	{"max-clock-skew", 0, CW_OPT_DURATION, OPT(max_clock_skew_ms), "15m",
+	 NULL,
+	 "Dead-letter events stamped further ahead of the later of the wall "
+	 "clock and the partition's latest accepted event (times "
+	 "--time-scale when above 1)",
+	 false},
+	{"repair-future-watermarks", 0, CW_OPT_BOOL,
+	 OPT(repair_future_watermarks), NULL, NULL,
+	 "At assignment, set a watermark beyond --max-clock-skew back to the "
+	 "wall clock and drop users with events that far ahead (committed "
+	 "results are kept)",
+	 false},
+	{"max-cart-items", 0, CW_OPT_INT, OPT(max_cart_items), "1000", "N",
+	 "Dead-letter a cart_add that would put more distinct products than "
+	 "this in one cart",
+	 false},
 	{"max-pending", 0, CW_OPT_INT, OPT(max_pending), "1000000", "N",
 	 "Pause consuming while this many output records wait for "
 	 "PostgreSQL",
@@ -76,8 +92,20 @@ int processor_config_validate(const struct processor_config *cfg, char *errstr,
 		bad = "--session-timeout must be positive";
 	else if (cfg->flush_interval_ms < 10)
 		bad = "--flush-interval must be at least 10ms";
-	else if (cfg->time_scale <= 0)
-		bad = "--time-scale must be positive";
+	else if (!(cfg->time_scale > 0 && cfg->time_scale <= 1e9))
+		bad = "--time-scale must be above 0 and at most 1e9";
+	else if (cfg->max_clock_skew_ms < 1000 ||
+		 cfg->max_clock_skew_ms > 366LL * 86400000)
+		bad = "--max-clock-skew must be between 1s and 366d";
+	else if (cfg->max_cart_items < 1 || cfg->max_cart_items > 65535)
+		bad = "--max-cart-items must be between 1 and 65535";
+	else if (cfg->session_timeout_ms > 366LL * 86400000 ||
+		 cfg->cart_ttl_ms > 3660LL * 86400000 ||
+		 cfg->recovery_window_ms > 3660LL * 86400000 ||
+		 cfg->allowed_lateness_ms > 366LL * 86400000)
+		bad = "--session-timeout and --allowed-lateness must be at "
+		      "most "
+		      "366d, --cart-ttl and --recovery-window at most 3660d";
 	else if (cfg->cart_ttl_ms < cfg->session_timeout_ms)
 		bad = "--cart-ttl must not be shorter than --session-timeout";
 	else if (cfg->max_pending < 1000)

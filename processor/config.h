@@ -25,6 +25,9 @@ struct processor_config {
 	int64_t flush_interval_ms;
 	int64_t cart_ttl_ms;
 	int64_t recovery_window_ms;
+	int64_t max_clock_skew_ms;
+	bool repair_future_watermarks;
+	int64_t max_cart_items;
 	int64_t max_pending;
 	char *instance;
 	char *metrics_addr;

@@ -18,6 +18,7 @@
 
 #include "cw_event.h"
 #include "cw_log.h"
+#include "cw_validate.h"
 #include "intern.h"
 #include "flusher.h"
 #include "metrics.h"
@@ -128,6 +129,7 @@ static void publish_metrics(struct daemon *d)
 		return;
 	s->users = s->open_carts = s->open_sessions = 0;
 	s->assigned_partitions = s->n_partitions = 0;
+	s->partitions_watermark_ahead = 0;
 	for (int32_t i = 0; i < d->n_parts; i++) {
 		struct partition *pt = d->parts[i];
 		if (!pt)
@@ -141,6 +143,7 @@ static void publish_metrics(struct daemon *d)
 		s->open_carts += pt->n_open_carts;
 		s->open_sessions += pt->n_open_sessions;
 		s->assigned_partitions++;
+		s->partitions_watermark_ahead += pt->watermark_ahead;
 		if (s->n_partitions == METRICS_MAX_PARTITIONS)
 			continue;
 		struct metrics_partition *mp =
@@ -384,29 +387,40 @@ static void publish_abandonment(struct daemon *d, struct outbox_ref *ref,
 }
 
 /* Send a record that could not be processed to the dead-letter topic with
- * its origin and the reason in headers. */
+ * its origin and the reason in headers, plus @extra: NULL or name/value
+ * pairs ending with a NULL name. */
 static void dead_letter(struct daemon *d, const rd_kafka_message_t *m,
-			const char *why)
+			const char *why, const char *const *extra)
 {
 	char part[16], off[32];
 	rd_kafka_resp_err_t err;
+	rd_kafka_headers_t *hdrs;
 
 	snprintf(part, sizeof(part), "%" PRId32, m->partition);
 	snprintf(off, sizeof(off), "%" PRId64, m->offset);
 	d->c.dlq_records++;
 	for (;;) {
+		hdrs = rd_kafka_headers_new(8);
+		rd_kafka_header_add(hdrs, "cartwatch.error", -1, why, -1);
+		rd_kafka_header_add(hdrs, "cartwatch.source.topic", -1,
+				    rd_kafka_topic_name(m->rkt), -1);
+		rd_kafka_header_add(hdrs, "cartwatch.source.partition", -1,
+				    part, -1);
+		rd_kafka_header_add(hdrs, "cartwatch.source.offset", -1, off,
+				    -1);
+		for (size_t i = 0; extra && extra[i]; i += 2)
+			rd_kafka_header_add(hdrs, extra[i], -1, extra[i + 1],
+					    -1);
+		/* On success the message owns the headers. */
 		err = rd_kafka_producev(
 			d->producer, RD_KAFKA_V_TOPIC(d->cfg->dlq_topic),
 			RD_KAFKA_V_KEY(m->key, m->key_len),
 			RD_KAFKA_V_VALUE(m->payload, m->len),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_HEADER("cartwatch.error", why, -1),
-			RD_KAFKA_V_HEADER("cartwatch.source.topic",
-					  rd_kafka_topic_name(m->rkt), -1),
-			RD_KAFKA_V_HEADER("cartwatch.source.partition", part,
-					  -1),
-			RD_KAFKA_V_HEADER("cartwatch.source.offset", off, -1),
-			RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+			RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(NULL),
+			RD_KAFKA_V_END);
+		if (err)
+			rd_kafka_headers_destroy(hdrs);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(d->producer, 100);
@@ -475,6 +489,41 @@ static int outbox_cb(void *opaque, const char *chunk_id, const uint8_t *chunk,
 	return 0;
 }
 
+/* A partition restored with a watermark beyond the clock-skew bound was
+ * poisoned by a far-future event before that bound existed: every later
+ * event of it would count as late and close its session at once. Report
+ * it with the remedy, or repair it with --repair-future-watermarks.
+ * Returns 0 or -ENOMEM. */
+static int check_watermark(struct daemon *d, struct partition *pt)
+{
+	etime_t wall = epoch_ms();
+	int64_t dropped;
+
+	if (!partition_watermark_ahead(pt, wall))
+		return 0;
+	if (!d->cfg->repair_future_watermarks) {
+		pt->watermark_ahead = true;
+		cw_error("partition watermark is beyond --max-clock-skew: its "
+			 "events will count as late (and be dead-lettered when "
+			 "older than the cart TTL); restart with "
+			 "--repair-future-watermarks to "
+			 "set it back to the wall clock (committed results are "
+			 "kept)",
+			 "partition=%d watermark_ms=%" PRId64
+			 " bound_ms=%" PRId64,
+			 pt->id, pt->watermark_ms, wall + d->sp.max_ahead_ms);
+		return 0;
+	}
+	etime_t was = pt->watermark_ms;
+	if ((dropped = partition_repair_watermark(pt, wall)) < 0)
+		return (int)dropped;
+	cw_warn("partition watermark repaired: set back to the wall clock",
+		"partition=%d watermark_ms=%" PRId64 " now_ms=%" PRId64
+		" users_dropped=%" PRId64,
+		pt->id, was, wall, dropped);
+	return 0;
+}
+
 static void sleep_ms(int64_t ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
@@ -519,10 +568,12 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 							   ? ETIME_NONE
 							   : wm;
 				pt->max_event_ms = pt->watermark_ms;
+				r = check_watermark(d, pt);
 				/* Republish what the broker never
 				 * acknowledged (consumers de-duplicate). */
-				r = pg_sink_load_outbox(d->sink, id, outbox_cb,
-							&rc);
+				if (r == 0)
+					r = pg_sink_load_outbox(d->sink, id,
+								outbox_cb, &rc);
 			}
 			if (r == 0) {
 				d->pg_ok = true;
@@ -632,20 +683,32 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- processing --------------------------------------------------------- */
 
-/* Semantic checks the schema cannot express. NULL when valid. */
-static const char *event_invalid(const struct cw_event *ev)
+/* The Kafka key must be the body's user_id. The key chose the partition,
+ * and a user's state lives in exactly one partition: under the body's id
+ * the record would split the user across partitions (two owners deriving
+ * the same abandonment ids), under the key's it would put one shopper's
+ * cart in another's. Neither can win, so the record is dead-lettered.
+ * NULL when they agree, else the reason. */
+static const char *key_mismatch(const rd_kafka_message_t *m,
+				const struct cw_event *ev)
 {
-	if (!ev->user_id.len)
-		return "empty user_id";
-	if (ev->type != CW_EVENT_CHECKOUT_COMPLETE) {
-		if (!ev->product_id.ptr || !ev->product_id.len)
-			return "cart_add/cart_remove without product_id";
-		if (ev->quantity <= 0)
-			return "quantity must be positive";
-		if (ev->unit_price_cents < 0)
-			return "negative unit_price_cents";
-	}
+	if (!m->key)
+		return "record has no key (the key must be the user_id)";
+	if (m->key_len != ev->user_id.len ||
+	    memcmp(m->key, ev->user_id.ptr, m->key_len) != 0)
+		return "record key differs from the body's user_id (the key "
+		       "chooses the partition and must be the user_id)";
 	return NULL;
+}
+
+/* Refuse record @m of @pt (dead letter, counted) and move past it. */
+static void refuse(struct daemon *d, struct partition *pt,
+		   const rd_kafka_message_t *m, uint64_t *counter,
+		   const char *why, const char *const *extra)
+{
+	(*counter)++;
+	dead_letter(d, m, why, extra);
+	pt->next_offset = m->offset + 1;
 }
 
 static int handle_message(struct daemon *d, rd_kafka_message_t *m,
@@ -654,7 +717,7 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 	struct partition *pt = NULL;
 	struct cw_event ev;
 	char errstr[256];
-	const char *invalid;
+	const char *why;
 	int r;
 
 	if (m->partition >= 0 && m->partition < d->n_parts)
@@ -676,15 +739,37 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 
 	r = cw_event_decode(m->payload, m->len, &ev, errstr, sizeof(errstr));
 	if (r < 0) {
-		d->c.decode_errors++;
-		dead_letter(d, m, errstr);
-		pt->next_offset = m->offset + 1;
+		refuse(d, pt, m, &d->c.decode_errors, errstr, NULL);
 		return 0;
 	}
-	if ((invalid = event_invalid(&ev))) {
-		d->c.invalid_events++;
-		dead_letter(d, m, invalid);
-		pt->next_offset = m->offset + 1;
+	if (cw_event_validate(&ev, errstr, sizeof(errstr)) < 0) {
+		refuse(d, pt, m, &d->c.invalid_events, errstr, NULL);
+		return 0;
+	}
+	if ((why = key_mismatch(m, &ev))) {
+		refuse(d, pt, m, &d->c.key_mismatches, why, NULL);
+		return 0;
+	}
+	etime_t wall = epoch_ms();
+	r = partition_check_event(pt, &ev, wall, errstr, sizeof(errstr));
+	if (r == -ERANGE) {
+		char t[24], bound[24];
+		bool ahead = ev.event_time_ms > pt->watermark_ms;
+		snprintf(t, sizeof(t), "%" PRId64, ev.event_time_ms);
+		snprintf(bound, sizeof(bound), "%" PRId64,
+			 ahead ? partition_ahead_bound(pt, wall)
+			       : pt->watermark_ms);
+		const char *extra[] = {"cartwatch.event_time", t,
+				       ahead ? "cartwatch.bound"
+					     : "cartwatch.watermark",
+				       bound, NULL};
+		refuse(d, pt, m,
+		       ahead ? &d->c.events_ahead : &d->c.events_too_old,
+		       errstr, extra);
+		return 0;
+	}
+	if (r < 0) {
+		refuse(d, pt, m, &d->c.cart_limit_events, errstr, NULL);
 		return 0;
 	}
 	return partition_process(pt, &ev, m->offset);
@@ -1084,6 +1169,17 @@ fatal:
 /* ---- construction ---------------------------------------------------------
  */
 
+/* --max-clock-skew in event time: a simulation at --time-scale X runs
+ * event time X times faster than the wall clock, so the skew it may show
+ * grows with it. Bounded far below int64 overflow of times (~31,000
+ * years). */
+static int64_t max_ahead_ms(const struct processor_config *cfg)
+{
+	double ahead = (double)cfg->max_clock_skew_ms *
+		       (cfg->time_scale > 1 ? cfg->time_scale : 1);
+	return ahead < 1e15 ? (int64_t)ahead : (int64_t)1e15;
+}
+
 struct daemon *daemon_new(const struct processor_config *cfg,
 			  volatile sig_atomic_t *stop, char *errstr,
 			  size_t errstr_size)
@@ -1108,6 +1204,8 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 		.recovery_window_ms = cfg->recovery_window_ms,
 		.idle_timeout_ms = cfg->idle_timeout_ms,
 		.time_scale = cfg->time_scale,
+		.max_ahead_ms = max_ahead_ms(cfg),
+		.max_cart_items = (uint32_t)cfg->max_cart_items,
 	};
 	gethostname(host, sizeof(host) - 1);
 	if (cfg->instance)

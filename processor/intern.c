@@ -78,6 +78,23 @@ static int grow_slots(struct intern *in)
 	return 0;
 }
 
+uint32_t intern_find(const struct intern *in, struct cw_str s)
+{
+	uint64_t h;
+
+	if (!s.ptr)
+		return 0;
+	h = hash_bytes(s.ptr, s.len);
+	for (uint32_t i = (uint32_t)h & (in->n_slots - 1); in->slots[i];
+	     i = (i + 1) & (in->n_slots - 1)) {
+		const struct intern_entry *e = &in->entries[in->slots[i]];
+		if (e->hash == h && e->len == s.len &&
+		    memcmp(e->str, s.ptr, s.len) == 0)
+			return in->slots[i];
+	}
+	return 0;
+}
+
 uint32_t intern_id(struct intern *in, struct cw_str s, int *err)
 {
 	uint64_t h;

@@ -28,6 +28,10 @@ void intern_destroy(struct intern *in);
  * Returns 0 also on ENOMEM, with *@err set to -ENOMEM (may be NULL). */
 uint32_t intern_id(struct intern *in, struct cw_str s, int *err);
 
+/* The id of @s if it is in the table, else 0 (nothing is added). Can't
+ * fail. */
+uint32_t intern_find(const struct intern *in, struct cw_str s);
+
 /* The NUL-terminated string of @id, or NULL for id 0 / unknown ids. The
  * pointer stays valid as long as the table. */
 const char *intern_str(const struct intern *in, uint32_t id);

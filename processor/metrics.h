@@ -57,6 +57,10 @@ struct metrics_histogram {
 #define METRICS_DAEMON_COUNTERS(X)                                             \
 	X(decode_errors)                                                       \
 	X(invalid_events)                                                      \
+	X(key_mismatches)                                                      \
+	X(events_ahead)                                                        \
+	X(events_too_old)                                                      \
+	X(cart_limit_events)                                                   \
 	X(dlq_records)                                                         \
 	X(dlq_failures)                                                        \
 	X(abandonments) /* committed to PostgreSQL */                          \
@@ -88,6 +92,7 @@ struct metrics_snapshot {
 	uint64_t open_sessions;
 	uint64_t users;
 	uint64_t assigned_partitions; /* may exceed n_partitions */
+	uint64_t partitions_watermark_ahead;
 
 	/* Per partition: entries [0, n_partitions). */
 	uint32_t n_partitions;

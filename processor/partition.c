@@ -6,11 +6,14 @@
 #include "partition.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cw_avro.h"
+#include "cw_validate.h"
 #include "partition_priv.h"
 #include "session.h"
 
@@ -479,6 +482,111 @@ static int fire_timers(struct partition *pt)
 			return -EINVAL;
 	}
 	return 0;
+}
+
+etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms)
+{
+	etime_t base = wall_ms;
+
+	/* A partition restored with a poisoned watermark has no progress to
+	 * trust until repaired. */
+	if (pt->max_event_ms != ETIME_NONE && pt->max_event_ms > base &&
+	    !pt->watermark_ahead)
+		base = pt->max_event_ms;
+	return base + pt->params->max_ahead_ms;
+}
+
+int partition_check_event(const struct partition *pt, const struct cw_event *ev,
+			  etime_t wall_ms, char *why, size_t why_size)
+{
+	const struct session_params *sp = pt->params;
+	etime_t t = ev->event_time_ms,
+		bound = partition_ahead_bound(pt, wall_ms);
+	int r;
+
+	if (t > bound) {
+		snprintf(why, why_size,
+			 "event_time %" PRId64 " is ahead of the bound %" PRId64
+			 " (latest of wall clock %" PRId64
+			 " and partition progress %" PRId64
+			 ", plus --max-clock-skew %" PRId64 " ms)",
+			 t, bound, wall_ms,
+			 pt->max_event_ms == ETIME_NONE ? wall_ms
+							: pt->max_event_ms,
+			 sp->max_ahead_ms);
+		return -ERANGE;
+	}
+	if (pt->watermark_ms != ETIME_NONE) {
+		etime_t keep = sp->cart_ttl_ms > sp->recovery_window_ms
+				       ? sp->cart_ttl_ms
+				       : sp->recovery_window_ms;
+		if (t < pt->watermark_ms - keep) {
+			snprintf(why, why_size,
+				 "event_time %" PRId64
+				 " is older than the watermark %" PRId64
+				 " by more than the cart TTL and the recovery "
+				 "window (%" PRId64 " ms)",
+				 t, pt->watermark_ms, keep);
+			return -ERANGE;
+		}
+	}
+	if (ev->type != CW_EVENT_CART_ADD)
+		return 0;
+	/* A cart_add must leave the cart within its bounds. */
+	const struct user *u =
+		pt->n_slots ? pt->slots[users_slot(pt, ev->user_id.ptr,
+						   ev->user_id.len)]
+			    : NULL;
+	if (!u)
+		return 0; /* an empty cart: one valid line always fits */
+	r = cart_check_add(&u->cart, intern_find(pt->intern, ev->product_id),
+			   ev->quantity, ev->unit_price_cents,
+			   sp->max_cart_items, CW_EVENT_MAX_QUANTITY);
+	if (r == -E2BIG)
+		snprintf(why, why_size,
+			 "cart of user already holds %u products "
+			 "(--max-cart-items %" PRIu32 ")",
+			 (unsigned)u->cart.n, sp->max_cart_items);
+	else if (r == -EOVERFLOW)
+		snprintf(why, why_size,
+			 "cart_add would take the product's line past %d "
+			 "units or the cart's value past 64 bits",
+			 CW_EVENT_MAX_QUANTITY);
+	return r;
+}
+
+bool partition_watermark_ahead(const struct partition *pt, etime_t wall_ms)
+{
+	return pt->watermark_ms != ETIME_NONE &&
+	       pt->watermark_ms > wall_ms + pt->params->max_ahead_ms;
+}
+
+int64_t partition_repair_watermark(struct partition *pt, etime_t wall_ms)
+{
+	etime_t bound = wall_ms + pt->params->max_ahead_ms;
+	int64_t dropped = 0;
+
+	pt->watermark_ms = wall_ms;
+	pt->max_event_ms = wall_ms;
+	for (uint32_t i = 0; i < pt->n_slots; i++) {
+		struct user *u = pt->slots[i];
+		if (!u || (u->flags & USER_DEAD) || u->last_event_ms <= bound)
+			continue;
+		/* Its state is gone; the next flush deletes it. */
+		if (u->flags & USER_SESSION_OPEN)
+			pt->n_open_sessions--;
+		if (u->cart.n)
+			pt->n_open_carts--;
+		cart_clear(&u->cart);
+		u->flags &= (uint8_t) ~(USER_SESSION_OPEN | USER_RECOVERABLE);
+		heap_remove(pt, u);
+		u->deadline_ms = ETIME_NONE;
+		u->flags |= USER_DEAD;
+		if (partition_mark_dirty(pt, u) < 0)
+			return -ENOMEM;
+		dropped++;
+	}
+	return dropped;
 }
 
 int partition_advance_watermark(struct partition *pt, etime_t watermark_ms)

@@ -38,6 +38,11 @@ struct session_params {
 	int64_t recovery_window_ms;
 	int64_t idle_timeout_ms; /* wall time at end of partition */
 	double time_scale;	 /* event ms per wall ms when idle */
+	/* Untrusted input (see partition_check_event()): how far event time
+	 * may run ahead, in event ms (--max-clock-skew scaled by
+	 * --time-scale when above 1), and products per cart. */
+	int64_t max_ahead_ms;
+	uint32_t max_cart_items;
 };
 
 enum user_flags {
@@ -87,7 +92,10 @@ struct partition {
 	int64_t generation;  /* owner generation in PostgreSQL */
 	int64_t next_offset; /* next Kafka offset to process */
 	etime_t watermark_ms;
-	etime_t max_event_ms;
+	etime_t max_event_ms; /* latest event time accepted */
+	/* Restored with a watermark beyond the clock-skew bound and not
+	 * repaired (partition_watermark_ahead()): reported, not trusted. */
+	bool watermark_ahead;
 
 	/* Idle detection: wall time of the last message or watermark tick,
 	 * and whether the consumer reported the end of the partition since. */
@@ -147,6 +155,40 @@ void partition_destroy(struct partition *pt);
  * without committing, so nothing is lost). */
 int partition_process(struct partition *pt, const struct cw_event *ev,
 		      int64_t offset);
+
+/* The rules an event must pass against the partition's state before
+ * partition_process() applies it; on failure nothing has changed and the
+ * caller dead-letters the record with the reason written to @why:
+ *  -ERANGE     event time further ahead than params->max_ahead_ms past
+ *              the later of @wall_ms (the real-time clock) and the latest
+ *              event time the partition accepted, or older than the
+ *              watermark by more than the cart TTL and the recovery
+ *              window (too old to belong to any cart still held);
+ *  -E2BIG      a cart_add of a product that would make the cart hold
+ *              more than params->max_cart_items products;
+ *  -EOVERFLOW  a cart_add after which the line would hold more than
+ *              CW_EVENT_MAX_QUANTITY units or the cart's value would not
+ *              fit in 64 bits.
+ * @ev must have passed cw_event_validate(). Returns 0 when the event may
+ * be applied. Never allocates; can't fail otherwise. */
+int partition_check_event(const struct partition *pt, const struct cw_event *ev,
+			  etime_t wall_ms, char *why, size_t why_size);
+
+/* The latest event time the partition will accept now (see
+ * partition_check_event()). Can't fail. */
+etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms);
+
+/* At assignment: whether the restored watermark lies beyond
+ * partition_ahead_bound() (a partition poisoned by a far-future event
+ * before that bound existed). Can't fail. */
+bool partition_watermark_ahead(const struct partition *pt, etime_t wall_ms);
+
+/* Repair a partition for which partition_watermark_ahead() holds: its
+ * watermark and latest accepted event time go back to @wall_ms, and users
+ * whose latest event is beyond the bound are dropped (their deletion is
+ * written by the next flush; results already committed stay as they
+ * are). Returns the number of users dropped, or -ENOMEM. */
+int64_t partition_repair_watermark(struct partition *pt, etime_t wall_ms);
 
 /* Advance the watermark to @watermark_ms if it is later, and fire every
  * timer due. Returns 0 or -ENOMEM. */

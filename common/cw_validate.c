@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cw_validate — semantic rules for cart events. See cw_validate.h.
+ */
+#include "cw_validate.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+bool cw_utf8_printable(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *end = p + len;
+
+	while (p < end) {
+		unsigned c = *p;
+		size_t n;
+		uint32_t cp, min;
+
+		if (c < 0x80) {
+			if (c < 0x20 || c == 0x7f)
+				return false;
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f, min = 0x80;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f, min = 0x800;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07, min = 0x10000;
+		else
+			return false; /* continuation byte, 0xc0/0xc1, > 0xf4 */
+		if ((size_t)(end - p) <= n)
+			return false;
+		for (size_t i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		/* C1 controls (U+0080..U+009F) are as unprintable as C0. */
+		if (cp < 0xa0)
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+static int refuse(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errstr && errstr_size) {
+		va_start(ap, fmt);
+		vsnprintf(errstr, errstr_size, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* A string field: present when @required, at most @max bytes, printable
+ * UTF-8. Returns 0 or the refusal. */
+static int check_string(const char *field, struct cw_str s, bool required,
+			size_t max, char *errstr, size_t errstr_size)
+{
+	if (!s.ptr || !s.len) {
+		if (required)
+			return refuse(errstr, errstr_size, "%s is empty",
+				      field);
+		return 0;
+	}
+	if (s.len > max)
+		return refuse(errstr, errstr_size,
+			      "%s is %zu bytes long (at most %zu)", field,
+			      s.len, max);
+	if (!cw_utf8_printable(s.ptr, s.len))
+		return refuse(errstr, errstr_size,
+			      "%s is not printable UTF-8 (invalid byte "
+			      "sequence or control character)",
+			      field);
+	return 0;
+}
+
+int cw_event_validate(const struct cw_event *ev, char *errstr,
+		      size_t errstr_size)
+{
+	bool item = ev->type != CW_EVENT_CHECKOUT_COMPLETE;
+	const struct cw_str *c = &ev->currency;
+	int r;
+
+	if ((r = check_string("user_id", ev->user_id, true, CW_EVENT_MAX_ID_LEN,
+			      errstr, errstr_size)) ||
+	    (r = check_string("event_id", ev->event_id, false,
+			      CW_EVENT_MAX_EVENT_ID_LEN, errstr,
+			      errstr_size)) ||
+	    (r = check_string("product_id", ev->product_id, item,
+			      CW_EVENT_MAX_ID_LEN, errstr, errstr_size)) ||
+	    (r = check_string("reason", ev->reason, false,
+			      CW_EVENT_MAX_REASON_LEN, errstr, errstr_size)))
+		return r;
+	if (!c->ptr || c->len != 3 || c->ptr[0] < 'A' || c->ptr[0] > 'Z' ||
+	    c->ptr[1] < 'A' || c->ptr[1] > 'Z' || c->ptr[2] < 'A' ||
+	    c->ptr[2] > 'Z')
+		return refuse(errstr, errstr_size,
+			      "currency must be 3 capital letters (ISO 4217)");
+	if (ev->event_time_ms < CW_EVENT_MIN_TIME_MS)
+		return refuse(errstr, errstr_size,
+			      "event_time %" PRId64
+			      " is before 1970-01-01T00:00:00Z",
+			      ev->event_time_ms);
+	if (ev->event_time_ms > CW_EVENT_MAX_TIME_MS)
+		return refuse(errstr, errstr_size,
+			      "event_time %" PRId64
+			      " is after 9999-12-31T23:59:59.999Z",
+			      ev->event_time_ms);
+	if (!item)
+		return 0;
+	if (ev->quantity <= 0 || ev->quantity > CW_EVENT_MAX_QUANTITY)
+		return refuse(errstr, errstr_size,
+			      "quantity %" PRId32 " is not in 1..%d",
+			      ev->quantity, CW_EVENT_MAX_QUANTITY);
+	if (ev->unit_price_cents < 0 ||
+	    ev->unit_price_cents > CW_EVENT_MAX_PRICE_CENTS)
+		return refuse(errstr, errstr_size,
+			      "unit_price_cents %" PRId64
+			      " is not in 0..%" PRId64,
+			      ev->unit_price_cents, CW_EVENT_MAX_PRICE_CENTS);
+	return 0;
+}
