@@ -176,6 +176,15 @@ static etime_t minute_of(etime_t t)
 	return m > t ? m - 60000 : m; /* floor for times before 1970 */
 }
 
+/* Add a non-negative @x, saturating: a minute's sums are bounded, never
+ * wrapped, however many maximal events a bot sends (the sink saturates
+ * the same way when it adds them to the stored rows). */
+static void stat_sum(int64_t *sum, int64_t x)
+{
+	if (__builtin_add_overflow(*sum, x, sum))
+		*sum = INT64_MAX;
+}
+
 int partition_stat_add(struct partition *pt, etime_t at_ms, uint32_t product,
 		       enum stat_field qf, int64_t qty, int vf, int64_t value)
 {
@@ -183,9 +192,9 @@ int partition_stat_add(struct partition *pt, etime_t at_ms, uint32_t product,
 		stats_get(pt->stats, minute_of(at_ms), product, 0);
 	if (!s)
 		return -ENOMEM;
-	s->v[qf] += qty;
+	stat_sum(&s->v[qf], qty);
 	if (vf >= 0)
-		s->v[vf] += value;
+		stat_sum(&s->v[vf], value);
 	return 0;
 }
 
@@ -196,7 +205,7 @@ int partition_reason_add(struct partition *pt, etime_t at_ms, uint32_t product,
 		stats_get(pt->stats, minute_of(at_ms), product, reason + 1);
 	if (!s)
 		return -ENOMEM;
-	s->v[0] += qty;
+	stat_sum(&s->v[0], qty);
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include "cw_avro.h"
 #include "harness.h"
+#include "cw_validate.h"
 #include "partition.h"
 
 #define MIN  (60 * 1000LL)
@@ -875,6 +876,184 @@ static void test_pack(void)
 	CHECK(b.p == NULL && b.records == 0);
 }
 
+/* An event for the guard tests: cart_add of @product by @user at @t. */
+static struct cw_event guard_event(const char *user, int64_t t,
+				   const char *product, int32_t qty,
+				   int64_t price)
+{
+	struct cw_event ev;
+
+	cw_event_init(&ev);
+	ev.event_id = cw_str_c("00000000-0000-4000-8000-000000000000");
+	ev.event_time_ms = t;
+	ev.user_id = cw_str_c(user);
+	ev.product_id = cw_str_c(product);
+	ev.quantity = qty;
+	ev.unit_price_cents = price;
+	return ev;
+}
+
+/* Check @ev and apply it when it passes; return the check's result. */
+static int guarded(struct partition *pt, const struct cw_event *ev,
+		   int64_t wall, char *why, size_t why_size)
+{
+	int r = partition_check_event(pt, ev, wall, why, why_size);
+	if (r == 0)
+		CHECK_INT_EQ(partition_process(pt, ev, offset_counter++), 0);
+	return r;
+}
+
+/* partition_check_event(): untrusted clocks and carts (issue 9). Wall
+ * clock "now" is 2026-11-29; 200 shoppers add one product each a minute
+ * ago, then one event claims year 9999: refused, and nothing moved. */
+static void test_guards(void)
+{
+	const int64_t now = 1795910400000, skew = 15 * MIN;
+	struct session_params sp = default_params;
+	struct intern *in = intern_new();
+	struct partition *pt;
+	struct cw_event ev;
+	char why[256], user[16], prod[16];
+
+	sp.max_ahead_ms = skew;
+	sp.max_cart_items = 3;
+	pt = partition_new(0, &sp, in);
+	REQUIRE(pt);
+	offset_counter = 0;
+	for (int i = 0; i < 200; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		ev = guard_event(user, now - MIN, "P1", 1, 100);
+		CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), 0);
+	}
+	int64_t wm = pt->watermark_ms;
+	CHECK_INT_EQ(pt->n_open_sessions, 200);
+
+	/* Year 9999, and just past the bound: refused, with the bound. */
+	ev = guard_event("hostile", 253402300799000, "P1", 1, 100);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), -ERANGE);
+	CHECK(strstr(why, "is ahead of the bound") != NULL);
+	ev = guard_event("hostile", now + skew + 1, "P1", 1, 100);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), -ERANGE);
+	CHECK_INT_EQ(partition_ahead_bound(pt, now), now + skew);
+	CHECK_INT_EQ(pt->watermark_ms, wm);
+	CHECK_INT_EQ(pt->n_open_sessions, 200);
+	CHECK(partition_find_user(pt, "hostile") == NULL);
+	CHECK_INT_EQ(pt->batch->abandonments.n, 0);
+
+	/* At the bound: accepted. Then the partition's own progress is
+	 * trusted: a simulation running ahead of the wall clock in steps
+	 * is never refused. */
+	ev = guard_event("sim", now + skew, "P1", 1, 100);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), 0);
+	for (int i = 1; i <= 8; i++) {
+		ev = guard_event("sim", now + skew + i * (skew - 1), "P1", 1,
+				 100);
+		CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), 0);
+	}
+	CHECK_INT_EQ(pt->max_event_ms, now + skew + 8 * (skew - 1));
+
+	/* Too old: behind the watermark by more than TTL and window. */
+	ev = guard_event("old", pt->watermark_ms - 7 * DAY - 1, "P1", 1, 1);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), -ERANGE);
+	CHECK(strstr(why, "older than the watermark") != NULL);
+	ev = guard_event("old", pt->watermark_ms - 7 * DAY, "P1", 1, 1);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), 0);
+
+	/* --max-cart-items 3: a fourth product is refused, more of one
+	 * already held is not. */
+	int64_t t = pt->max_event_ms;
+	for (int i = 0; i < 3; i++) {
+		snprintf(prod, sizeof(prod), "B%d", i);
+		ev = guard_event("bot", t, prod, 1, 100);
+		CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), 0);
+	}
+	ev = guard_event("bot", t, "B3", 1, 100);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), -E2BIG);
+	CHECK(strstr(why, "--max-cart-items 3") != NULL);
+	ev = guard_event("bot", t, "B0", 5, 100);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), 0);
+	CHECK_INT_EQ(partition_find_user(pt, "bot")->cart.n, 3);
+
+	/* Lines and values: a line past 1,000,000 units, and a value past
+	 * 64 bits (3 lines of 10^6 units at 10^10 cents = 3e16: fits; the
+	 * quantity bound is what stops it before). */
+	ev = guard_event("bot", t, "B1", 999999, 100);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), 0);
+	ev = guard_event("bot", t, "B1", 1, 100);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), -EOVERFLOW);
+	CHECK(strstr(why, "1000000 units") != NULL);
+	ev = guard_event("bot", t, "B1", 0, INT64_MAX / 1000);
+	ev.quantity = 0; /* not validated here: the line alone overflows */
+	CHECK_INT_EQ(partition_check_event(pt, &ev, now, why, sizeof(why)),
+		     -EOVERFLOW);
+
+	/* The value sums never wrap. */
+	int32_t count;
+	int64_t value;
+	cart_totals(&partition_find_user(pt, "bot")->cart, &count, &value);
+	CHECK_INT_EQ(count, 6 + 1000000 + 1); /* B0, B1, B2 */
+	CHECK_INT_EQ(value, (6 + 1000000 + 1) * 100LL);
+
+	partition_destroy(pt);
+	intern_destroy(in);
+}
+
+/* A partition restored with a far-future watermark (written before the
+ * bound existed) is detected, and the repair sets it back to the wall
+ * clock and drops the user whose events are that far ahead. */
+static void test_watermark_repair(void)
+{
+	const int64_t now = 1795910400000, skew = 15 * MIN;
+	struct session_params sp = default_params;
+	struct intern *in = intern_new();
+	struct partition *pt;
+	struct cw_event ev;
+	char why[256];
+
+	sp.max_ahead_ms = skew;
+	sp.max_cart_items = 1000;
+	pt = partition_new(0, &sp, in);
+	REQUIRE(pt);
+	offset_counter = 0;
+	ev = guard_event("early", now - MIN, "P1", 1, 100);
+	CHECK_INT_EQ(partition_process(pt, &ev, offset_counter++), 0);
+	/* What an earlier version did with the year-9999 event. */
+	ev = guard_event("poison", 253402300799000, "P1", 1, 100);
+	CHECK_INT_EQ(partition_process(pt, &ev, offset_counter++), 0);
+	CHECK_INT_EQ(pt->batch->abandonments.n, 1); /* "early", falsely */
+	CHECK(!partition_watermark_ahead(pt, 253402300799000));
+	CHECK(partition_watermark_ahead(pt, now));
+	CHECK_INT_EQ(pt->n_open_sessions, 1);
+
+	/* Detected, not repaired: progress is not trusted, and a normal
+	 * event is older than the watermark allows. */
+	pt->watermark_ahead = true;
+	CHECK_INT_EQ(partition_ahead_bound(pt, now), now + skew);
+	ev = guard_event("later", now, "P1", 1, 100);
+	CHECK_INT_EQ(partition_check_event(pt, &ev, now, why, sizeof(why)),
+		     -ERANGE);
+
+	/* Repaired. */
+	pt->watermark_ahead = false;
+	CHECK_INT_EQ(partition_repair_watermark(pt, now), 1);
+	CHECK_INT_EQ(pt->watermark_ms, now);
+	CHECK(!partition_watermark_ahead(pt, now));
+	CHECK(partition_find_user(pt, "poison") == NULL);
+	CHECK_INT_EQ(pt->n_open_sessions, 0);
+	/* The poison's watermark expired every other cart too: gone. */
+	CHECK_INT_EQ(pt->n_open_carts, 0);
+	CHECK(partition_find_user(pt, "early") == NULL);
+	CHECK_INT_EQ(partition_check_event(pt, &ev, now, why, sizeof(why)), 0);
+	CHECK_INT_EQ(partition_process(pt, &ev, offset_counter++), 0);
+	CHECK_INT_EQ(pt->n_open_sessions, 1);
+	/* The poisoned user's deletion is in the next state chunk. */
+	REQUIRE(partition_prepare_flush(pt) == 0);
+	CHECK_INT_EQ(pt->n_open_carts, 1);
+	CHECK_INT_EQ(pt->sealed->watermark_ms, now);
+	partition_destroy(pt);
+	intern_destroy(in);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct harness_case hc[] = {
@@ -886,6 +1065,8 @@ int main(int argc, char **argv)
 		{"compaction", test_compaction},
 		{"pack", test_pack},
 		{"ids", test_ids},
+		{"guards", test_guards},
+		{"watermark_repair", test_watermark_repair},
 	};
 	return harness_run(hc, sizeof(hc) / sizeof(hc[0]), argc, argv);
 }
