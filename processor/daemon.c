@@ -503,12 +503,11 @@ static int check_watermark(struct daemon *d, struct partition *pt)
 		return 0;
 	if (!d->cfg->repair_future_watermarks) {
 		pt->watermark_ahead = true;
-		cw_error("partition watermark is beyond --max-clock-skew: its "
-			 "events will count as late (and be dead-lettered when "
-			 "older than the cart TTL); restart with "
-			 "--repair-future-watermarks to "
-			 "set it back to the wall clock (committed results are "
-			 "kept)",
+		cw_error("partition watermark is beyond --max-clock-skew: the "
+			 "partition is held (its records wait in Kafka, "
+			 "nothing is written for it); restart with "
+			 "--repair-future-watermarks to set the watermark back "
+			 "to the wall clock (committed results are kept)",
 			 "partition=%d watermark_ms=%" PRId64
 			 " bound_ms=%" PRId64,
 			 pt->id, pt->watermark_ms, wall + d->sp.max_ahead_ms);
@@ -732,8 +731,8 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 			rd_kafka_message_errstr(m));
 		return 0;
 	}
-	if (!pt || m->offset < pt->next_offset)
-		return 0; /* fenced, or already processed */
+	if (!pt || m->offset < pt->next_offset || pt->watermark_ahead)
+		return 0; /* fenced, already processed, or held */
 	d->c.messages++;
 	partition_note_message(pt, now);
 

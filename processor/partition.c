@@ -658,6 +658,7 @@ int partition_tick(struct partition *pt, walltime_t now)
 	walltime_t elapsed;
 
 	if (!pt->at_eof || pt->watermark_ms == ETIME_NONE ||
+	    pt->watermark_ahead ||
 	    now - pt->last_activity_wall < pt->params->idle_timeout_ms) {
 		return 0;
 	}

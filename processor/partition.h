@@ -94,7 +94,8 @@ struct partition {
 	etime_t watermark_ms;
 	etime_t max_event_ms; /* latest event time accepted */
 	/* Restored with a watermark beyond the clock-skew bound and not
-	 * repaired (partition_watermark_ahead()): reported, not trusted. */
+	 * repaired (partition_watermark_ahead()): held, its records are not
+	 * processed and its watermark does not move until it is repaired. */
 	bool watermark_ahead;
 
 	/* Idle detection: wall time of the last message or watermark tick,
@@ -196,7 +197,8 @@ int partition_advance_watermark(struct partition *pt, etime_t watermark_ms);
 
 /* Idle handling, called on each housekeeping tick with the wall clock:
  * when the partition has been at its end for idle_timeout, its watermark
- * advances by time_scale × the wall time since the previous tick.
+ * advances by time_scale × the wall time since the previous tick (never
+ * for a partition held with pt->watermark_ahead).
  * Returns 0 or -ENOMEM. */
 int partition_tick(struct partition *pt, walltime_t now);
 
