@@ -499,9 +499,14 @@ etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms)
 
 	/* A partition restored with a poisoned watermark has no progress to
 	 * trust until repaired. */
-	if (pt->max_event_ms != ETIME_NONE && pt->max_event_ms > base &&
-	    !pt->watermark_ahead)
+	if (pt->watermark_ahead)
+		return base + pt->params->max_ahead_ms;
+	if (pt->max_event_ms != ETIME_NONE && pt->max_event_ms > base)
 		base = pt->max_event_ms;
+	/* The idle watermark follows a simulation's clock (--time-scale)
+	 * through pauses in its traffic. */
+	if (pt->watermark_ms != ETIME_NONE && pt->watermark_ms > base)
+		base = pt->watermark_ms;
 	return base + pt->params->max_ahead_ms;
 }
 
@@ -516,13 +521,10 @@ int partition_check_event(const struct partition *pt, const struct cw_event *ev,
 	if (t > bound) {
 		snprintf(why, why_size,
 			 "event_time %" PRId64 " is ahead of the bound %" PRId64
-			 " (latest of wall clock %" PRId64
-			 " and partition progress %" PRId64
-			 ", plus --max-clock-skew %" PRId64 " ms)",
-			 t, bound, wall_ms,
-			 pt->max_event_ms == ETIME_NONE ? wall_ms
-							: pt->max_event_ms,
-			 sp->max_ahead_ms);
+			 " (the latest of the wall clock %" PRId64
+			 " and the partition's progress, plus "
+			 "--max-clock-skew %" PRId64 " ms)",
+			 t, bound, wall_ms, sp->max_ahead_ms);
 		return -ERANGE;
 	}
 	if (pt->watermark_ms != ETIME_NONE) {

@@ -161,8 +161,9 @@ int partition_process(struct partition *pt, const struct cw_event *ev,
  * partition_process() applies it; on failure nothing has changed and the
  * caller dead-letters the record with the reason written to @why:
  *  -ERANGE     event time further ahead than params->max_ahead_ms past
- *              the later of @wall_ms (the real-time clock) and the latest
- *              event time the partition accepted, or older than the
+ *              the latest of @wall_ms (the real-time clock), the latest
+ *              event time the partition accepted and its watermark (which
+ *              idle partitions advance by --time-scale), or older than the
  *              watermark by more than the cart TTL and the recovery
  *              window (too old to belong to any cart still held);
  *  -E2BIG      a cart_add of a product that would make the cart hold

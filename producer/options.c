@@ -35,7 +35,7 @@ const struct cw_opt options_table[] = {
 	 false},
 	{"start-time", 0, CW_OPT_STRING, OPT(start_time), NULL, "TIME",
 	 "Event time of the simulation start, RFC 3339 or epoch ms "
-	 "[default: now]",
+	 "[default: now; with --rate 0, now minus --duration]",
 	 false},
 	{"time-scale", 0, CW_OPT_DOUBLE, OPT(time_scale), "60", "X",
 	 "Simulated seconds per wall-clock second (60: a Prime-Day hour "
@@ -122,7 +122,11 @@ int options_parse(struct options *o, int argc, char **argv)
 		return usage_error("--log-level must be debug, info, warn or "
 				   "error");
 	if (!o->start_time)
-		o->start_ms = clock_wall_ms();
+		/* As fast as possible is a backfill: the simulated span ends
+		 * now, so that no event is stamped in the future (processors
+		 * refuse events beyond their --max-clock-skew). */
+		o->start_ms =
+			clock_wall_ms() - (o->rate == 0 ? o->duration_ms : 0);
 	else if (clock_parse_time(o->start_time, &o->start_ms) < 0)
 		return usage_error("--start-time '%s' is neither RFC 3339 "
 				   "(2024-07-16T00:00:00Z) nor epoch ms",
