@@ -512,6 +512,12 @@ static const char apply_recoveries_sql[] =
 	"        ORDER BY abandonment_id, recovered_at_ms) r"
 	"  WHERE a.abandonment_id = r.abandonment_id"
 	"    AND a.recovered_at IS NULL;";
+/* t.@col + EXCLUDED.@col for non-negative counters, saturating at the
+ * bigint maximum like the processor's own per-minute sums: a bot's
+ * absurd amounts must not make a flush fail with "bigint out of range". */
+#define SAT_ADD(col)                                                           \
+	"CASE WHEN t." col " > 9223372036854775807 - EXCLUDED." col            \
+	" THEN 9223372036854775807 ELSE t." col " + EXCLUDED." col " END"
 /* The client sums duplicate keys (ON CONFLICT cannot touch one row twice
  * in a statement) and stages the rows in key order (see pstat_cmp()); a
  * plain scan of the fresh TEMP table returns them in that order. */
@@ -523,21 +529,19 @@ static const char apply_product_stats_sql[] =
 	"  purchased_qty, purchased_value_cents, abandoned_qty,"
 	"  abandoned_value_cents FROM cw_stage_product_stats"
 	" ON CONFLICT (bucket, product_id) DO UPDATE SET"
-	"  added_qty = t.added_qty + EXCLUDED.added_qty,"
-	"  removed_qty = t.removed_qty + EXCLUDED.removed_qty,"
-	"  purchased_qty = t.purchased_qty + EXCLUDED.purchased_qty,"
-	"  purchased_value_cents = t.purchased_value_cents"
-	"    + EXCLUDED.purchased_value_cents,"
-	"  abandoned_qty = t.abandoned_qty + EXCLUDED.abandoned_qty,"
-	"  abandoned_value_cents = t.abandoned_value_cents"
-	"    + EXCLUDED.abandoned_value_cents;";
+	"  added_qty = " SAT_ADD("added_qty") ","
+	"  removed_qty = " SAT_ADD("removed_qty") ","
+	"  purchased_qty = " SAT_ADD("purchased_qty") ","
+	"  purchased_value_cents = " SAT_ADD("purchased_value_cents") ","
+	"  abandoned_qty = " SAT_ADD("abandoned_qty") ","
+	"  abandoned_value_cents = " SAT_ADD("abandoned_value_cents") ";";
 static const char apply_reason_stats_sql[] =
 	"INSERT INTO remove_reasons_minute AS t (bucket, product_id, reason,"
 	"  removed_qty)"
 	" SELECT " TS("bucket_ms") ", product_id, reason, removed_qty"
 	"  FROM cw_stage_reason_stats"
 	" ON CONFLICT (bucket, product_id, reason) DO UPDATE SET"
-	"  removed_qty = t.removed_qty + EXCLUDED.removed_qty;";
+	"  removed_qty = " SAT_ADD("removed_qty") ";";
 /* After the state chunks were copied in: each full snapshot replaces the
  * earlier chunks of its partition. Completed with two arrays, e.g.
  * '{3,5}'::int[], '{f,t}'::bool[]: the partitions whose flush wrote a full
@@ -1120,6 +1124,13 @@ static int stage_recoveries(struct pg_sink *ps, struct batch *const *bs,
  * bytewise. Every flush sends and so locks the rows in this order, which
  * keeps concurrent flushes (two connections, several processors) from
  * deadlocking on them. */
+/* Sum two partitions' counters of one minute, saturating (see SAT_ADD). */
+static void sat_add(int64_t *sum, int64_t x)
+{
+	if (__builtin_add_overflow(*sum, x, sum))
+		*sum = INT64_MAX;
+}
+
 static int pstat_cmp(const void *a, const void *b)
 {
 	const struct batch_product_stat *x = *(const void *const *)a;
@@ -1184,12 +1195,14 @@ static int stage_product_stats(struct pg_sink *ps, struct batch *const *bs,
 
 		while (++i < total && pstat_cmp(&v[i], &v[i - 1]) == 0) {
 			st = v[i];
-			sum.added_qty += st->added_qty;
-			sum.removed_qty += st->removed_qty;
-			sum.purchased_qty += st->purchased_qty;
-			sum.purchased_value_cents += st->purchased_value_cents;
-			sum.abandoned_qty += st->abandoned_qty;
-			sum.abandoned_value_cents += st->abandoned_value_cents;
+			sat_add(&sum.added_qty, st->added_qty);
+			sat_add(&sum.removed_qty, st->removed_qty);
+			sat_add(&sum.purchased_qty, st->purchased_qty);
+			sat_add(&sum.purchased_value_cents,
+				st->purchased_value_cents);
+			sat_add(&sum.abandoned_qty, st->abandoned_qty);
+			sat_add(&sum.abandoned_value_cents,
+				st->abandoned_value_cents);
 		}
 		copy_i64(b, sum.bucket_ms, '\t');
 		copy_text(b, sum.product_id, '\t');
@@ -1226,7 +1239,7 @@ static int stage_reason_stats(struct pg_sink *ps, struct batch *const *bs,
 
 		while (++i < total && rstat_cmp(&v[i], &v[i - 1]) == 0) {
 			st = v[i];
-			sum.removed_qty += st->removed_qty;
+			sat_add(&sum.removed_qty, st->removed_qty);
 		}
 		copy_i64(b, sum.bucket_ms, '\t');
 		copy_text(b, sum.product_id, '\t');

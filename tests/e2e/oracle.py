@@ -12,21 +12,63 @@ abandonments (with items), conversions, product minute stats and reason
 minute stats. pgdump.py prints the same document from PostgreSQL; the test
 compares the two.
 
+Untrusted input is refused by the rules of issue 9 as stated there, not
+as the C code words them: bounded printable strings, quantity and price
+bounds, event times from 1970 to 9999, the record key equal to user_id,
+event times not further ahead than --max-ahead past the later of the wall
+clock and the partition's progress nor older than the watermark by more
+than the cart TTL and recovery window, and carts within --max-cart-items
+products, 10^6 units a line and a 64-bit value. Per-minute sums saturate
+at 2^63 - 1.
+
 Usage: oracle.py BOOTSTRAP TOPIC SCHEMA --session-timeout MS
        --allowed-lateness MS --cart-ttl MS --recovery-window MS
+       [--max-ahead MS] [--max-cart-items N] [--drop-key-prefix P]
 """
 import argparse
 import heapq
 import io
 import json
 import struct
+import re
 import subprocess
 import sys
+import time
 
 import avro.io
 import avro.schema
 
 MASK64 = (1 << 64) - 1
+INT64_MAX = (1 << 63) - 1
+MAX_ID, MAX_EVENT_ID, MAX_QTY, MAX_PRICE = 256, 64, 10**6, 10**10
+MAX_TIME = 253402300799999  # 9999-12-31T23:59:59.999Z
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def invalid(ev):
+    """The reason an event breaks the stateless rules, or None."""
+    def bad_string(v, limit, required):
+        if not v:
+            return required
+        return len(v.encode()) > limit or UNPRINTABLE.search(v) is not None
+    item = ev["event_type"] != "checkout_complete"
+    if bad_string(ev["user_id"], MAX_ID, True):
+        return "user_id"
+    if bad_string(ev["event_id"], MAX_EVENT_ID, False):
+        return "event_id"
+    if bad_string(ev["product_id"], MAX_ID, item):
+        return "product_id"
+    if bad_string(ev["reason"], MAX_ID, False):
+        return "reason"
+    if not re.fullmatch("[A-Z]{3}", ev["currency"] or ""):
+        return "currency"
+    if not 0 <= ev["event_time"] <= MAX_TIME:
+        return "event_time"
+    if item and not 1 <= ev["quantity"] <= MAX_QTY:
+        return "quantity"
+    if item and not 0 <= ev["unit_price_cents"] <= MAX_PRICE:
+        return "unit_price_cents"
+    return None
 # Single-object header of cartwatch.CartEvent: magic + the CRC-64-AVRO
 # fingerprint that tests/fingerprint.py checks independently.
 FRAME = b"\xc3\x01" + (0x0DE94D9D1E16AB23).to_bytes(8, "little")
@@ -84,7 +126,7 @@ def read_events(bootstrap, topic, schema_path):
         nl = out.index(b"\n", pos)
         p, o, klen, vlen = (int(x) for x in out[pos:nl].split())
         pos = nl + 1
-        key = out[pos:pos + max(klen, 0)].decode()
+        key = out[pos:pos + klen] if klen >= 0 else None
         pos += max(klen, 0)
         val = out[pos:pos + vlen]
         pos += vlen
@@ -100,8 +142,12 @@ def read_events(bootstrap, topic, schema_path):
 
 
 class Oracle:
-    def __init__(self, T, lateness, ttl, window):
+    def __init__(self, T, lateness, ttl, window, max_ahead=15 * 60000,
+                 max_items=1000):
         self.T, self.lateness, self.ttl, self.window = T, lateness, ttl, window
+        self.max_ahead, self.max_items = max_ahead, max_items
+        self.now = int(time.time() * 1000)
+        self.rejected = {}
         self.abandonments = {}
         self.conversions = []
         self.stats = {}    # (bucket, product) -> [6 counters]
@@ -109,13 +155,17 @@ class Oracle:
 
     def stat(self, t, product, field, qty, vfield=None, value=0):
         s = self.stats.setdefault((t // 60000 * 60000, product), [0] * 6)
-        s[field] += qty
+        s[field] = min(s[field] + qty, INT64_MAX)
         if vfield is not None:
-            s[vfield] += value
+            s[vfield] = min(s[vfield] + value, INT64_MAX)
+
+    def refuse(self, why):
+        self.rejected[why] = self.rejected.get(why, 0) + 1
 
     def run_partition(self, events):
         users = {}
         wm = None
+        progress = None  # latest accepted event time
         heap = []  # (deadline, seq, user) with lazy deletion
         seq = 0
 
@@ -179,12 +229,31 @@ class Oracle:
         for p, off, key, ev in events:
             uid, t = ev["user_id"], ev["event_time"]
             typ = ev["event_type"]
-            if typ != "checkout_complete" and (
-                    not ev["product_id"] or ev["quantity"] <= 0
-                    or ev["unit_price_cents"] < 0):
-                continue  # dead-lettered by the processor
-            if not uid:
+            why = invalid(ev)
+            if why:
+                self.refuse("invalid " + why)
                 continue
+            if key is None or key != uid.encode():
+                self.refuse("key")
+                continue
+            if t > max(x for x in (self.now, progress, wm) if x is not None) + self.max_ahead:
+                self.refuse("ahead")
+                continue
+            if wm is not None and t < wm - max(self.ttl, self.window):
+                self.refuse("too old")
+                continue
+            cur = users.get(uid)
+            if typ == "cart_add" and cur is not None:
+                cart = dict(cur["cart"])
+                q, _ = cart.get(ev["product_id"], (0, 0))
+                if q == 0 and len(cart) >= self.max_items:
+                    self.refuse("cart items")
+                    continue
+                cart[ev["product_id"]] = (q + ev["quantity"], ev["unit_price_cents"])
+                if q + ev["quantity"] > MAX_QTY or sum(a * b for a, b in cart.values()) > INT64_MAX:
+                    self.refuse("cart overflow")
+                    continue
+            progress = t if progress is None else max(progress, t)
             u = users.get(uid)
             if u is None:
                 u = users[uid] = dict(open=False, cart={}, last=None,
@@ -274,14 +343,24 @@ def main():
     ap.add_argument("--allowed-lateness", type=int, default=5000)
     ap.add_argument("--cart-ttl", type=int, default=7 * 86400000)
     ap.add_argument("--recovery-window", type=int, default=7 * 86400000)
+    ap.add_argument("--max-ahead", type=int, default=15 * 60000)
+    ap.add_argument("--max-cart-items", type=int, default=1000)
+    ap.add_argument("--drop-key-prefix", default=None,
+                    help="leave out records without a key or whose key "
+                    "starts with this")
     a = ap.parse_args()
     events = read_events(a.bootstrap, a.topic, a.schema)
+    if a.drop_key_prefix:
+        prefix = a.drop_key_prefix.encode()
+        events = [e for e in events
+                  if e[2] is not None and not e[2].startswith(prefix)]
     o = Oracle(a.session_timeout, a.allowed_lateness, a.cart_ttl,
-               a.recovery_window)
+               a.recovery_window, a.max_ahead, a.max_cart_items)
     for part in sorted({e[0] for e in events}):
         o.run_partition([e for e in events if e[0] == part])
     doc = o.document()
     doc["events"] = len(events)
+    doc["rejected"] = o.rejected
     json.dump(doc, sys.stdout, indent=1, sort_keys=True)
 
 

@@ -29,7 +29,7 @@ slow=${CARTWATCH_SLOW:-1}
 session_ms=600000 ttl_ms=7200000 window_ms=3600000
 proc_args=(--session-timeout 10m --cart-ttl 2h --recovery-window 1h
 	--allowed-lateness 5s --idle-timeout 1s --time-scale 1000000
-	--flush-interval 200ms --log-level info
+	--flush-interval 200ms --log-level info --max-cart-items 20
 	# A killed member leaves the group after its session timeout: keep it
 	# at the broker's minimum so restarts and rebalances are quick.
 	-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
@@ -111,7 +111,12 @@ if [ "$mode" = dlq ]; then
 	printf 'not avro at all' | kcat -P -b "$bs" -t cart-events -k user_1
 	printf '\xc3\x01\x01\x02\x03\x04\x05\x06\x07\x08rest' | kcat -P -b "$bs" -t cart-events -k user_2
 	printf '\xc3\x01' | kcat -P -b "$bs" -t cart-events -k user_3
-	total=$((events + 3))
+	# Hostile records (tests/e2e/hostile.py): each refused with its reason;
+	# bots accepted up to the limits.
+	hostile=$("$here/hostile.py" "$work/hostile")
+	kcat -P -b "$bs" -t cart-events -K '%%CW-KEY%%' -D $'\n%%CW-END%%\n' <"$work/hostile/keyed.bin"
+	kcat -P -b "$bs" -t cart-events "$work/hostile/nokey.val"
+	total=$((events + 3 + hostile))
 fi
 
 # Done when every event is consumed and committed, every watermark is past
@@ -219,12 +224,33 @@ for n in "${!procs[@]}"; do stop_processor "$n" TERM; done
 "$here/pgdump.py" >"$work/actual.json"
 "$here/oracle.py" "$bs" cart-events "$src/schemas/cart_event.avsc" \
 	--session-timeout $session_ms --cart-ttl $ttl_ms --recovery-window $window_ms \
-	--allowed-lateness 5000 >"$work/expected.json"
+	--allowed-lateness 5000 --max-cart-items 20 >"$work/expected.json"
+if [ "$mode" = dlq ]; then
+	# The hostile records change nothing: the oracle without them agrees.
+	"$here/oracle.py" "$bs" cart-events "$src/schemas/cart_event.avsc" \
+		--session-timeout $session_ms --cart-ttl $ttl_ms --recovery-window $window_ms \
+		--allowed-lateness 5000 --max-cart-items 20 --drop-key-prefix hostile >"$work/expected-clean.json"
+	python3 - "$work/expected.json" "$work/expected-clean.json" "$work/hostile/refused.txt" <<'PY' || fail "the oracle is not the same without the hostile records"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+refused = sum(1 for _ in open(sys.argv[3]))
+ra, rb = a.pop("rejected"), b.pop("rejected")
+a.pop("events"); b.pop("events")
+assert a == b, "documents differ"
+# The rules refuse, in the oracle's run with them only, every refused
+# record but the 2 bot records (refused in both runs) and the invalid
+# UTF-8 one (Python's avro refuses it before the rules see it).
+assert sum(ra.values()) - sum(rb.values()) == refused - 3, (ra, rb, refused)
+assert ra.get("cart items") == 1 and ra.get("cart overflow") == 1, ra
+print(f"oracle: {refused} hostile records refused ({ra}), same results without them", file=sys.stderr)
+PY
+fi
 
 python3 - "$work/expected.json" "$work/actual.json" <<'PY'
 import json, sys
 exp, act = (json.load(open(f)) for f in sys.argv[1:3])
 n = exp.pop("events")
+exp.pop("rejected")
 bad = 0
 for k in ("abandonments", "conversions", "product_stats", "reason_stats"):
     e, a = exp[k], act[k]
@@ -251,8 +277,13 @@ wait_until 30 "all abandonments published" bash -c "[ \"\$(psql -X -At -c 'SELEC
 	fail "the cart-abandonments topic does not match"
 if [ "$mode" = dlq ]; then
 	n=$(kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n' | grep -c "cartwatch.error=" || true)
-	[ "$n" = 3 ] || fail "expected 3 dead letters with headers, found $n"
+	want=$((3 + $(wc -l <"$work/hostile/refused.txt")))
+	[ "$n" = "$want" ] || fail "expected $want dead letters with headers, found $n"
+	headers=$(kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n')
+	while read -r why; do
+		grep -qF -- "$why" <<<"$headers" || fail "no dead letter says \"$why\""
+	done <"$work/hostile/refused.txt"
 	kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n' | grep -q "cartwatch.source.offset=" || fail "dead letters lack the source offset header"
-	log "3 dead letters with error and source headers"
+	log "$want dead letters with error and source headers, each hostile record with its reason"
 fi
 log "PASS"
