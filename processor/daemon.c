@@ -767,6 +767,13 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 		       errstr, extra);
 		return 0;
 	}
+	if (r == -EALREADY) {
+		/* A retry of an event applied already: no error, no dead
+		 * letter; counted. */
+		d->c.duplicate_events++;
+		pt->next_offset = m->offset + 1;
+		return 0;
+	}
 	if (r < 0) {
 		refuse(d, pt, m, &d->c.cart_limit_events, errstr, NULL);
 		return 0;

@@ -89,6 +89,10 @@ static const struct metric_desc scalar_metrics[] = {
 	 "cart_add events refused by --max-cart-items or the cart's value "
 	 "bound (dead-lettered).",
 	 SNAP(cart_limit_events)},
+	{"cartwatch_duplicate_events_total", "counter",
+	 "Events dropped because the user's recent events had their "
+	 "event_id (client or gateway retries).",
+	 SNAP(duplicate_events)},
 	{"cartwatch_partitions_watermark_ahead", "gauge",
 	 "Assigned partitions whose restored watermark is beyond "
 	 "--max-clock-skew (see --repair-future-watermarks).",

@@ -408,6 +408,9 @@ int partition_reschedule(struct partition *pt, struct user *u)
 		heap_remove(pt, u);
 		u->deadline_ms = ETIME_NONE;
 		u->flags |= USER_DEAD;
+		/* Retired users keep nothing, not even their event ids: the
+		 * duplicate window is the user's life in the state. */
+		memset(u->recent_ids, 0, sizeof(u->recent_ids));
 		return partition_mark_dirty(pt, u);
 	}
 	u->deadline_ms = d;
@@ -493,6 +496,29 @@ static int fire_timers(struct partition *pt)
 	return 0;
 }
 
+/* The 32-bit hash a user remembers of an event id; 0 for none. */
+static uint32_t event_id_hash(struct cw_str id)
+{
+	uint64_t h;
+
+	if (!id.ptr || !id.len)
+		return 0;
+	h = mix64(fnv1a64(0xcbf29ce484222325ULL, id.ptr, id.len));
+	return (uint32_t)(h ^ (h >> 32)) | 1;
+}
+
+/* Remember @ev's id as @u's newest. */
+static void user_note_event_id(struct user *u, const struct cw_event *ev)
+{
+	uint32_t h = event_id_hash(ev->event_id);
+
+	if (!h)
+		return;
+	memmove(&u->recent_ids[1], &u->recent_ids[0],
+		(USER_RECENT_IDS - 1) * sizeof(u->recent_ids[0]));
+	u->recent_ids[0] = h;
+}
+
 etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms)
 {
 	etime_t base = wall_ms;
@@ -541,15 +567,25 @@ int partition_check_event(const struct partition *pt, const struct cw_event *ev,
 			return -ERANGE;
 		}
 	}
-	if (ev->type != CW_EVENT_CART_ADD)
-		return 0;
-	/* A cart_add must leave the cart within its bounds. */
 	const struct user *u =
 		pt->n_slots ? pt->slots[users_slot(pt, ev->user_id.ptr,
 						   ev->user_id.len)]
 			    : NULL;
 	if (!u)
-		return 0; /* an empty cart: one valid line always fits */
+		return 0; /* no state: an empty cart, nothing seen */
+	uint32_t h = event_id_hash(ev->event_id);
+	for (int i = 0; h && i < USER_RECENT_IDS; i++) {
+		if (u->recent_ids[i] == h) {
+			snprintf(why, why_size,
+				 "duplicate event_id: one of the user's last "
+				 "%d events",
+				 USER_RECENT_IDS);
+			return -EALREADY;
+		}
+	}
+	if (ev->type != CW_EVENT_CART_ADD)
+		return 0;
+	/* A cart_add must leave the cart within its bounds. */
 	r = cart_check_add(&u->cart, intern_find(pt->intern, ev->product_id),
 			   ev->quantity, ev->unit_price_cents,
 			   sp->max_cart_items, CW_EVENT_MAX_QUANTITY);
@@ -593,6 +629,7 @@ int64_t partition_repair_watermark(struct partition *pt, etime_t wall_ms)
 		heap_remove(pt, u);
 		u->deadline_ms = ETIME_NONE;
 		u->flags |= USER_DEAD;
+		memset(u->recent_ids, 0, sizeof(u->recent_ids));
 		if (partition_mark_dirty(pt, u) < 0)
 			return -ENOMEM;
 		dropped++;
@@ -625,6 +662,7 @@ int partition_process(struct partition *pt, const struct cw_event *ev,
 		return -ENOMEM;
 	if ((r = session_on_event(pt, u, ev, offset)) < 0)
 		return r;
+	user_note_event_id(u, ev);
 	pt->next_offset = offset + 1;
 	if (ev->event_time_ms > pt->max_event_ms)
 		pt->max_event_ms = ev->event_time_ms;
@@ -682,8 +720,9 @@ int partition_tick(struct partition *pt, walltime_t now)
 /* ---- resume state ----------------------------------------------------------
  */
 
-/* 2: time-ordered ids, USER_LEGACY_ID. Version 1 states are still read. */
-#define STATE_VERSION 2
+/* 2: time-ordered ids, USER_LEGACY_ID; 3: recent event ids. Versions 1
+ * and 2 are still read (with no recent event ids). */
+#define STATE_VERSION 3
 
 /* Scratch space for encoding one user's state on the stack: enough for
  * carts of up to ~12 items; larger ones use a heap buffer. */
@@ -693,7 +732,8 @@ static size_t user_state_max(const struct partition *pt, const struct user *u)
 {
 	size_t n = 2 + 4 * CW_AVRO_VARINT_MAX + 2 * CW_AVRO_VARINT_MAX +
 		   intern_len(pt->intern, u->currency) +
-		   intern_len(pt->intern, u->last_reason) + CW_AVRO_VARINT_MAX;
+		   intern_len(pt->intern, u->last_reason) + CW_AVRO_VARINT_MAX +
+		   1 + 4 * USER_RECENT_IDS;
 	const struct cart_item *items = cart_items_const(&u->cart);
 	for (uint16_t i = 0; i < u->cart.n; i++)
 		n += 3 * CW_AVRO_VARINT_MAX +
@@ -704,7 +744,8 @@ static size_t user_state_max(const struct partition *pt, const struct user *u)
 /* Layout: version, flags (session open, recoverable), last_event,
  * session_start, abandon_start, abandoned_at (zig-zag varints), currency,
  * last_reason (length-prefixed, -1 for none), item count, then per item
- * product, quantity, unit price. */
+ * product, quantity, unit price; then (version 3) the number of recent
+ * event id hashes and each as 4 little-endian bytes, newest first. */
 static uint8_t *user_state_encode(const struct partition *pt,
 				  const struct user *u, uint8_t *p)
 {
@@ -727,6 +768,11 @@ static uint8_t *user_state_encode(const struct partition *pt,
 		p = cw_avro_write_long(p, items[i].quantity);
 		p = cw_avro_write_long(p, items[i].unit_price_cents);
 	}
+	uint8_t *n = p++;
+	*n = 0;
+	for (int i = 0; i < USER_RECENT_IDS && u->recent_ids[i]; i++, (*n)++)
+		for (int k = 0; k < 4; k++)
+			*p++ = (uint8_t)(u->recent_ids[i] >> (8 * k));
 	return p;
 }
 
@@ -808,7 +854,7 @@ int partition_restore_user(struct partition *pt, const char *user_id,
 	/* A replacement: the old state no longer counts. */
 	user_uncount(pt, u);
 	u->flags &= (uint8_t)~USER_STATE_FLAGS;
-	if (len < 2 || (state[0] != STATE_VERSION && state[0] != 1))
+	if (len < 2 || state[0] < 1 || state[0] > STATE_VERSION)
 		goto bad;
 	flags = state[1] & USER_STATE_FLAGS;
 	/* Written before the time-ordered ids: the latest abandonment, if it
@@ -848,6 +894,16 @@ int partition_restore_user(struct partition *pt, const char *user_id,
 		cart_clear(&u->cart);
 		user_remove(pt, u);
 		return err;
+	}
+	memset(u->recent_ids, 0, sizeof(u->recent_ids));
+	if (state[0] >= 3) {
+		size_t k = r.p < r.end ? *r.p++ : SIZE_MAX;
+		if (k > USER_RECENT_IDS || cw_avro_reader_left(&r) < 4 * k)
+			goto bad;
+		for (size_t i = 0; i < k; i++, r.p += 4)
+			u->recent_ids[i] =
+				(uint32_t)r.p[0] | (uint32_t)r.p[1] << 8 |
+				(uint32_t)r.p[2] << 16 | (uint32_t)r.p[3] << 24;
 	}
 	if (cw_avro_reader_left(&r))
 		goto bad;

@@ -55,6 +55,10 @@ enum user_flags {
 			 * first scheme (partition_abandonment_id_v1) */
 };
 
+/* Event ids remembered per user to drop duplicates (a client's or a
+ * gateway's retry): the last few, as 32-bit hashes, 16 bytes a user. */
+#define USER_RECENT_IDS 4
+
 /* The flags kept in the resume state. */
 #define USER_STATE_FLAGS (USER_SESSION_OPEN | USER_RECOVERABLE | USER_LEGACY_ID)
 
@@ -70,6 +74,9 @@ struct user {
 	uint32_t currency;	  /* interned currency of the latest event */
 	uint16_t id_len;
 	uint8_t flags;
+	/* Hashes of the event ids of the user's latest applied events, newest
+	 * first, 0: none (partition_check_event() drops a repeat). */
+	uint32_t recent_ids[USER_RECENT_IDS];
 	struct cart cart;
 	char id[]; /* NUL-terminated user id */
 };
@@ -171,6 +178,8 @@ int partition_process(struct partition *pt, const struct cw_event *ev,
  *  -EOVERFLOW  a cart_add after which the line would hold more than
  *              CW_EVENT_MAX_QUANTITY units or the cart's value would not
  *              fit in 64 bits.
+ *  -EALREADY   the event_id is one of the user's last USER_RECENT_IDS
+ *              applied events' (a duplicate: drop it, it is no error).
  * @ev must have passed cw_event_validate(). Returns 0 when the event may
  * be applied. Never allocates; can't fail otherwise. */
 int partition_check_event(const struct partition *pt, const struct cw_event *ev,

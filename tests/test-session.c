@@ -881,10 +881,15 @@ static struct cw_event guard_event(const char *user, int64_t t,
 				   const char *product, int32_t qty,
 				   int64_t price)
 {
+	static char ids[64][37];
+	static unsigned next_id;
+	char *id = ids[next_id++ % 64];
 	struct cw_event ev;
 
+	/* A fresh event id each time (repeats are the duplicates test's). */
+	snprintf(id, 37, "00000000-0000-4000-8000-%012u", next_id);
 	cw_event_init(&ev);
-	ev.event_id = cw_str_c("00000000-0000-4000-8000-000000000000");
+	ev.event_id = cw_str_c(id);
 	ev.event_time_ms = t;
 	ev.user_id = cw_str_c(user);
 	ev.product_id = cw_str_c(product);
@@ -1054,6 +1059,65 @@ static void test_watermark_repair(void)
 	intern_destroy(in);
 }
 
+/* Duplicates: an event id among the user's last USER_RECENT_IDS applied
+ * is dropped, one further back is not, and a restore remembers them. */
+static void test_duplicates(void)
+{
+	const int64_t now = 1795910400000;
+	struct session_params sp = default_params;
+	struct intern *in = intern_new();
+	struct partition *pt, *back;
+	struct cw_event ev[USER_RECENT_IDS + 1];
+	char why[256];
+
+	sp.max_ahead_ms = 15 * MIN;
+	sp.max_cart_items = 1000;
+	pt = partition_new(0, &sp, in);
+	back = partition_new(0, &sp, in);
+	REQUIRE(pt && back);
+	offset_counter = 0;
+	for (int i = 0; i <= USER_RECENT_IDS; i++)
+		ev[i] = guard_event("retry", now - MIN + i, "P1", 1, 100);
+	CHECK_INT_EQ(guarded(pt, &ev[0], now, why, sizeof(why)), 0);
+	CHECK_INT_EQ(guarded(pt, &ev[0], now, why, sizeof(why)), -EALREADY);
+	CHECK(strstr(why, "duplicate event_id") != NULL);
+	CHECK_INT_EQ(partition_find_user(pt, "retry")->cart.n, 1);
+	CHECK_INT_EQ(
+		cart_items(&partition_find_user(pt, "retry")->cart)[0].quantity,
+		1);
+	for (int i = 1; i < USER_RECENT_IDS; i++)
+		CHECK_INT_EQ(guarded(pt, &ev[i], now, why, sizeof(why)), 0);
+	/* A refused event is not remembered; another user's id is theirs. */
+	struct cw_event other = ev[1];
+	other.user_id = cw_str_c("someone_else");
+	CHECK_INT_EQ(guarded(pt, &other, now, why, sizeof(why)), 0);
+
+	/* The state written by a flush restores the same memory. */
+	REQUIRE(partition_prepare_flush(pt) == 0);
+	CHECK_INT_EQ(restore_chunk(back, &pt->sealed->state), 2);
+	for (int i = 0; i < USER_RECENT_IDS; i++) {
+		CHECK_INT_EQ(guarded(back, &ev[i], now, why, sizeof(why)),
+			     -EALREADY);
+		CHECK_INT_EQ(partition_check_event(pt, &ev[i], now, why,
+						   sizeof(why)),
+			     -EALREADY);
+	}
+	/* One more event pushes the oldest id out of the window. */
+	CHECK_INT_EQ(guarded(pt, &ev[USER_RECENT_IDS], now, why, sizeof(why)),
+		     0);
+	CHECK_INT_EQ(partition_check_event(pt, &ev[0], now, why, sizeof(why)),
+		     0);
+	CHECK_INT_EQ(partition_check_event(pt, &ev[1], now, why, sizeof(why)),
+		     -EALREADY);
+	int32_t count;
+	int64_t value;
+	cart_totals(&partition_find_user(pt, "retry")->cart, &count, &value);
+	CHECK_INT_EQ(count, USER_RECENT_IDS + 1);
+	partition_destroy(pt);
+	partition_destroy(back);
+	intern_destroy(in);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct harness_case hc[] = {
@@ -1067,6 +1131,7 @@ int main(int argc, char **argv)
 		{"ids", test_ids},
 		{"guards", test_guards},
 		{"watermark_repair", test_watermark_repair},
+		{"duplicates", test_duplicates},
 	};
 	return harness_run(hc, sizeof(hc) / sizeof(hc[0]), argc, argv);
 }

@@ -84,7 +84,10 @@ def records():
     for i in range(21):
         yield b"bot-1", event("bot-1", product=f"BOT_{i}"), None if i < 20 else "--max-cart-items 20"
     # A line of 10^6 units fits, one more unit does not.
-    yield b"bot-2", event("bot-2", product="BOT_BIG", qty=10**6, price=10**10), None
+    big = event("bot-2", product="BOT_BIG", qty=10**6, price=10**10)
+    yield b"bot-2", big, None
+    # The same record again (a client's retry): a duplicate, dropped.
+    yield b"bot-2", big, None
     yield b"bot-2", event("bot-2", product="BOT_BIG", qty=1, price=10**10), "1000000 units"
     # 1000 checkouts of 10^16 cents of one product in one minute: its
     # per-minute purchased value saturates at 2^63 - 1.

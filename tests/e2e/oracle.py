@@ -18,8 +18,10 @@ bounds, event times from 1970 to 9999, the record key equal to user_id,
 event times not further ahead than --max-ahead past the later of the wall
 clock and the partition's progress nor older than the watermark by more
 than the cart TTL and recovery window, and carts within --max-cart-items
-products, 10^6 units a line and a 64-bit value. Per-minute sums saturate
-at 2^63 - 1.
+products, 10^6 units a line and a 64-bit value. An event whose event_id is
+one of its user's last 4 applied events' is a duplicate and dropped (a
+user whose state is retired forgets them). Per-minute sums saturate at
+2^63 - 1.
 
 Usage: oracle.py BOOTSTRAP TOPIC SCHEMA --session-timeout MS
        --allowed-lateness MS --cart-ttl MS --recovery-window MS
@@ -243,6 +245,9 @@ class Oracle:
                 self.refuse("too old")
                 continue
             cur = users.get(uid)
+            if cur is not None and ev["event_id"] and ev["event_id"] in cur["recent"]:
+                self.refuse("duplicate")
+                continue
             if typ == "cart_add" and cur is not None:
                 cart = dict(cur["cart"])
                 q, _ = cart.get(ev["product_id"], (0, 0))
@@ -260,7 +265,7 @@ class Oracle:
                                       start=None, reason=None,
                                       currency="USD", recoverable=False,
                                       abandoned_at=None, ab_start=None,
-                                      deadline=None)
+                                      deadline=None, recent=[])
             if u["open"] and t - u["last"] >= self.T:
                 close(uid)
             if not u["open"]:
@@ -304,6 +309,8 @@ class Oracle:
                         user_id=uid, checkout_at=t, item_count=count,
                         cart_value_cents=value, recovered_abandonment_id=rec))
                     u["cart"] = {}
+            if ev["event_id"]:
+                u["recent"] = ([ev["event_id"]] + u["recent"])[:4]
             schedule(uid)
             cand = t - self.lateness
             if wm is None or cand > wm:

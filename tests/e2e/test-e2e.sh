@@ -242,6 +242,7 @@ assert a == b, "documents differ"
 # UTF-8 one (Python's avro refuses it before the rules see it).
 assert sum(ra.values()) - sum(rb.values()) == refused - 3, (ra, rb, refused)
 assert ra.get("cart items") == 1 and ra.get("cart overflow") == 1, ra
+assert ra.get("duplicate") == 1, ra
 print(f"oracle: {refused} hostile records refused ({ra}), same results without them", file=sys.stderr)
 PY
 fi
