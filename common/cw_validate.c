@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 bool cw_utf8_printable(const char *s, size_t len)
 {
@@ -130,4 +131,16 @@ int cw_event_validate(const struct cw_event *ev, char *errstr,
 			      " is not in 0..%" PRId64,
 			      ev->unit_price_cents, CW_EVENT_MAX_PRICE_CENTS);
 	return 0;
+}
+
+const char *cw_event_key_mismatch(const void *key, size_t key_len,
+				  const struct cw_event *ev)
+{
+	if (!key)
+		return "record has no key (the key must be the user_id)";
+	if (key_len != ev->user_id.len ||
+	    (key_len && memcmp(key, ev->user_id.ptr, key_len) != 0))
+		return "record key differs from the body's user_id (the key "
+		       "chooses the partition and must be the user_id)";
+	return NULL;
 }

@@ -13,7 +13,7 @@
  * cannot make one user or product cost more than a few hundred bytes.
  *
  * Not for: rules that need state (clock skew, cart size, duplicates:
- * processor/partition.c) or the transport (Kafka key: processor/daemon.c).
+ * processor/partition.c).
  * Pure functions; thread-safe.
  */
 #pragma once
@@ -48,3 +48,13 @@ bool cw_utf8_printable(const char *s, size_t len);
  * Thread-safe; never allocates. */
 int cw_event_validate(const struct cw_event *ev, char *errstr,
 		      size_t errstr_size);
+
+/* The Kafka key of a record must be its body's user_id. The key chose the
+ * partition, and a user's state lives in exactly one partition: under the
+ * body's id the record would split the user across partitions (two owners
+ * deriving the same abandonment ids), under the key's it would put one
+ * shopper's cart in another's. Neither wins: the record is refused.
+ * Returns NULL when they agree, else the reason (a static string). @key
+ * may be NULL (no key). Can't fail. */
+const char *cw_event_key_mismatch(const void *key, size_t key_len,
+				  const struct cw_event *ev);

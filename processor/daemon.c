@@ -682,24 +682,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- processing --------------------------------------------------------- */
 
-/* The Kafka key must be the body's user_id. The key chose the partition,
- * and a user's state lives in exactly one partition: under the body's id
- * the record would split the user across partitions (two owners deriving
- * the same abandonment ids), under the key's it would put one shopper's
- * cart in another's. Neither can win, so the record is dead-lettered.
- * NULL when they agree, else the reason. */
-static const char *key_mismatch(const rd_kafka_message_t *m,
-				const struct cw_event *ev)
-{
-	if (!m->key)
-		return "record has no key (the key must be the user_id)";
-	if (m->key_len != ev->user_id.len ||
-	    memcmp(m->key, ev->user_id.ptr, m->key_len) != 0)
-		return "record key differs from the body's user_id (the key "
-		       "chooses the partition and must be the user_id)";
-	return NULL;
-}
-
 /* Refuse record @m of @pt (dead letter, counted) and move past it. */
 static void refuse(struct daemon *d, struct partition *pt,
 		   const rd_kafka_message_t *m, uint64_t *counter,
@@ -745,7 +727,7 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 		refuse(d, pt, m, &d->c.invalid_events, errstr, NULL);
 		return 0;
 	}
-	if ((why = key_mismatch(m, &ev))) {
+	if ((why = cw_event_key_mismatch(m->key, m->key_len, &ev))) {
 		refuse(d, pt, m, &d->c.key_mismatches, why, NULL);
 		return 0;
 	}

@@ -52,7 +52,8 @@ struct pack_reader {
 
 static inline struct pack_reader pack_reader_init(const uint8_t *p, size_t len)
 {
-	return (struct pack_reader){p, p + len};
+	/* An empty buffer may be NULL: no arithmetic on it (UB). */
+	return (struct pack_reader){p, p ? p + len : p};
 }
 
 /* Read the next record: *key and *klen, *val and *vlen (*val NULL for

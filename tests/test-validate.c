@@ -194,11 +194,25 @@ static void test_events(void)
 	}
 }
 
+/* The key must be the user_id, byte for byte; no key is refused too. */
+static void test_key(void)
+{
+	struct cw_event ev = base();
+
+	CHECK(cw_event_key_mismatch("user_1", 6, &ev) == NULL);
+	CHECK(strstr(cw_event_key_mismatch(NULL, 0, &ev), "no key"));
+	CHECK(strstr(cw_event_key_mismatch("user_2", 6, &ev), "differs"));
+	CHECK(strstr(cw_event_key_mismatch("user_1x", 7, &ev), "differs"));
+	CHECK(strstr(cw_event_key_mismatch("user_", 5, &ev), "differs"));
+	CHECK(strstr(cw_event_key_mismatch("", 0, &ev), "differs"));
+}
+
 int main(int argc, char **argv)
 {
 	static const struct harness_case cases[] = {
 		{"utf8", test_utf8},
 		{"events", test_events},
+		{"key", test_key},
 	};
 	return harness_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }
