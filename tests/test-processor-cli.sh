@@ -30,6 +30,10 @@ check "bad environment value names the variable" expect_exit 2 "CARTWATCH_FLUSH_
 check "stray argument exits 2" expect_exit 2 "unexpected argument" -- "$proc" extra
 check "cart TTL shorter than the session is refused" expect_exit 2 "cart-ttl" -- "$proc" --cart-ttl 1m
 check "bad log level exits 2" expect_exit 2 "log-level" -- "$proc" --log-level loud
+check "an absurd time scale is refused" expect_exit 2 "time-scale must be above 0 and at most 1e9" -- "$proc" --time-scale 1e308
+check "a zero clock skew is refused" expect_exit 2 "max-clock-skew must be between" -- "$proc" --max-clock-skew 0s
+check "a cart limit past 65535 is refused" expect_exit 2 "max-cart-items must be between" -- "$proc" --max-cart-items 70000
+check "a session timeout of centuries is refused" expect_exit 2 "at most 366d" -- "$proc" --session-timeout 100000d --cart-ttl 100000d
 
 # PostgreSQL unreachable: a port nobody listens on.
 pgport=$("$here/lib/free-port")
