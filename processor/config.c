@@ -57,6 +57,10 @@ const struct cw_opt processor_opts[] = {
 	 "wall clock and drop users with events that far ahead (committed "
 	 "results are kept)",
 	 false},
+	{"max-products", 0, CW_OPT_INT, OPT(max_products), "1000000", "N",
+	 "Distinct product ids, removal reasons and currencies held in "
+	 "memory; an event naming a new one beyond this is dead-lettered",
+	 false},
 	{"max-cart-items", 0, CW_OPT_INT, OPT(max_cart_items), "1000", "N",
 	 "Dead-letter a cart_add that would put more distinct products than "
 	 "this in one cart",
@@ -97,6 +101,8 @@ int processor_config_validate(const struct processor_config *cfg, char *errstr,
 	else if (cfg->max_clock_skew_ms < 1000 ||
 		 cfg->max_clock_skew_ms > 366LL * 86400000)
 		bad = "--max-clock-skew must be between 1s and 366d";
+	else if (cfg->max_products < 100 || cfg->max_products > 100000000)
+		bad = "--max-products must be between 100 and 100000000";
 	else if (cfg->max_cart_items < 1 || cfg->max_cart_items > 65535)
 		bad = "--max-cart-items must be between 1 and 65535";
 	else if (cfg->session_timeout_ms > 366LL * 86400000 ||

@@ -28,6 +28,7 @@ struct processor_config {
 	int64_t max_clock_skew_ms;
 	bool repair_future_watermarks;
 	int64_t max_cart_items;
+	int64_t max_products;
 	int64_t max_pending;
 	char *instance;
 	char *metrics_addr;

@@ -756,6 +756,10 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 		pt->next_offset = m->offset + 1;
 		return 0;
 	}
+	if (r == -ENOSPC) {
+		refuse(d, pt, m, &d->c.intern_full_events, errstr, NULL);
+		return 0;
+	}
 	if (r < 0) {
 		refuse(d, pt, m, &d->c.cart_limit_events, errstr, NULL);
 		return 0;
@@ -1194,6 +1198,7 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 		.time_scale = cfg->time_scale,
 		.max_ahead_ms = max_ahead_ms(cfg),
 		.max_cart_items = (uint32_t)cfg->max_cart_items,
+		.max_interned = (uint32_t)cfg->max_products,
 	};
 	gethostname(host, sizeof(host) - 1);
 	if (cfg->instance)

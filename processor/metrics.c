@@ -93,6 +93,10 @@ static const struct metric_desc scalar_metrics[] = {
 	 "Events dropped because the user's recent events had their "
 	 "event_id (client or gateway retries).",
 	 SNAP(duplicate_events)},
+	{"cartwatch_products_full_events_total", "counter",
+	 "Events naming a new product, reason or currency beyond "
+	 "--max-products (dead-lettered).",
+	 SNAP(intern_full_events)},
 	{"cartwatch_partitions_watermark_ahead", "gauge",
 	 "Assigned partitions whose restored watermark is beyond "
 	 "--max-clock-skew (see --repair-future-watermarks).",

@@ -62,6 +62,7 @@ struct metrics_histogram {
 	X(events_too_old)                                                      \
 	X(cart_limit_events)                                                   \
 	X(duplicate_events)                                                    \
+	X(intern_full_events)                                                  \
 	X(dlq_records)                                                         \
 	X(dlq_failures)                                                        \
 	X(abandonments) /* committed to PostgreSQL */                          \

@@ -567,6 +567,16 @@ int partition_check_event(const struct partition *pt, const struct cw_event *ev,
 			return -ERANGE;
 		}
 	}
+	if (sp->max_interned && intern_count(pt->intern) >= sp->max_interned &&
+	    ((ev->product_id.ptr && !intern_find(pt->intern, ev->product_id)) ||
+	     (ev->reason.ptr && !intern_find(pt->intern, ev->reason)) ||
+	     !intern_find(pt->intern, ev->currency))) {
+		snprintf(why, why_size,
+			 "a new product id, reason or currency beyond "
+			 "--max-products %" PRIu32,
+			 sp->max_interned);
+		return -ENOSPC;
+	}
 	const struct user *u =
 		pt->n_slots ? pt->slots[users_slot(pt, ev->user_id.ptr,
 						   ev->user_id.len)]

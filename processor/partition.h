@@ -43,6 +43,8 @@ struct session_params {
 	 * --time-scale when above 1), and products per cart. */
 	int64_t max_ahead_ms;
 	uint32_t max_cart_items;
+	uint32_t max_interned; /* distinct strings in the intern table; 0:
+				* no bound */
 };
 
 enum user_flags {
@@ -178,6 +180,9 @@ int partition_process(struct partition *pt, const struct cw_event *ev,
  *  -EOVERFLOW  a cart_add after which the line would hold more than
  *              CW_EVENT_MAX_QUANTITY units or the cart's value would not
  *              fit in 64 bits.
+ *  -ENOSPC     the event names a product, reason or currency the intern
+ *              table does not hold while it holds params->max_interned
+ *              strings (interned strings are never freed);
  *  -EALREADY   the event_id is one of the user's last USER_RECENT_IDS
  *              applied events' (a duplicate: drop it, it is no error).
  * @ev must have passed cw_event_validate(). Returns 0 when the event may

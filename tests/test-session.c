@@ -992,6 +992,20 @@ static void test_guards(void)
 	CHECK_INT_EQ(partition_check_event(pt, &ev, now, why, sizeof(why)),
 		     -EOVERFLOW);
 
+	/* --max-products: once the table is full, a new string is refused
+	 * (the table never frees one), known ones still pass. */
+	sp.max_interned = (uint32_t)intern_count(in);
+	ev = guard_event("shopper", t, "NEW_PRODUCT", 1, 1);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), -ENOSPC);
+	CHECK(strstr(why, "--max-products") != NULL);
+	ev = guard_event("shopper", t, "P1", 1, 1);
+	ev.reason = cw_str_c("a brand new reason");
+	ev.type = CW_EVENT_CART_REMOVE;
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), -ENOSPC);
+	ev = guard_event("shopper", t, "P1", 1, 1);
+	CHECK_INT_EQ(guarded(pt, &ev, now, why, sizeof(why)), 0);
+	sp.max_interned = 0;
+
 	/* The value sums never wrap. */
 	int32_t count;
 	int64_t value;
