@@ -1155,6 +1155,188 @@ static void test_lost_commit_answer(void)
 	fixture_fini(&fx);
 }
 
+/* A sink on database @dbname through @px. */
+static struct pg_sink *proxied_sink(struct proxy *px, const char *dbname)
+{
+	char conninfo[512], errstr[256];
+	struct pg_sink *ps;
+
+	snprintf(conninfo, sizeof(conninfo),
+		 "host=127.0.0.1 port=%d dbname=%s user=%s "
+		 "sslmode=disable gssencmode=disable",
+		 px->port, dbname, harness_require_env("PGUSER"));
+	ps = pg_sink_new(conninfo, "cart-events", errstr, sizeof(errstr));
+	REQUIRE(ps);
+	return ps;
+}
+
+/* Flush @n batches through @px losing the COMMIT answer. */
+static void flush_losing_commit(struct proxy *px, struct pg_sink *ps,
+				struct batch **bs, size_t n)
+{
+	atomic_store(&px->dropped, 0);
+	atomic_store(&px->drop_commit, 1);
+	CHECK_INT_EQ(pg_sink_flush(ps, bs, n, NULL), -ENOTCONN);
+	CHECK(atomic_load(&px->dropped));
+}
+
+/* Issue 15 item 4: a flush whose COMMIT answer was lost did land; the
+ * partition is claimed again and a DIFFERENT batch ending at the same
+ * offset (abandonments from timers, no new records) must be written, not
+ * taken for the one that landed. */
+static void test_lost_commit_then_reclaim(void)
+{
+	struct proxy px = {0};
+	struct fixture fx;
+	struct pg_sink *ps;
+	struct batch *b;
+
+	fixture_init(&fx, "t_lost_reclaim", "cart-events");
+	proxy_start(&px);
+	ps = proxied_sink(&px, "t_lost_reclaim");
+	b = claimed_batch(ps, 0);
+	fill_batch(b, 0, 10);
+	CHECK_INT_EQ(flush1(ps, b), 0);
+	batch_reset(b);
+
+	add_abandonment(b, ID(90), "timer-1", T0, 1);
+	b->next_offset = 10;
+	flush_losing_commit(&px, ps, &b, 1);
+	CHECK_QUERY(fx.conn, "SELECT count(*) FROM cart_abandonments", "11");
+	batch_destroy(b);
+
+	/* The partition is taken again (generation 2, offset 10) and its
+	 * timers produce another abandonment at the same offset. */
+	b = claimed_batch(fx.ps, 0);
+	add_abandonment(b, ID(91), "timer-2", T0, 2);
+	b->next_offset = 10;
+	CHECK_INT_EQ(flush1(ps, b), 0);
+	CHECK_QUERY(fx.conn,
+		    "SELECT user_id FROM cart_abandonments WHERE user_id "
+		    "LIKE 'timer-%' ORDER BY 1",
+		    "timer-1\ntimer-2");
+	CHECK_QUERY(fx.conn,
+		    "SELECT generation, next_offset FROM cw_partitions",
+		    "2|10");
+
+	batch_destroy(b);
+	pg_sink_destroy(ps);
+	proxy_stop(&px);
+	fixture_fini(&fx);
+}
+
+/* Issue 15 item 9: a flush of partitions 0 and 1 lands but its answer is
+ * lost, then another processor takes partition 1. The retry of partition
+ * 0 alone must be recognised as committed (not refused, not written
+ * twice), and partition 0 goes on normally. */
+static void test_lost_commit_then_partition_taken(void)
+{
+	struct proxy px = {0};
+	struct fixture fx;
+	struct pg_sink *ps;
+	struct batch *both[2];
+	int64_t gen, off, wm;
+	int32_t part = 7;
+
+	fixture_init(&fx, "t_lost_taken", "cart-events");
+	proxy_start(&px);
+	ps = proxied_sink(&px, "t_lost_taken");
+	both[0] = claimed_batch(ps, 0);
+	both[1] = claimed_batch(ps, 1);
+	fill_batch(both[0], 0, 5);
+	fill_batch(both[1], 100, 5);
+	flush_losing_commit(&px, ps, both, 2);
+	CHECK_QUERY(fx.conn, count_all_sql, "10 0 0 0 1 0 10 0");
+
+	REQUIRE(pg_sink_claim_partition(fx.ps, 1, "other", &gen, &off, &wm) ==
+		0);
+	CHECK_INT_EQ(off, 105);
+
+	/* The retry holds partition 0 only (1 was revoked meanwhile). */
+	CHECK_INT_EQ(pg_sink_flush(ps, &both[0], 1, &part), 0);
+	CHECK_INT_EQ(part, -1);
+	CHECK_QUERY(fx.conn, count_all_sql, "10 0 0 0 1 0 10 0");
+	CHECK_QUERY(fx.conn, "SELECT added_qty FROM product_stats_minute",
+		    "10");
+
+	/* Partition 0's next batch is written once. */
+	batch_reset(both[0]);
+	fill_batch(both[0], 5, 5);
+	CHECK_INT_EQ(flush1(ps, both[0]), 0);
+	CHECK_QUERY(fx.conn, count_all_sql, "15 0 0 0 1 0 15 0");
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, generation, next_offset FROM "
+		    "cw_partitions ORDER BY 1",
+		    "0|1|10\n1|2|105");
+
+	/* The old batch of partition 1 is fenced, not re-applied. */
+	CHECK_INT_EQ(pg_sink_flush(ps, &both[1], 1, &part), -ESTALE);
+	CHECK_INT_EQ(part, 1);
+	CHECK_QUERY(fx.conn, count_all_sql, "15 0 0 0 1 0 15 0");
+
+	batch_destroy(both[0]);
+	batch_destroy(both[1]);
+	pg_sink_destroy(ps);
+	proxy_stop(&px);
+	fixture_fini(&fx);
+}
+
+/* Issue 15 item 5: the database forgets commits (an older snapshot
+ * restored, asynchronous failover): the next flush refuses to continue
+ * from where it no longer is, for the offset and for the generation. */
+static void test_rewind_detected(void)
+{
+	struct fixture fx;
+	struct batch *b;
+	int64_t gen, off, wm;
+	int32_t part = -1;
+
+	fixture_init(&fx, "t_rewind", "cart-events");
+	b = claimed_batch(fx.ps, 0);
+	fill_batch(b, 0, 5);
+	CHECK_INT_EQ(flush1(fx.ps, b), 0);
+	batch_reset(b);
+	fill_batch(b, 5, 5);
+	CHECK_INT_EQ(flush1(fx.ps, b), 0);
+	batch_reset(b);
+
+	/* Stand-in for a restored older snapshot of the row. */
+	db_exec(fx.conn, "UPDATE cw_partitions SET next_offset = 5");
+	fill_batch(b, 10, 5);
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, &b, 1, &part), -ENOTRECOVERABLE);
+	CHECK_INT_EQ(part, 0);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "went back in time") != NULL);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "offset 5") != NULL);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "committed 10") != NULL);
+	CHECK_QUERY(fx.conn, count_all_sql, "10 0 0 0 1 0 10 0");
+	batch_destroy(b);
+
+	/* Taken again, it replays from the stored offset and goes on. */
+	REQUIRE(pg_sink_claim_partition(fx.ps, 0, "test", &gen, &off, &wm) ==
+		0);
+	CHECK_INT_EQ(off, 5);
+	b = batch_new(0);
+	REQUIRE(b);
+	b->generation = gen;
+	b->next_offset = 10;
+	CHECK_INT_EQ(flush1(fx.ps, b), 0);
+	batch_reset(b);
+	b->next_offset = 11;
+	CHECK_INT_EQ(flush1(fx.ps, b), 0);
+
+	/* The claim itself lost: the generation went back. */
+	db_exec(fx.conn,
+		"UPDATE cw_partitions SET generation = generation - 1");
+	batch_reset(b);
+	b->next_offset = 12;
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, &b, 1, &part), -ENOTRECOVERABLE);
+	CHECK_INT_EQ(part, 0);
+	CHECK_QUERY(fx.conn, "SELECT next_offset FROM cw_partitions", "11");
+
+	batch_destroy(b);
+	fixture_fini(&fx);
+}
+
 /* ---- loading back ---------------------------------------------------------
  */
 
@@ -1587,6 +1769,10 @@ int main(int argc, char **argv)
 		{"fencing", test_fencing},
 		{"connection_killed", test_connection_killed},
 		{"lost_commit_answer", test_lost_commit_answer},
+		{"lost_commit_then_reclaim", test_lost_commit_then_reclaim},
+		{"lost_commit_then_partition_taken",
+		 test_lost_commit_then_partition_taken},
+		{"rewind_detected", test_rewind_detected},
 		{"load_users", test_load_users},
 		{"state_snapshot", test_state_snapshot},
 		{"bad_chunk", test_bad_chunk},
