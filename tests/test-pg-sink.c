@@ -1337,6 +1337,99 @@ static void test_rewind_detected(void)
 	fixture_fini(&fx);
 }
 
+/* Issue 15 item 1: a batch PostgreSQL can never take (invalid UTF-8, the
+ * same abandonment id from two partitions) fails permanently and is
+ * pinned on its partition; the other partitions' batches of the same
+ * flush then commit without it. */
+static void test_permanent_error_isolated(void)
+{
+	static const char *const bad_product[] = {"ECHO\xff\xfe"};
+	static const int32_t qty[] = {1};
+	static const int64_t price[] = {100};
+	struct batch_abandonment *ab;
+	struct fixture fx;
+	struct batch *b[3], *rest[2];
+	int32_t part = -1;
+	char reason[160];
+
+	fixture_init(&fx, "t_permanent", "cart-events");
+	for (int i = 0; i < 3; i++) {
+		b[i] = claimed_batch(fx.ps, i);
+		fill_batch(b[i], 100 * i, 3);
+	}
+	ab = add_abandonment(b[1], ID(50), "bad-utf8", T0, 1);
+	add_items(b[1], ab, 1, bad_product, qty, price);
+
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, b, 3, &part), -EBADMSG);
+	CHECK_INT_EQ(part, 1);
+	CHECK_INT_EQ(pg_sink_last_errclass(fx.ps), PG_SINK_ERR_PERMANENT);
+	CHECK_STR_EQ(pg_sink_last_sqlstate(fx.ps), "22021");
+	CHECK(strstr(pg_sink_last_error(fx.ps), "partition 1 (offsets") !=
+	      NULL);
+	pg_sink_last_reason(fx.ps, reason, sizeof(reason));
+	CHECK(strncmp(reason, "postgresql error 22021: invalid byte sequence",
+		      45) == 0);
+	CHECK(strstr(reason, "COPY") == NULL && strchr(reason, '\n') == NULL);
+	CHECK_QUERY(fx.conn, count_all_sql, "0 0 0 0 0 0 0 0");
+
+	/* The others go on without it. */
+	rest[0] = b[0];
+	rest[1] = b[2];
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, rest, 2, &part), 0);
+	CHECK_INT_EQ(part, -1);
+	CHECK_QUERY(fx.conn, count_all_sql, "6 0 0 0 1 0 6 0");
+	/* Alone, it fails the same way again. */
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, &b[1], 1, &part), -EBADMSG);
+	CHECK_INT_EQ(part, 1);
+
+	/* The same abandonment id from two partitions in one flush: the
+	 * second one is to blame, the first commits. */
+	batch_reset(b[0]);
+	batch_reset(b[2]);
+	add_abandonment(b[0], ID(60), "twice", T0, 1);
+	add_abandonment(b[2], ID(60), "twice", T0, 1);
+	b[0]->next_offset = 4;
+	b[2]->next_offset = 204;
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, rest, 2, &part), -EBADMSG);
+	CHECK_INT_EQ(part, 2);
+	CHECK_STR_EQ(pg_sink_last_sqlstate(fx.ps), "23505");
+	pg_sink_last_reason(fx.ps, reason, sizeof(reason));
+	CHECK(strncmp(reason, "postgresql error 23505: duplicate key", 37) ==
+	      0);
+	CHECK_INT_EQ(flush1(fx.ps, b[0]), 0);
+	CHECK_QUERY(fx.conn, count_all_sql, "7 0 0 0 1 0 6 0");
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, next_offset FROM cw_partitions "
+		    "ORDER BY 1",
+		    "0|4\n1|-1\n2|203");
+
+	for (int i = 0; i < 3; i++)
+		batch_destroy(b[i]);
+	fixture_fini(&fx);
+}
+
+/* Issue 15 item 6: an unreachable server is described as such, in one
+ * bounded line. */
+static void test_unreachable_reason(void)
+{
+	struct pg_sink *ps;
+	char errstr[256], reason[160];
+	int64_t gen, off, wm;
+
+	ps = pg_sink_new("host=127.0.0.1 port=1 connect_timeout=2 "
+			 "password=secret",
+			 "cart-events", errstr, sizeof(errstr));
+	REQUIRE(ps);
+	CHECK_INT_EQ(pg_sink_claim_partition(ps, 0, "t", &gen, &off, &wm),
+		     -ENOTCONN);
+	CHECK_INT_EQ(pg_sink_last_errclass(ps), PG_SINK_ERR_UNREACHABLE);
+	pg_sink_last_reason(ps, reason, sizeof(reason));
+	CHECK(strncmp(reason, "postgresql unreachable: ", 24) == 0);
+	CHECK(strchr(reason, '\n') == NULL);
+	CHECK(strstr(reason, "secret") == NULL);
+	pg_sink_destroy(ps);
+}
+
 /* ---- loading back ---------------------------------------------------------
  */
 
@@ -1773,6 +1866,8 @@ int main(int argc, char **argv)
 		{"lost_commit_then_partition_taken",
 		 test_lost_commit_then_partition_taken},
 		{"rewind_detected", test_rewind_detected},
+		{"permanent_error_isolated", test_permanent_error_isolated},
+		{"unreachable_reason", test_unreachable_reason},
 		{"load_users", test_load_users},
 		{"state_snapshot", test_state_snapshot},
 		{"bad_chunk", test_bad_chunk},
