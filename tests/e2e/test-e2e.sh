@@ -9,11 +9,15 @@
 #   pgrestart  PostgreSQL is stopped and restarted mid-run
 #   kafkadown  the (embedded) brokers go down for longer than the idle
 #              timeout mid-run and come back (fault injection)
+#   pgrewind   PostgreSQL (synchronous_commit=off, see tests/pg/pg-start)
+#              is stopped with -m immediate mid-run and restarted: it lost
+#              commits the processor was told about; the processor must
+#              notice and replay them
 # Runs under tests/run-with-servers --pg --kafka ...; needs
 # CARTWATCH_PRODUCER and CARTWATCH_PROCESSOR (set by meson).
 set -euo pipefail
 
-mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|pgrestart}
+mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|pgrestart|kafkadown|pgrewind}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 work=${CARTWATCH_TEST_DIR:?run through run-with-servers}
@@ -88,7 +92,7 @@ producer_args=(-b "$bs" --events "$events" --seed 7 --users 3000
 	--start-time 2026-07-08T00:00:00Z --summary-json "$work/summary.json")
 producer_pid=
 case $mode in
-crash|rebalance|pgrestart|kafkadown)
+crash|rebalance|pgrestart|kafkadown|pgrewind)
 	proc_args+=(--idle-timeout 3s)
 	"$producer" "${producer_args[@]}" --rate "${CARTWATCH_E2E_RATE:-2500}" \
 		--time-scale 1000000 >/dev/null 2>"$work/producer.log" &
@@ -209,6 +213,31 @@ kafkadown)
 	kill -USR2 "$broker_pid"
 	log "brokers up again"
 	wait_until 60 "the processor reconnecting" grep -q "Kafka reachable again" "$work/proc-p1.log"
+	wait_until 180 "all events processed" done_cond
+	;;
+pgrewind)
+	# With synchronous_commit=off, COMMIT returns before its WAL is
+	# written; a slow WAL writer makes an immediate stop lose the last
+	# second of commits for certain.
+	sql "ALTER SYSTEM SET wal_writer_delay = '10s'"
+	sql "SELECT pg_reload_conf()" >/dev/null
+	port=$("$src/tests/lib/free-port")
+	proc_args+=(--metrics-addr "127.0.0.1:$port")
+	url=http://127.0.0.1:$port
+	metric() { curl -fsS "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+	start_processor p1
+	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	runuser=()
+	[ "$(id -u)" = 0 ] && runuser=(runuser -u postgres --)
+	bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+	c=$(committed)
+	"${runuser[@]}" "$bindir/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null
+	[ "$c" -lt "$total" ] || fail "PostgreSQL stopped only after all work was done; the test proved nothing"
+	"${runuser[@]}" "$bindir/pg_ctl" -D "$work/pg/data" -l "$work/pg/postgres.log" -w start >/dev/null
+	log "PostgreSQL stopped (immediate) at $c/$total committed and restarted; it holds $(committed)"
+	wait_until 60 "the rewind detected" grep -q "went back in time" "$work/proc-p1.log"
+	wait_until 30 "the rewind counted" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_postgresql_rewinds_total\" { print \$2 }')\" -ge 1 ]"
+	log "rewinds: $(metric cartwatch_postgresql_rewinds_total); $(grep -m1 'went back in time' "$work/proc-p1.log" | grep -o 'error="[^"]*"')"
 	wait_until 180 "all events processed" done_cond
 	;;
 *) fail "unknown mode" ;;
