@@ -1870,12 +1870,20 @@ static int isolate_permanent(struct pg_sink *ps, struct batch *const *bs,
 			part_find(ps->last, ps->n_last, bs[k]->partition);
 		bool known = e && e->generation == bs[k]->generation;
 
+		char range[64];
+
+		if (known)
+			snprintf(range, sizeof(range),
+				 "offsets %" PRId64 "..%" PRId64,
+				 e->next_offset < 0 ? 0 : e->next_offset,
+				 bs[k]->next_offset - 1);
+		else
+			snprintf(range, sizeof(range),
+				 "offsets up to %" PRId64 " since its claim",
+				 bs[k]->next_offset - 1);
 		snprintf(ps->err, sizeof(ps->err),
-			 "partition %" PRId32 " (offsets %s%" PRId64
-			 "..%" PRId64 ") cannot be written: %s",
-			 bs[k]->partition, known ? "" : "<=",
-			 known ? e->next_offset : bs[k]->next_offset,
-			 bs[k]->next_offset - 1, err);
+			 "partition %" PRId32 " (%s) cannot be written: %.900s",
+			 bs[k]->partition, range, err);
 	}
 	memcpy(ps->primary, primary, sizeof(primary));
 	memcpy(ps->sqlstate, state, sizeof(state));

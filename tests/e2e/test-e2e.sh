@@ -13,11 +13,15 @@
 #              is stopped with -m immediate mid-run and restarted: it lost
 #              commits the processor was told about; the processor must
 #              notice and replay them
+#   pgpermanent  PostgreSQL refuses one user's abandonments for good (a
+#              CHECK constraint, SQLSTATE 23514): only that partition is
+#              quarantined, the others finish; once the constraint is
+#              dropped, a restart takes it again and finishes too
 # Runs under tests/run-with-servers --pg --kafka ...; needs
 # CARTWATCH_PRODUCER and CARTWATCH_PROCESSOR (set by meson).
 set -euo pipefail
 
-mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|pgrestart|kafkadown|pgrewind}
+mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|pgrestart|kafkadown|pgrewind|pgpermanent}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 work=${CARTWATCH_TEST_DIR:?run through run-with-servers}
@@ -239,6 +243,46 @@ pgrewind)
 	wait_until 30 "the rewind counted" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_postgresql_rewinds_total\" { print \$2 }')\" -ge 1 ]"
 	log "rewinds: $(metric cartwatch_postgresql_rewinds_total); $(grep -m1 'went back in time' "$work/proc-p1.log" | grep -o 'error="[^"]*"')"
 	wait_until 180 "all events processed" done_cond
+	;;
+pgpermanent)
+	# Migrate first (a processor on a topic nobody writes), then make
+	# PostgreSQL refuse one user's abandonments: no retry can get past it.
+	"$processor" -b "$bs" --topic e2e-migrate-only --group e2e-migrate >"$work/proc-m.log" 2>&1 &
+	mpid=$!
+	wait_until 60 "the schema" bash -c "[ \"\$(psql -X -At -c \"SELECT to_regclass('cart_abandonments') IS NOT NULL\" 2>/dev/null)\" = t ]"
+	kill -TERM $mpid
+	wait $mpid || true
+	sql "ALTER TABLE cart_abandonments ADD CONSTRAINT e2e_refused CHECK (user_id <> 'user_1')"
+	port=$("$src/tests/lib/free-port")
+	proc_args+=(--metrics-addr "127.0.0.1:$port")
+	url=http://127.0.0.1:$port
+	metric() { curl -fsS "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+	start_processor p1
+	wait_until 60 "a partition quarantined" grep -q "partition quarantined" "$work/proc-p1.log"
+	victim=$(grep -m1 "partition quarantined" "$work/proc-p1.log" | sed 's/.* partition=\([0-9]*\) .*/\1/')
+	grep -m1 "partition quarantined" "$work/proc-p1.log" | grep -q 'sqlstate=23514 .*offsets' ||
+		fail "the quarantine log lacks the SQLSTATE or the offsets"
+	# The other partitions run to the end of their logs.
+	others_done() {
+		local m
+		m=$(curl -fsS "$url/metrics") || return 1
+		echo "$m" | grep -q "^cartwatch_partition_lag_messages{partition=\"$victim\"}" && return 1
+		echo "$m" | grep -q '^cartwatch_partition_lag_messages{' || return 1
+		! echo "$m" | grep '^cartwatch_partition_lag_messages{' | awk '$2 != 0' | grep -q .
+	}
+	wait_until 120 "the other partitions done" others_done
+	body=$(curl -sS "$url/healthz")
+	code=$(curl -sS -o /dev/null -w '%{http_code}' "$url/healthz")
+	[ "$code" = 503 ] && echo "$body" | grep -q "partition $victim quarantined: postgresql error 23514: " ||
+		fail "/healthz does not name the quarantined partition ($code: $body)"
+	[ "$(metric cartwatch_partitions_quarantined)" = 1 ] || fail "cartwatch_partitions_quarantined is not 1"
+	log "partition $victim quarantined, the others done; /healthz $code: $body"
+	c=$(sql "SELECT next_offset FROM cw_partitions WHERE partition = $victim")
+	sql "ALTER TABLE cart_abandonments DROP CONSTRAINT e2e_refused"
+	stop_processor p1 TERM
+	start_processor p1
+	wait_until 180 "all events processed" done_cond
+	log "after the constraint was dropped and a restart, partition $victim went on from $c"
 	;;
 *) fail "unknown mode" ;;
 esac
