@@ -119,19 +119,30 @@ static void pg_failed(struct daemon *d)
 	pg_sink_last_reason(d->sink, d->pg_reason, sizeof(d->pg_reason));
 }
 
-/* Forget quarantined partitions that were assigned and taken again since
- * (a rebalance): they are consumed again. Poll thread. */
+/* Forget quarantined partitions that were taken again since (a rebalance
+ * assigned them anew: they are consumed again) or that this processor no
+ * longer has (their next owner meets the error). Poll thread. */
 static void quarantine_prune(struct daemon *d)
 {
+	rd_kafka_topic_partition_list_t *assigned = NULL;
 	int k = 0;
 
+	if (!d->n_quarantined)
+		return;
+	if (rd_kafka_assignment(d->consumer, &assigned))
+		assigned = NULL;
 	for (int i = 0; i < d->n_quarantined; i++) {
 		int32_t id = d->quarantined[i];
 		if (id < d->n_parts && d->parts[id])
 			continue;
+		if (assigned && !rd_kafka_topic_partition_list_find(
+					assigned, d->cfg->topic, id))
+			continue;
 		d->quarantined[k++] = id;
 	}
 	d->n_quarantined = k;
+	if (assigned)
+		rd_kafka_topic_partition_list_destroy(assigned);
 }
 
 /* Fill the snapshot from the counters and partitions and hand it to the
