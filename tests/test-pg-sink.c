@@ -991,6 +991,7 @@ struct proxy {
 	int port;
 	int server_port;
 	atomic_int drop_commit;
+	atomic_int swallow_commit; /* close before forwarding the COMMIT */
 	atomic_int dropped;
 	atomic_int stop;
 	pthread_t thread;
@@ -1036,6 +1037,13 @@ static void proxy_session(struct proxy *px, int client)
 			continue;
 		if (fds[0].revents) {
 			n = read(client, buf, sizeof(buf));
+			if (n > 0 && atomic_load(&px->swallow_commit) &&
+			    contains_commit(buf, (size_t)n)) {
+				/* The server never sees it: rolled back. */
+				atomic_store(&px->swallow_commit, 0);
+				atomic_store(&px->dropped, 1);
+				break;
+			}
 			if (n <= 0 || write(server, buf, (size_t)n) != n)
 				break;
 			if (atomic_load(&px->drop_commit) &&
@@ -1273,6 +1281,50 @@ static void test_lost_commit_then_partition_taken(void)
 	CHECK_INT_EQ(pg_sink_flush(ps, &both[1], 1, &part), -ESTALE);
 	CHECK_INT_EQ(part, 1);
 	CHECK_QUERY(fx.conn, count_all_sql, "15 0 0 0 1 0 15 0");
+
+	batch_destroy(both[0]);
+	batch_destroy(both[1]);
+	pg_sink_destroy(ps);
+	proxy_stop(&px);
+	fixture_fini(&fx);
+}
+
+/* Item 9, the other outcome: the COMMIT never reached the server, and
+ * partition 1 is taken meanwhile. Partition 0's retry is written (once),
+ * partition 1's old batch is fenced. */
+static void test_lost_commit_not_landed_partition_taken(void)
+{
+	struct proxy px = {0};
+	struct fixture fx;
+	struct pg_sink *ps;
+	struct batch *both[2];
+	int64_t gen, off, wm;
+	int32_t part = 7;
+
+	fixture_init(&fx, "t_lost_not_landed", "cart-events");
+	proxy_start(&px);
+	ps = proxied_sink(&px, "t_lost_not_landed");
+	both[0] = claimed_batch(ps, 0);
+	both[1] = claimed_batch(ps, 1);
+	fill_batch(both[0], 0, 5);
+	fill_batch(both[1], 100, 5);
+	atomic_store(&px.swallow_commit, 1);
+	CHECK_INT_EQ(pg_sink_flush(ps, both, 2, NULL), -ENOTCONN);
+	CHECK(atomic_load(&px.dropped));
+	/* The server rolls back when it sees the connection closed; the
+	 * claim waits for the row locks until then. */
+	REQUIRE(pg_sink_claim_partition(fx.ps, 1, "other", &gen, &off, &wm) ==
+		0);
+	CHECK_INT_EQ(off, PG_SINK_OFFSET_NONE);
+
+	CHECK_INT_EQ(pg_sink_flush(ps, &both[0], 1, &part), 0);
+	CHECK_QUERY(fx.conn, count_all_sql, "5 0 0 0 1 0 5 0");
+	CHECK_INT_EQ(pg_sink_flush(ps, &both[1], 1, &part), -ESTALE);
+	CHECK_INT_EQ(part, 1);
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, generation, next_offset FROM "
+		    "cw_partitions ORDER BY 1",
+		    "0|1|5\n1|2|-1");
 
 	batch_destroy(both[0]);
 	batch_destroy(both[1]);
@@ -1865,6 +1917,8 @@ int main(int argc, char **argv)
 		{"lost_commit_then_reclaim", test_lost_commit_then_reclaim},
 		{"lost_commit_then_partition_taken",
 		 test_lost_commit_then_partition_taken},
+		{"lost_commit_not_landed_partition_taken",
+		 test_lost_commit_not_landed_partition_taken},
 		{"rewind_detected", test_rewind_detected},
 		{"permanent_error_isolated", test_permanent_error_isolated},
 		{"unreachable_reason", test_unreachable_reason},
