@@ -1460,6 +1460,46 @@ static void test_permanent_error_isolated(void)
 	fixture_fini(&fx);
 }
 
+/* Issue 15 items 1 and 6: a revoked privilege is an operator's doing,
+ * undone later: transient (-EIO, back off), and said as it is, not as
+ * "unreachable". The same batch commits once the grant is back. */
+static void test_privilege_revoked_is_transient(void)
+{
+	struct fixture fx;
+	struct pg_sink *ps;
+	struct batch *b;
+	char *conninfo, errstr[256], reason[160];
+
+	fixture_init(&fx, "t_revoked", "cart-events");
+	db_exec(fx.conn, "DO $$ BEGIN CREATE ROLE cw_writer LOGIN; "
+			 "EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+	db_exec(fx.conn,
+		"GRANT ALL ON ALL TABLES IN SCHEMA public TO cw_writer;"
+		"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO cw_writer");
+	REQUIRE(asprintf(&conninfo, "%s user=cw_writer", fx.conninfo) > 0);
+	ps = pg_sink_new(conninfo, "cart-events", errstr, sizeof(errstr));
+	REQUIRE(ps);
+	b = claimed_batch(ps, 0);
+	fill_batch(b, 0, 5);
+
+	db_exec(fx.conn, "REVOKE INSERT ON cart_abandonments FROM cw_writer");
+	CHECK_INT_EQ(pg_sink_flush(ps, &b, 1, NULL), -EIO);
+	CHECK_INT_EQ(pg_sink_last_errclass(ps), PG_SINK_ERR_TRANSIENT);
+	CHECK_STR_EQ(pg_sink_last_sqlstate(ps), "42501");
+	pg_sink_last_reason(ps, reason, sizeof(reason));
+	CHECK_STR_EQ(reason, "postgresql error 42501: permission denied for "
+			     "table cart_abandonments");
+
+	db_exec(fx.conn, "GRANT INSERT ON cart_abandonments TO cw_writer");
+	CHECK_INT_EQ(flush1(ps, b), 0);
+	CHECK_QUERY(fx.conn, count_all_sql, "5 0 0 0 1 0 5 0");
+
+	batch_destroy(b);
+	pg_sink_destroy(ps);
+	free(conninfo);
+	fixture_fini(&fx);
+}
+
 /* Issue 15 item 6: an unreachable server is described as such, in one
  * bounded line. */
 static void test_unreachable_reason(void)
@@ -1922,6 +1962,8 @@ int main(int argc, char **argv)
 		{"rewind_detected", test_rewind_detected},
 		{"permanent_error_isolated", test_permanent_error_isolated},
 		{"unreachable_reason", test_unreachable_reason},
+		{"privilege_revoked_is_transient",
+		 test_privilege_revoked_is_transient},
 		{"load_users", test_load_users},
 		{"state_snapshot", test_state_snapshot},
 		{"bad_chunk", test_bad_chunk},
