@@ -108,12 +108,13 @@ int pg_sink_migrate(struct pg_sink *ps);
 
 /* Take @partition for this processor (@owner: a name for humans, e.g.
  * "host:pid"). In one statement, insert the cw_partitions row or bump its
- * generation, and return the new *generation (fence every later flush of
- * the partition with it: batch->generation), the committed *next_offset
- * (PG_SINK_OFFSET_NONE if none) and *watermark_ms (PG_SINK_WATERMARK_NONE
- * if none). From then on, flushes by any earlier owner fail with -ESTALE.
- * Returns 0, -ENOTCONN (retry later) or -EIO/-EAGAIN with the message in
- * pg_sink_last_error(). */
+ * generation (clearing its last flush token, so no earlier flush whose
+ * COMMIT answer was lost can be mistaken for a later one), and return the new
+ * *generation (fence every later flush of the partition with it:
+ * batch->generation), the committed *next_offset (PG_SINK_OFFSET_NONE if none)
+ * and *watermark_ms (PG_SINK_WATERMARK_NONE if none). From then on, flushes by
+ * any earlier owner fail with -ESTALE. Returns 0, -ENOTCONN (retry later) or
+ * -EIO/-EAGAIN with the message in pg_sink_last_error(). */
 int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
 			    const char *owner, int64_t *generation,
 			    int64_t *next_offset, int64_t *watermark_ms);
