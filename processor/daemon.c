@@ -85,6 +85,11 @@ struct daemon {
 	struct partition_counters retired; /* of partitions given up */
 	bool pg_ok;
 	char pg_reason[128];
+	/* Partitions set aside after a permanent PostgreSQL error (see
+	 * partition_quarantine()), the reason of the latest. */
+	int32_t quarantined[64];
+	int n_quarantined;
+	char quarantine_reason[128];
 
 	/* processor_status: written after a flush, at most once a second. */
 	etime_t started_at;
@@ -112,8 +117,33 @@ static void pg_failed(struct daemon *d)
 {
 	d->c.pg_errors++;
 	d->pg_ok = false;
-	snprintf(d->pg_reason, sizeof(d->pg_reason), "%s",
-		 pg_sink_last_error(d->sink));
+	pg_sink_last_reason(d->sink, d->pg_reason, sizeof(d->pg_reason));
+}
+
+/* Forget quarantined partitions that were taken again since (a rebalance
+ * assigned them anew: they are consumed again) or that this processor no
+ * longer has (their next owner meets the error). Poll thread. */
+static void quarantine_prune(struct daemon *d)
+{
+	rd_kafka_topic_partition_list_t *assigned = NULL;
+	int k = 0;
+
+	if (!d->n_quarantined)
+		return;
+	if (rd_kafka_assignment(d->consumer, &assigned))
+		assigned = NULL;
+	for (int i = 0; i < d->n_quarantined; i++) {
+		int32_t id = d->quarantined[i];
+		if (id < d->n_parts && d->parts[id])
+			continue;
+		if (assigned && !rd_kafka_topic_partition_list_find(
+					assigned, d->cfg->topic, id))
+			continue;
+		d->quarantined[k++] = id;
+	}
+	d->n_quarantined = k;
+	if (assigned)
+		rd_kafka_topic_partition_list_destroy(assigned);
 }
 
 /* Fill the snapshot from the counters and partitions and hand it to the
@@ -171,14 +201,20 @@ static void publish_metrics(struct daemon *d)
 #define COPY_COUNTER(name) s->name = d->c.name;
 	METRICS_DAEMON_COUNTERS(COPY_COUNTER)
 #undef COPY_COUNTER
-	s->pg_ok = d->pg_ok;
+	/* A quarantined partition is work PostgreSQL does not accept. */
+	quarantine_prune(d);
+	s->quarantined_partitions = (uint64_t)d->n_quarantined;
+	s->pg_ok = d->pg_ok && !d->n_quarantined;
 	s->consuming = !d->paused && !*d->stop && !d->kafka_down;
 	if (d->kafka_down)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "kafka unreachable");
 	else if (!d->pg_ok)
-		snprintf(s->health_reason, sizeof(s->health_reason),
-			 "postgresql unreachable: %.96s", d->pg_reason);
+		snprintf(s->health_reason, sizeof(s->health_reason), "%s",
+			 d->pg_reason[0] ? d->pg_reason : "postgresql error");
+	else if (d->n_quarantined)
+		snprintf(s->health_reason, sizeof(s->health_reason), "%s",
+			 d->quarantine_reason);
 	else if (d->paused)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "paused: too many records wait for PostgreSQL");
@@ -924,6 +960,80 @@ static int flush_submit(struct daemon *d, int fk)
 	return n ? flusher_submit(d->flushers[fk], d->flush_batches[fk], n) : 0;
 }
 
+/* The database no longer holds what this processor committed for @id
+ * (-ENOTRECOVERABLE), or holds a batch other than the one retried
+ * (-EPROTO): drop the partition, take it again from PostgreSQL (new
+ * generation, stored offset and state) and seek the consumer back to the
+ * stored offset, so what the database lost is processed again. Poll
+ * thread. */
+static void partition_retake(struct daemon *d, int32_t id)
+{
+	rd_kafka_topic_partition_list_t *tpl;
+	rd_kafka_error_t *error;
+	int64_t offset = RD_KAFKA_OFFSET_BEGINNING;
+
+	partition_drop(d, id);
+	d->parts[id] = partition_take(d, id, &offset);
+	if (!d->parts[id]) {
+		if (!*d->stop && !d->fatal) {
+			cw_error("cannot restore partition; stopping",
+				 "partition=%d", id);
+			d->fatal = -EIO;
+		}
+		return;
+	}
+	tpl = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(tpl, d->cfg->topic, id)->offset =
+		offset;
+	error = rd_kafka_seek_partitions(d->consumer, tpl, 10000);
+	if (error || tpl->elems[0].err) {
+		cw_error("cannot seek the re-taken partition; stopping",
+			 "partition=%d offset=%" PRId64 " error=\"%s\"", id,
+			 offset,
+			 error ? rd_kafka_error_string(error)
+			       : rd_kafka_err2str(tpl->elems[0].err));
+		d->fatal = -EIO;
+	} else {
+		cw_warn("partition re-taken, replaying from PostgreSQL's "
+			"offset",
+			"partition=%d offset=%" PRId64, id, offset);
+	}
+	if (error)
+		rd_kafka_error_destroy(error);
+	rd_kafka_topic_partition_list_destroy(tpl);
+}
+
+/* A permanent PostgreSQL error (bad data, integrity violation) in @res's
+ * partition: set it aside so the other partitions keep flowing. It is
+ * paused in the consumer and dropped (so no flush carries it); it stays
+ * quarantined, counted and shown on /healthz until a rebalance assigns it
+ * again (which reads the same records again: an operator should look at
+ * the logged offsets first). Poll thread. */
+static void partition_quarantine(struct daemon *d,
+				 const struct flusher_result *res)
+{
+	rd_kafka_topic_partition_list_t *tpl;
+	int32_t id = res->fenced;
+
+	cw_error("permanent PostgreSQL error: partition quarantined (not "
+		 "consumed, not flushed) until it is assigned again",
+		 "partition=%d sqlstate=%s error=\"%s\"", id, res->sqlstate,
+		 res->err);
+	tpl = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(tpl, d->cfg->topic, id);
+	rd_kafka_pause_partitions(d->consumer, tpl);
+	rd_kafka_topic_partition_list_destroy(tpl);
+	partition_drop(d, id);
+	snprintf(d->quarantine_reason, sizeof(d->quarantine_reason),
+		 "partition %d quarantined: %.96s", id, res->reason);
+	for (int i = 0; i < d->n_quarantined; i++)
+		if (d->quarantined[i] == id)
+			return;
+	if (d->n_quarantined <
+	    (int)(sizeof(d->quarantined) / sizeof(d->quarantined[0])))
+		d->quarantined[d->n_quarantined++] = id;
+}
+
 /* Act on a finished flush. Returns 0 when it committed (abandonments are
  * published and the batches recycled), 1 when it should be submitted
  * again at once (a fenced partition was dropped, or a serialization
@@ -950,12 +1060,32 @@ static int flush_result(struct daemon *d, const struct flusher_result *res,
 		partition_drop(d, res->fenced);
 		return 1;
 	}
+	if ((res->r == -ENOTRECOVERABLE || res->r == -EPROTO) &&
+	    res->fenced >= 0) {
+		d->c.pg_rewinds += res->r == -ENOTRECOVERABLE;
+		cw_error("PostgreSQL does not hold what this processor "
+			 "committed; taking the partition again to replay",
+			 "partition=%d error=\"%s\"", res->fenced, res->err);
+		/* Before giving the partition up, the next owner replays. */
+		if (final)
+			partition_drop(d, res->fenced);
+		else
+			partition_retake(d, res->fenced);
+		return 1;
+	}
+	if (res->r == -EBADMSG && res->fenced >= 0) {
+		d->c.flush_failures++;
+		d->c.pg_errors++;
+		partition_quarantine(d, res);
+		return 1;
+	}
 	if (res->r == -EAGAIN)
 		return 1;
 	d->c.flush_failures++;
 	d->c.pg_errors++;
 	d->pg_ok = false;
-	snprintf(d->pg_reason, sizeof(d->pg_reason), "%.120s", res->err);
+	snprintf(d->pg_reason, sizeof(d->pg_reason), "%s",
+		 res->reason[0] ? res->reason : "postgresql error");
 	cw_error("flush failed; consumption paused until PostgreSQL accepts it",
 		 "error=\"%s\" retry_ms=%" PRId64, res->err, d->backoff_ms);
 	return res->r;

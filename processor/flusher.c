@@ -54,9 +54,15 @@ static void *flusher_main(void *arg)
 		res.r = pg_sink_flush(fl->sink, fl->batches, fl->n,
 				      &res.fenced);
 		res.ms = mono_ms() - t0;
-		if (res.r < 0)
+		if (res.r < 0) {
 			snprintf(res.err, sizeof(res.err), "%s",
 				 pg_sink_last_error(fl->sink));
+			res.errclass = pg_sink_last_errclass(fl->sink);
+			snprintf(res.sqlstate, sizeof(res.sqlstate), "%s",
+				 pg_sink_last_sqlstate(fl->sink));
+			pg_sink_last_reason(fl->sink, res.reason,
+					    sizeof(res.reason));
+		}
 		pthread_mutex_lock(&fl->lock);
 		fl->result = res;
 		fl->done = true;

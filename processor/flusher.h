@@ -17,14 +17,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pg_sink.h"
+
 struct batch;
 struct flusher;
 
 struct flusher_result {
-	int r;		/* pg_sink_flush()'s return value */
-	int32_t fenced; /* for -ESTALE: the partition taken by another */
-	int64_t ms;	/* how long the flush took */
-	char err[512];	/* pg_sink_last_error() when r < 0 */
+	int r; /* pg_sink_flush()'s return value */
+	/* The partition pg_sink_flush() blames (-ESTALE, -ENOTRECOVERABLE,
+	 * -EBADMSG, -EPROTO), else -1. */
+	int32_t fenced;
+	int64_t ms;    /* how long the flush took */
+	char err[512]; /* pg_sink_last_error() when r < 0 */
+	/* When r < 0: pg_sink_last_errclass(), pg_sink_last_sqlstate() and
+	 * pg_sink_last_reason() (one bounded line for /healthz). */
+	enum pg_sink_errclass errclass;
+	char sqlstate[6];
+	char reason[128];
 };
 
 /* Start the thread. @conninfo and @topic as for pg_sink_new() (copied).

@@ -129,6 +129,11 @@ static const struct metric_desc scalar_metrics[] = {
 	{"cartwatch_fenced_partitions_total", "counter",
 	 "Partitions dropped because another processor took them.",
 	 SNAP(fenced)},
+	{"cartwatch_postgresql_rewinds_total", "counter",
+	 "Partitions re-taken and replayed because PostgreSQL no longer held "
+	 "offsets this processor had committed (the database went back in "
+	 "time).",
+	 SNAP(pg_rewinds)},
 	{"cartwatch_abandonments_published_total", "counter",
 	 "Abandonments the broker acknowledged on the abandonment topic.",
 	 SNAP(abandonments_published)},
@@ -142,6 +147,10 @@ static const struct metric_desc scalar_metrics[] = {
 	{"cartwatch_users", "gauge", "Users held in memory.", SNAP(users)},
 	{"cartwatch_assigned_partitions", "gauge",
 	 "Partitions this processor owns.", SNAP(assigned_partitions)},
+	{"cartwatch_partitions_quarantined", "gauge",
+	 "Partitions set aside (not consumed, not flushed) after a permanent "
+	 "PostgreSQL error, until they are assigned again.",
+	 SNAP(quarantined_partitions)},
 };
 
 /* A growing text buffer; @oom sticks once an allocation failed. */

@@ -70,6 +70,7 @@ struct metrics_histogram {
 	X(flushes)                                                             \
 	X(flush_failures)                                                      \
 	X(fenced)                                                              \
+	X(pg_rewinds) /* partitions re-taken: the database lost commits */     \
 	X(abandonments_published)                                              \
 	X(publish_failures)                                                    \
 	X(pg_errors)                                                           \
@@ -93,8 +94,9 @@ struct metrics_snapshot {
 	uint64_t open_carts;
 	uint64_t open_sessions;
 	uint64_t users;
-	uint64_t assigned_partitions; /* may exceed n_partitions */
-	uint64_t partitions_watermark_ahead;
+	uint64_t assigned_partitions;	     /* may exceed n_partitions */
+	uint64_t quarantined_partitions;     /* set aside: permanent PG error */
+	uint64_t partitions_watermark_ahead; /* held: poisoned watermark */
 
 	/* Per partition: entries [0, n_partitions). */
 	uint32_t n_partitions;

@@ -44,6 +44,14 @@ struct sink_buf {
 	bool oom;
 };
 
+/* One partition's batch in a flush: enough to recognise it again. */
+struct sink_part {
+	int32_t partition;
+	int64_t generation;
+	int64_t next_offset;
+	bool committed; /* in ps->doubt: known to have landed */
+};
+
 struct pg_sink {
 	char *conninfo; /* NULL: libpq environment */
 	char *topic;
@@ -57,6 +65,24 @@ struct pg_sink {
 	int64_t next_token;
 	bool in_doubt; /* a COMMIT was sent but its answer lost */
 	int64_t in_doubt_token;
+	/* The batches of the in-doubt flush (in_doubt), or, once it was
+	 * found committed, the ones the caller has not been told about yet
+	 * (in_doubt false, n_doubt > 0). */
+	struct sink_part *doubt;
+	size_t n_doubt, cap_doubt;
+	/* What this sink last committed per partition: a flush of the same
+	 * generation must find exactly this offset stored (rewind check). */
+	struct sink_part *last;
+	size_t n_last, cap_last;
+	/* Subsets of a flush's batches (skipping committed ones, isolating
+	 * a permanent error), reused. */
+	struct batch **subset;
+	size_t cap_subset;
+
+	/* The last error, classified (pg_sink_last_errclass()). */
+	enum pg_sink_errclass errclass;
+	char sqlstate[6];
+	char primary[160]; /* first line of the server's or libpq's message */
 
 	struct sink_buf copy; /* COPY rows, reused */
 	struct sink_buf sql;  /* per-flush statement text, reused */
@@ -70,6 +96,22 @@ struct pg_sink {
 
 /* ---- small helpers --------------------------------------------------- */
 
+/* Copy the first line of @msg into ps->primary, without libpq's
+ * "ERROR:  " prefix. */
+static void sink_set_primary(struct pg_sink *ps, const char *msg)
+{
+	size_t len;
+
+	if (strncmp(msg, "ERROR:  ", 8) == 0 ||
+	    strncmp(msg, "FATAL:  ", 8) == 0)
+		msg += 8;
+	len = strcspn(msg, "\n");
+	if (len >= sizeof(ps->primary))
+		len = sizeof(ps->primary) - 1;
+	memcpy(ps->primary, msg, len);
+	ps->primary[len] = '\0';
+}
+
 __attribute__((format(printf, 2, 3))) static void
 sink_set_err(struct pg_sink *ps, const char *fmt, ...)
 {
@@ -82,31 +124,59 @@ sink_set_err(struct pg_sink *ps, const char *fmt, ...)
 	len = strlen(ps->err);
 	while (len && ps->err[len - 1] == '\n')
 		ps->err[--len] = '\0';
+	/* Not from the server unless sink_fail() says otherwise. */
+	ps->errclass = PG_SINK_ERR_TRANSIENT;
+	ps->sqlstate[0] = '\0';
+	sink_set_primary(ps, ps->err);
+}
+
+/* The connection failed or broke: @msg is libpq's message. */
+static void sink_set_unreachable(struct pg_sink *ps, const char *msg)
+{
+	ps->errclass = PG_SINK_ERR_UNREACHABLE;
+	ps->sqlstate[0] = '\0';
+	sink_set_primary(ps, msg);
 }
 
 /* Record why @what failed (from @res if it has a message, else from the
- * connection) and map it to an errno code: a lost connection is
- * -ENOTCONN (back off), a serialization failure or deadlock -EAGAIN, a
- * unique violation -EEXIST, anything else -EIO. */
+ * connection), classify it and map it to an errno code:
+ *   -ENOTCONN  connection lost, or the server shutting down (08xxx, 57P0x):
+ *              back off;
+ *   -EAGAIN    serialization failure or deadlock (40001, 40P01): retry now;
+ *   -EBADMSG   the data cannot be written (22xxx data exceptions, 23xxx
+ *              integrity violations): permanent, retrying fails again;
+ *   -EIO       anything else, taken as transient: insufficient resources
+ *              (53xxx, e.g. disk full), a privilege revoked (42501), ...
+ *              An operator fixes those; back off and retry. */
 static int sink_fail(struct pg_sink *ps, const PGresult *res, const char *what)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : "";
 	const char *state =
 		res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary =
+		res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
 	if (!msg[0])
 		msg = PQerrorMessage(ps->conn);
 	sink_set_err(ps, "%s: %s", what, msg);
-	if (PQstatus(ps->conn) != CONNECTION_OK)
+	sink_set_primary(ps, primary ? primary : msg);
+	if (state)
+		snprintf(ps->sqlstate, sizeof(ps->sqlstate), "%s", state);
+	if (PQstatus(ps->conn) != CONNECTION_OK ||
+	    (state &&
+	     (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0))) {
+		ps->errclass = PG_SINK_ERR_UNREACHABLE;
 		return -ENOTCONN;
+	}
+	ps->errclass = PG_SINK_ERR_TRANSIENT;
 	if (state) {
-		if (strncmp(state, "08", 2) == 0 ||
-		    strncmp(state, "57P", 3) == 0)
-			return -ENOTCONN;
 		if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
 			return -EAGAIN;
-		if (strcmp(state, "23505") == 0)
-			return -EEXIST;
+		if (strncmp(state, "22", 2) == 0 ||
+		    strncmp(state, "23", 2) == 0) {
+			ps->errclass = PG_SINK_ERR_PERMANENT;
+			return -EBADMSG;
+		}
 	}
 	return -EIO;
 }
@@ -670,6 +740,9 @@ void pg_sink_destroy(struct pg_sink *ps)
 	free(ps->sql.p);
 	pack_free(&ps->pack);
 	free(ps->sorted);
+	free(ps->doubt);
+	free(ps->last);
+	free(ps->subset);
 	free(ps->delete_chunks_head);
 	free(ps->delete_chunks_tail);
 	free(ps->topic);
@@ -680,6 +753,29 @@ void pg_sink_destroy(struct pg_sink *ps)
 const char *pg_sink_last_error(const struct pg_sink *ps)
 {
 	return ps->err;
+}
+
+enum pg_sink_errclass pg_sink_last_errclass(const struct pg_sink *ps)
+{
+	return ps->err[0] ? ps->errclass : PG_SINK_ERR_NONE;
+}
+
+const char *pg_sink_last_sqlstate(const struct pg_sink *ps)
+{
+	return ps->sqlstate;
+}
+
+void pg_sink_last_reason(const struct pg_sink *ps, char *buf, size_t size)
+{
+	if (!ps->err[0])
+		snprintf(buf, size, "%s", "");
+	else if (ps->errclass == PG_SINK_ERR_UNREACHABLE)
+		snprintf(buf, size, "postgresql unreachable: %s", ps->primary);
+	else if (ps->sqlstate[0])
+		snprintf(buf, size, "postgresql error %s: %s", ps->sqlstate,
+			 ps->primary);
+	else
+		snprintf(buf, size, "postgresql error: %s", ps->primary);
 }
 
 int pg_sink_connect(struct pg_sink *ps)
@@ -713,6 +809,7 @@ int pg_sink_connect(struct pg_sink *ps)
 	if (PQstatus(ps->conn) != CONNECTION_OK) {
 		sink_set_err(ps, "connecting to PostgreSQL (%s): %s", redacted,
 			     PQerrorMessage(ps->conn));
+		sink_set_unreachable(ps, PQerrorMessage(ps->conn));
 		return -ENOTCONN;
 	}
 	cw_info("connected to PostgreSQL", "conninfo=\"%s\" server_pid=%d",
@@ -749,7 +846,8 @@ int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
 			   "  (topic, partition, owner) VALUES ($1, $2, $3) "
 			   "ON CONFLICT (topic, partition) DO UPDATE "
 			   "  SET generation = p.generation + 1, "
-			   "      owner = EXCLUDED.owner, updated_at = now() "
+			   "      owner = EXCLUDED.owner, last_flush = NULL, "
+			   "      updated_at = now() "
 			   "RETURNING generation, next_offset, watermark_ms",
 			   3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
@@ -1326,8 +1424,74 @@ static void put_delete_chunks(struct pg_sink *ps, struct batch *const *bs,
 	buf_puts(sql, ps->delete_chunks_tail);
 }
 
-/* Fence and advance every partition of the flush in one statement. The
- * partitions whose generation no longer matches do not come back. */
+/* The entry of @partition in @v, or NULL. */
+static struct sink_part *part_find(struct sink_part *v, size_t n,
+				   int32_t partition)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].partition == partition)
+			return &v[i];
+	return NULL;
+}
+
+/* Set @partition's entry in @v (grown as needed). -ENOMEM. */
+static int part_set(struct sink_part **v, size_t *n, size_t *cap,
+		    const struct sink_part *sp)
+{
+	struct sink_part *e = part_find(*v, *n, sp->partition);
+
+	if (!e) {
+		if (*n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 16;
+			struct sink_part *nv = realloc(*v, nc * sizeof(*nv));
+			if (!nv)
+				return -ENOMEM;
+			*v = nv;
+			*cap = nc;
+		}
+		e = &(*v)[(*n)++];
+	}
+	*e = *sp;
+	return 0;
+}
+
+/* Remember what the flush of @bs committed (for the rewind check). Only
+ * memory can fail, and then the check is skipped for those partitions. */
+static void note_committed(struct pg_sink *ps, struct batch *const *bs,
+			   size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sink_part sp = {bs[i]->partition, bs[i]->generation,
+				       bs[i]->next_offset, true};
+		if (part_set(&ps->last, &ps->n_last, &ps->cap_last, &sp) < 0) {
+			struct sink_part *e =
+				part_find(ps->last, ps->n_last, sp.partition);
+			if (e)
+				e->generation = -1; /* unknown now */
+		}
+	}
+}
+
+/* Where this sink's last commit left @partition in @generation, or
+ * PG_SINK_OFFSET_NONE - 1 when it does not know (none since the claim). */
+static int64_t expected_offset(struct pg_sink *ps, int32_t partition,
+			       int64_t generation)
+{
+	struct sink_part *e = part_find(ps->last, ps->n_last, partition);
+
+	return e && e->generation == generation ? e->next_offset
+						: PG_SINK_OFFSET_NONE - 1;
+}
+
+/* Fence and advance every partition of the flush in one statement, and
+ * check that the database continues from what this sink last committed.
+ * The statement also returns the rows as they were before it (old, read
+ * with its snapshot: no FOR UPDATE, which would skip the rows the UPDATE
+ * changes in the same statement), so a partition that does not come back
+ * from the UPDATE can be told apart: claimed by
+ * someone else since (a higher generation: -ESTALE) or a database that
+ * lost commits (a lower generation, or an offset behind the last commit:
+ * -ENOTRECOVERABLE). */
 static int fence_partitions(struct pg_sink *ps, struct batch *const *bs,
 			    size_t n, int64_t token, int32_t *fenced)
 {
@@ -1366,7 +1530,12 @@ static int fence_partitions(struct pg_sink *ps, struct batch *const *bs,
 
 	res = PQexecParams(
 		ps->conn,
-		"UPDATE cw_partitions p"
+		"WITH old AS ("
+		"  SELECT partition, generation, next_offset"
+		"    FROM cw_partitions"
+		"   WHERE topic = $1 AND partition = ANY($2::int[])),"
+		" upd AS ("
+		"  UPDATE cw_partitions p"
 		"  SET next_offset = v.next_offset,"
 		"      watermark_ms = v.watermark_ms,"
 		"      last_flush = $6, updated_at = now()"
@@ -1375,94 +1544,188 @@ static int fence_partitions(struct pg_sink *ps, struct batch *const *bs,
 		"       AS v(partition, generation, next_offset, watermark_ms)"
 		"  WHERE p.topic = $1 AND p.partition = v.partition"
 		"    AND p.generation = v.generation"
-		"  RETURNING p.partition",
+		"  RETURNING p.partition)"
+		" SELECT old.partition, old.generation, old.next_offset,"
+		"        upd.partition IS NOT NULL"
+		"   FROM old LEFT JOIN upd ON upd.partition = old.partition",
 		6, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		r = sink_fail(ps, res, "fencing the partitions");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		bool found = false;
+		const struct batch *bt = bs[i];
+		int64_t gen = -1, off = 0, expect;
+		bool updated = false;
 
-		for (int row = 0; row < PQntuples(res) && !found; row++)
-			found = atoi(PQgetvalue(res, row, 0)) ==
-				bs[i]->partition;
-		if (!found) {
-			if (fenced)
-				*fenced = bs[i]->partition;
+		for (int row = 0; row < PQntuples(res); row++) {
+			if (atoi(PQgetvalue(res, row, 0)) != bt->partition)
+				continue;
+			gen = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+			off = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+			updated = PQgetvalue(res, row, 3)[0] == 't';
+		}
+		if (fenced)
+			*fenced = bt->partition;
+		expect = expected_offset(ps, bt->partition, bt->generation);
+		if (gen >= 0 && gen < bt->generation) {
+			sink_set_err(ps,
+				     "partition %" PRId32
+				     " of %s: the database "
+				     "went back in time: it stores generation "
+				     "%" PRId64 " (offset %" PRId64
+				     ") but this processor claimed generation "
+				     "%" PRId64,
+				     bt->partition, ps->topic, gen, off,
+				     bt->generation);
+			r = -ENOTRECOVERABLE;
+			goto out;
+		}
+		if (!updated) {
 			sink_set_err(ps,
 				     "partition %" PRId32 " of %s was claimed "
 				     "by another processor (generation %" PRId64
 				     " is stale)",
-				     bs[i]->partition, ps->topic,
-				     bs[i]->generation);
+				     bt->partition, ps->topic, bt->generation);
 			r = -ESTALE;
 			goto out;
 		}
+		if (expect >= PG_SINK_OFFSET_NONE && off != expect) {
+			sink_set_err(ps,
+				     "partition %" PRId32
+				     " of %s: the database "
+				     "went back in time: it stores next offset "
+				     "%" PRId64 " but this processor committed "
+				     "%" PRId64 " (generation %" PRId64 ")",
+				     bt->partition, ps->topic, off, expect,
+				     bt->generation);
+			r = -ENOTRECOVERABLE;
+			goto out;
+		}
 	}
+	if (fenced)
+		*fenced = -1;
 out:
 	PQclear(res);
 	return r;
 }
 
-/* The previous flush lost the answer to its COMMIT: did it land? Returns
- * 1 if it did (and @bs are the batches it wrote), 0 if not, or an error. */
-static int resolve_in_doubt(struct pg_sink *ps, struct batch *const *bs,
-			    size_t n)
+/* The previous flush lost the answer to its COMMIT: did it land? Looks at
+ * every partition of that flush (ps->doubt), whether or not the retry still
+ * holds it. A partition whose generation is still the flush's tells: its
+ * last_flush is the flush's token if and only if the transaction committed
+ * (a claim bumps the generation and clears last_flush; this sink writes
+ * nothing more until it knows). When every partition was claimed since,
+ * the answer does not matter any more: the fence refuses those batches.
+ * Returns 0 with ps->in_doubt cleared and ps->n_doubt > 0 only if it
+ * landed; on error the question stays open. */
+static int resolve_in_doubt(struct pg_sink *ps)
 {
+	struct sink_buf *sql = &ps->sql;
 	char tok[24];
-	const char *params[2] = {ps->topic, tok};
+	const char *params[3] = {ps->topic, NULL, tok};
 	PGresult *res;
-	int r = 0;
+	int landed = 0, not_landed = 0, r = 0;
 
+	buf_clear(sql);
+	buf_putc(sql, '{');
+	for (size_t i = 0, k = 0; i < ps->n_doubt; i++)
+		if (!ps->doubt[i].committed)
+			buf_printf(sql, "%s%" PRId32, k++ ? "," : "",
+				   ps->doubt[i].partition);
+	buf_putc(sql, '}');
+	if (!buf_cstr(sql)) {
+		sink_set_err(ps, "out of memory");
+		return -ENOMEM;
+	}
+	params[1] = sql->p;
 	snprintf(tok, sizeof(tok), "%" PRId64, ps->in_doubt_token);
 	res = PQexecParams(ps->conn,
-			   "SELECT partition, next_offset FROM cw_partitions "
-			   "WHERE topic = $1 AND last_flush = $2",
-			   2, NULL, params, NULL, NULL, 0);
+			   "SELECT partition, generation,"
+			   "       coalesce(last_flush = $3, false)"
+			   "  FROM cw_partitions"
+			   " WHERE topic = $1 AND partition = ANY($2::int[])",
+			   3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		r = sink_fail(ps, res, "checking the last flush");
 		goto out;
 	}
-	ps->in_doubt = false;
-	if (PQntuples(res) == 0) {
-		/* Not committed (or every partition was claimed since, and
-		 * the fence will refuse the retry). */
-		cw_warn("flush with lost COMMIT answer did not land, retrying",
-			"token=%" PRId64, ps->in_doubt_token);
-		goto out;
-	}
-	/* Committed: only equal batches may be acknowledged. A partition
-	 * claimed by someone since has their token and is not listed. */
 	for (int row = 0; row < PQntuples(res); row++) {
-		int32_t part = atoi(PQgetvalue(res, row, 0));
-		int64_t off = strtoll(PQgetvalue(res, row, 1), NULL, 10);
-		size_t i;
-
-		for (i = 0; i < n && bs[i]->partition != part; i++)
-			;
-		if (i == n || bs[i]->next_offset != off) {
-			sink_set_err(
-				ps,
-				"the flush whose COMMIT answer was lost did "
-				"commit, but partition %" PRId32
-				" was retried with different batches",
-				part);
-			r = -EPROTO;
-			goto out;
-		}
+		struct sink_part *e = part_find(ps->doubt, ps->n_doubt,
+						atoi(PQgetvalue(res, row, 0)));
+		if (!e || e->committed ||
+		    strtoll(PQgetvalue(res, row, 1), NULL, 10) != e->generation)
+			continue; /* claimed since: cannot tell, moot */
+		if (PQgetvalue(res, row, 2)[0] == 't')
+			landed++;
+		else
+			not_landed++;
 	}
-	cw_info("flush with lost COMMIT answer had landed",
-		"token=%" PRId64 " partitions=%d", ps->in_doubt_token,
-		PQntuples(res));
-	r = 1;
+	ps->in_doubt = false;
+	if (landed) {
+		/* A partition that disagrees lost its part afterwards: the
+		 * rewind check of its next flush reports it. */
+		for (size_t i = 0; i < ps->n_doubt; i++) {
+			struct sink_part *dp = &ps->doubt[i];
+
+			if (dp->committed)
+				continue;
+			dp->committed = true;
+			if (part_set(&ps->last, &ps->n_last, &ps->cap_last,
+				     dp) < 0) {
+				struct sink_part *e = part_find(
+					ps->last, ps->n_last, dp->partition);
+				if (e)
+					e->generation = -1;
+			}
+		}
+		cw_info("flush with lost COMMIT answer had landed",
+			"token=%" PRId64 " partitions=%zu disagreeing=%d",
+			ps->in_doubt_token, ps->n_doubt, not_landed);
+	} else {
+		/* Keep only what earlier resolutions found committed. */
+		size_t k = 0;
+
+		for (size_t i = 0; i < ps->n_doubt; i++)
+			if (ps->doubt[i].committed)
+				ps->doubt[k++] = ps->doubt[i];
+		ps->n_doubt = k;
+		if (not_landed)
+			cw_warn("flush with lost COMMIT answer did not land, "
+				"retrying",
+				"token=%" PRId64, ps->in_doubt_token);
+		else
+			cw_warn("flush with lost COMMIT answer: every "
+				"partition "
+				"was claimed since, its batches are fenced",
+				"token=%" PRId64, ps->in_doubt_token);
+	}
 out:
 	PQclear(res);
 	return r;
 }
 
-int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
-		  int32_t *fenced_partition)
+/* Make room for @n batch pointers in ps->subset. */
+static int reserve_subset(struct pg_sink *ps, size_t n)
+{
+	struct batch **v;
+
+	if (n <= ps->cap_subset)
+		return 0;
+	v = realloc(ps->subset, n * sizeof(*v));
+	if (!v) {
+		sink_set_err(ps, "out of memory");
+		return -ENOMEM;
+	}
+	ps->subset = v;
+	ps->cap_subset = n;
+	return 0;
+}
+
+/* One flush transaction for @bs. With @commit false it is rolled back
+ * (a trial run, to find which batch fails). */
+static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
+		    int32_t *fenced_partition, bool commit)
 {
 	/* abandonments, items, conversions, recoveries, product stats,
 	 * reason stats, state chunks, full snapshots */
@@ -1474,14 +1737,6 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const struct batch *bt = batches[i];
 
-		for (size_t j = 0; j < i; j++)
-			if (batches[j]->partition == bt->partition) {
-				sink_set_err(
-					ps,
-					"two batches for partition %" PRId32,
-					bt->partition);
-				return -EINVAL;
-			}
 		counts[0] += bt->abandonments.n;
 		for (size_t j = 0; j < bt->abandonments.n; j++)
 			counts[1] += bt->abandonments.v[j].n_items;
@@ -1491,17 +1746,6 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 		counts[5] += bt->reason_stats.n;
 		counts[6] += bt->state.records > 0;
 		counts[7] += bt->state_full;
-	}
-	if (n == 0)
-		return 0;
-
-	r = pg_sink_connect(ps);
-	if (r < 0)
-		return r;
-	if (ps->in_doubt) {
-		r = resolve_in_doubt(ps, batches, n);
-		if (r != 0)
-			return r > 0 ? 0 : r;
 	}
 	if (!ps->staged) {
 		r = sink_exec(ps, staging_sql, "creating staging tables");
@@ -1557,20 +1801,41 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	}
 	if (ps->sql.len && (r = sink_exec(ps, ps->sql.p, "writing rows")) < 0)
 		goto fail;
+	if (!commit) {
+		sink_rollback(ps);
+		return PQstatus(ps->conn) == CONNECTION_OK ? 0 : -ENOTCONN;
+	}
 
 	/* From here a lost connection leaves the outcome unknown. */
 	res = PQexec(ps->conn, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK ||
 	    strcmp(PQcmdStatus(res), "COMMIT") != 0) {
 		r = sink_fail(ps, res, "COMMIT");
+		PQclear(res);
 		if (r == -ENOTCONN) {
+			/* Keep what is still unacknowledged from an earlier
+			 * in-doubt flush: both are resolved together. */
+			for (size_t i = 0; i < n && r == -ENOTCONN; i++) {
+				struct sink_part sp = {batches[i]->partition,
+						       batches[i]->generation,
+						       batches[i]->next_offset,
+						       false};
+				if (part_set(&ps->doubt, &ps->n_doubt,
+					     &ps->cap_doubt, &sp) < 0)
+					r = -ENOMEM;
+			}
+			/* Without memory to remember it, the flush cannot
+			 * be resolved: stop rather than guess. */
+			if (r == -ENOMEM)
+				sink_set_err(ps, "out of memory remembering "
+						 "an in-doubt COMMIT");
 			ps->in_doubt = true;
 			ps->in_doubt_token = token;
 		}
-		PQclear(res);
 		goto fail;
 	}
 	PQclear(res);
+	note_committed(ps, batches, n);
 	cw_debug("flush committed",
 		 "partitions=%zu abandonments=%zu conversions=%zu "
 		 "state_chunks=%zu full_snapshots=%zu",
@@ -1580,6 +1845,129 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 fail:
 	sink_rollback(ps);
 	return r;
+}
+
+/* A flush of @n > 0 batches failed with a permanent error: find the batch
+ * that makes it fail, by trial runs of growing prefixes (the first prefix
+ * that fails ends with it; this also finds a batch that only fails
+ * together with an earlier one, e.g. the same abandonment id twice). The
+ * trial runs are rolled back. Returns -EBADMSG with *@partition set and
+ * the first failure's message, or another error from a trial. */
+static int isolate_permanent(struct pg_sink *ps, struct batch *const *bs,
+			     size_t n, int32_t *partition)
+{
+	char err[sizeof(ps->err)], primary[sizeof(ps->primary)];
+	char state[sizeof(ps->sqlstate)];
+	size_t k = n - 1;
+	int r;
+
+	memcpy(err, ps->err, sizeof(err));
+	memcpy(primary, ps->primary, sizeof(primary));
+	memcpy(state, ps->sqlstate, sizeof(state));
+	for (size_t i = 0; i + 1 < n; i++) {
+		r = flush_tx(ps, bs, i + 1, partition, false);
+		if (r == -EBADMSG) {
+			k = i;
+			memcpy(err, ps->err, sizeof(err));
+			memcpy(primary, ps->primary, sizeof(primary));
+			memcpy(state, ps->sqlstate, sizeof(state));
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (partition)
+		*partition = bs[k]->partition;
+	{
+		struct sink_part *e =
+			part_find(ps->last, ps->n_last, bs[k]->partition);
+		bool known = e && e->generation == bs[k]->generation;
+
+		char range[64];
+
+		if (known)
+			snprintf(range, sizeof(range),
+				 "offsets %" PRId64 "..%" PRId64,
+				 e->next_offset < 0 ? 0 : e->next_offset,
+				 bs[k]->next_offset - 1);
+		else
+			snprintf(range, sizeof(range),
+				 "offsets up to %" PRId64 " since its claim",
+				 bs[k]->next_offset - 1);
+		snprintf(ps->err, sizeof(ps->err),
+			 "partition %" PRId32 " (%s) cannot be written: %.900s",
+			 bs[k]->partition, range, err);
+	}
+	memcpy(ps->primary, primary, sizeof(primary));
+	memcpy(ps->sqlstate, state, sizeof(state));
+	ps->errclass = PG_SINK_ERR_PERMANENT;
+	return -EBADMSG;
+}
+
+int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
+		  int32_t *fenced_partition)
+{
+	size_t nw = 0;
+	int r;
+
+	if (fenced_partition)
+		*fenced_partition = -1;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (batches[j]->partition == batches[i]->partition) {
+				sink_set_err(
+					ps,
+					"two batches for partition %" PRId32,
+					batches[i]->partition);
+				return -EINVAL;
+			}
+	if (n == 0)
+		return 0;
+
+	r = pg_sink_connect(ps);
+	if (r < 0)
+		return r;
+	if (ps->in_doubt && (r = resolve_in_doubt(ps)) < 0)
+		return r;
+
+	/* Leave out the batches an in-doubt flush was found to have
+	 * committed (same partition and generation): never write one twice.
+	 * A batch of the same generation that ends elsewhere was changed
+	 * since, against the contract: the caller must reload. */
+	if ((r = reserve_subset(ps, n)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct sink_part *e = part_find(ps->doubt, ps->n_doubt,
+						batches[i]->partition);
+		if (!e || e->generation != batches[i]->generation) {
+			ps->subset[nw++] = batches[i];
+			continue;
+		}
+		if (e->next_offset != batches[i]->next_offset) {
+			sink_set_err(ps,
+				     "the flush whose COMMIT answer was lost "
+				     "did commit, but partition %" PRId32
+				     " was retried with different batches "
+				     "(next offset %" PRId64
+				     ", committed %" PRId64 ")",
+				     batches[i]->partition,
+				     batches[i]->next_offset, e->next_offset);
+			if (fenced_partition)
+				*fenced_partition = batches[i]->partition;
+			ps->n_doubt = 0;
+			return -EPROTO;
+		}
+	}
+	if (nw > 0) {
+		r = flush_tx(ps, ps->subset, nw, fenced_partition, true);
+		if (r == -EBADMSG)
+			r = isolate_permanent(ps, ps->subset, nw,
+					      fenced_partition);
+		if (r < 0)
+			return r;
+	}
+	ps->n_doubt = 0;
+	return 0;
 }
 
 /* ---- processor status ---------------------------------------------------- */

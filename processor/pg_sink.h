@@ -22,9 +22,9 @@
  * the SAME batches for a flush — the sink never keeps a copy and never
  * retries by itself. A failed flush is rolled back and leaves the batches
  * untouched. If the connection broke while COMMIT was in flight, the sink
- * remembers the flush's token and the next pg_sink_flush() first looks up
- * whether that COMMIT landed; if it did, it returns 0 without writing again
- * (the caller then resets the batches as after any successful flush).
+ * remembers the flush's token and batches and the next pg_sink_flush()
+ * first looks up whether that COMMIT landed; batches that did are not
+ * written again (see pg_sink_flush()).
  * This is why the caller must not append to, or swap, the batches between
  * a failed flush and its retry (pause the consumer while PostgreSQL is
  * unreachable).
@@ -64,6 +64,38 @@ void pg_sink_destroy(struct pg_sink *ps);
  * PostgreSQL or libpq error. Owned by @ps, valid until its next call. */
 const char *pg_sink_last_error(const struct pg_sink *ps);
 
+/* What kind of failure the last failed call met. */
+enum pg_sink_errclass {
+	PG_SINK_ERR_NONE = 0,
+	/* PostgreSQL cannot be reached, the connection broke, or the
+	 * server is shutting down (SQLSTATE 08xxx, 57P0x): back off. */
+	PG_SINK_ERR_UNREACHABLE,
+	/* The server refused for now (serialization failure or deadlock,
+	 * insufficient resources such as a full disk (53xxx), a privilege
+	 * revoked (42501), any unknown SQLSTATE), or a local failure
+	 * (memory, fencing): back off and retry the same work. */
+	PG_SINK_ERR_TRANSIENT,
+	/* The data itself cannot be written (22xxx data exceptions such as
+	 * invalid UTF-8 or an out-of-range time, 23xxx integrity violations
+	 * such as a duplicate key): retrying fails again. */
+	PG_SINK_ERR_PERMANENT,
+};
+
+/* The class of the last failed call's error (PG_SINK_ERR_NONE if no call
+ * failed yet). Can't fail. Thread of @ps. */
+enum pg_sink_errclass pg_sink_last_errclass(const struct pg_sink *ps);
+
+/* The SQLSTATE of the last failed call ("" when the server gave none, e.g.
+ * a lost connection). Owned by @ps, valid until its next call. */
+const char *pg_sink_last_sqlstate(const struct pg_sink *ps);
+
+/* A one-line, bounded description of the last failure for /healthz:
+ * "postgresql unreachable: <libpq's first line>" for a connection that
+ * failed or broke, else "postgresql error <SQLSTATE>: <first line of the
+ * server's message>" — never the SQL text or the connection string. "" if
+ * no call failed. Writes at most @size bytes (NUL included) to @buf. */
+void pg_sink_last_reason(const struct pg_sink *ps, char *buf, size_t size);
+
 /* (Re)connect if needed. Returns 0, or -ENOTCONN when PostgreSQL cannot be
  * reached (message in pg_sink_last_error()). Every other call does this
  * first; calling it is only useful to fail early at startup. */
@@ -76,12 +108,13 @@ int pg_sink_migrate(struct pg_sink *ps);
 
 /* Take @partition for this processor (@owner: a name for humans, e.g.
  * "host:pid"). In one statement, insert the cw_partitions row or bump its
- * generation, and return the new *generation (fence every later flush of
- * the partition with it: batch->generation), the committed *next_offset
- * (PG_SINK_OFFSET_NONE if none) and *watermark_ms (PG_SINK_WATERMARK_NONE
- * if none). From then on, flushes by any earlier owner fail with -ESTALE.
- * Returns 0, -ENOTCONN (retry later) or -EIO/-EAGAIN with the message in
- * pg_sink_last_error(). */
+ * generation (clearing its last flush token, so no earlier flush whose
+ * COMMIT answer was lost can be mistaken for a later one), and return the new
+ * *generation (fence every later flush of the partition with it:
+ * batch->generation), the committed *next_offset (PG_SINK_OFFSET_NONE if none)
+ * and *watermark_ms (PG_SINK_WATERMARK_NONE if none). From then on, flushes by
+ * any earlier owner fail with -ESTALE. Returns 0, -ENOTCONN (retry later) or
+ * -EIO/-EAGAIN with the message in pg_sink_last_error(). */
 int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
 			    const char *owner, int64_t *generation,
 			    int64_t *next_offset, int64_t *watermark_ms);
@@ -137,20 +170,43 @@ int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *chunk_ids,
  * (batch->state_full, possibly with 0 records) the partition's earlier
  * chunks are deleted. The batches are read, never changed or kept.
  *
+ * Rewind check: inside the transaction each partition's stored row must
+ * be exactly where this sink's last commit for that generation left it
+ * (and carry the batch's generation, not an older one). A database that
+ * lost commits (asynchronous failover, synchronous_commit=off or fsync=off
+ * and a crash, a restored backup) fails the check.
+ *
+ * In-doubt COMMIT: the batches of a flush whose COMMIT answer was lost
+ * are remembered by partition and generation; the next call looks up, on
+ * any of those partitions still in that generation, whether the flush's
+ * token landed, and leaves out the batches that did (a claim changes the
+ * generation and clears the token, so a batch built after a claim is
+ * always written). If the lookup fails, the question stays open.
+ *
  * Returns 0 when everything committed (or an earlier attempt with the same
- * batches was found committed, see the top of this file); the caller then
- * resets the batches. On error nothing was written, the message is in
- * pg_sink_last_error(), and:
- *   -ESTALE    *fenced_partition (may be NULL) was claimed by another
- *              processor: drop that partition and flush the others again;
+ * batches was found committed); the caller then resets the batches. On
+ * error nothing was written, the message is in pg_sink_last_error(), the
+ * class in pg_sink_last_errclass(), and *fenced_partition (may be NULL;
+ * -1 when no partition is to blame) names the partition for:
+ *   -ESTALE    claimed by another processor: drop that partition and flush
+ *              the others again;
+ *   -ENOTRECOVERABLE  the database went back in time for that partition
+ *              (its stored offset or generation is behind what this
+ *              processor committed): drop it, claim it again and replay
+ *              from the stored offset;
+ *   -EBADMSG   a permanent error (PG_SINK_ERR_PERMANENT; SQLSTATE in
+ *              pg_sink_last_sqlstate()) caused by that partition's batch
+ *              (found by rolled-back trial runs when there are several):
+ *              set it aside and flush the others again; retrying it fails;
+ *   -EPROTO    an earlier attempt whose COMMIT answer was lost did land,
+ *              but that partition's batch (same generation) is not the
+ *              one it wrote: reload its state.
+ * and otherwise:
  *   -ENOTCONN  the connection is gone: back off, retry the same batches;
  *   -EAGAIN    serialization failure or deadlock: retry now;
- *   -EEXIST    a duplicate key (an abandonment or conversion id written
- *              before): a bug upstream, retrying will fail again;
- *   -EINVAL    two batches for one partition, or bad input;
- *   -EPROTO    an earlier attempt whose COMMIT answer was lost did land,
- *              but the batches are not the ones it wrote: reload state;
- *   -EIO       any other PostgreSQL error (e.g. invalid UTF-8 in a string);
+ *   -EIO       any other PostgreSQL error, transient (disk full, a
+ *              privilege revoked): back off, retry the same batches;
+ *   -EINVAL    two batches for one partition;
  *   -ENOMEM. */
 int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 		  int32_t *fenced_partition);

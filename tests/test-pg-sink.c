@@ -991,6 +991,7 @@ struct proxy {
 	int port;
 	int server_port;
 	atomic_int drop_commit;
+	atomic_int swallow_commit; /* close before forwarding the COMMIT */
 	atomic_int dropped;
 	atomic_int stop;
 	pthread_t thread;
@@ -1036,6 +1037,13 @@ static void proxy_session(struct proxy *px, int client)
 			continue;
 		if (fds[0].revents) {
 			n = read(client, buf, sizeof(buf));
+			if (n > 0 && atomic_load(&px->swallow_commit) &&
+			    contains_commit(buf, (size_t)n)) {
+				/* The server never sees it: rolled back. */
+				atomic_store(&px->swallow_commit, 0);
+				atomic_store(&px->dropped, 1);
+				break;
+			}
 			if (n <= 0 || write(server, buf, (size_t)n) != n)
 				break;
 			if (atomic_load(&px->drop_commit) &&
@@ -1153,6 +1161,365 @@ static void test_lost_commit_answer(void)
 	pg_sink_destroy(ps);
 	proxy_stop(&px);
 	fixture_fini(&fx);
+}
+
+/* A sink on database @dbname through @px. */
+static struct pg_sink *proxied_sink(struct proxy *px, const char *dbname)
+{
+	char conninfo[512], errstr[256];
+	struct pg_sink *ps;
+
+	snprintf(conninfo, sizeof(conninfo),
+		 "host=127.0.0.1 port=%d dbname=%s user=%s "
+		 "sslmode=disable gssencmode=disable",
+		 px->port, dbname, harness_require_env("PGUSER"));
+	ps = pg_sink_new(conninfo, "cart-events", errstr, sizeof(errstr));
+	REQUIRE(ps);
+	return ps;
+}
+
+/* Flush @n batches through @px losing the COMMIT answer. */
+static void flush_losing_commit(struct proxy *px, struct pg_sink *ps,
+				struct batch **bs, size_t n)
+{
+	atomic_store(&px->dropped, 0);
+	atomic_store(&px->drop_commit, 1);
+	CHECK_INT_EQ(pg_sink_flush(ps, bs, n, NULL), -ENOTCONN);
+	CHECK(atomic_load(&px->dropped));
+}
+
+/* Issue 15 item 4: a flush whose COMMIT answer was lost did land; the
+ * partition is claimed again and a DIFFERENT batch ending at the same
+ * offset (abandonments from timers, no new records) must be written, not
+ * taken for the one that landed. */
+static void test_lost_commit_then_reclaim(void)
+{
+	struct proxy px = {0};
+	struct fixture fx;
+	struct pg_sink *ps;
+	struct batch *b;
+
+	fixture_init(&fx, "t_lost_reclaim", "cart-events");
+	proxy_start(&px);
+	ps = proxied_sink(&px, "t_lost_reclaim");
+	b = claimed_batch(ps, 0);
+	fill_batch(b, 0, 10);
+	CHECK_INT_EQ(flush1(ps, b), 0);
+	batch_reset(b);
+
+	add_abandonment(b, ID(90), "timer-1", T0, 1);
+	b->next_offset = 10;
+	flush_losing_commit(&px, ps, &b, 1);
+	CHECK_QUERY(fx.conn, "SELECT count(*) FROM cart_abandonments", "11");
+	batch_destroy(b);
+
+	/* The partition is taken again (generation 2, offset 10) and its
+	 * timers produce another abandonment at the same offset. */
+	b = claimed_batch(fx.ps, 0);
+	add_abandonment(b, ID(91), "timer-2", T0, 2);
+	b->next_offset = 10;
+	CHECK_INT_EQ(flush1(ps, b), 0);
+	CHECK_QUERY(fx.conn,
+		    "SELECT user_id FROM cart_abandonments WHERE user_id "
+		    "LIKE 'timer-%' ORDER BY 1",
+		    "timer-1\ntimer-2");
+	CHECK_QUERY(fx.conn,
+		    "SELECT generation, next_offset FROM cw_partitions",
+		    "2|10");
+
+	batch_destroy(b);
+	pg_sink_destroy(ps);
+	proxy_stop(&px);
+	fixture_fini(&fx);
+}
+
+/* Issue 15 item 9: a flush of partitions 0 and 1 lands but its answer is
+ * lost, then another processor takes partition 1. The retry of partition
+ * 0 alone must be recognised as committed (not refused, not written
+ * twice), and partition 0 goes on normally. */
+static void test_lost_commit_then_partition_taken(void)
+{
+	struct proxy px = {0};
+	struct fixture fx;
+	struct pg_sink *ps;
+	struct batch *both[2];
+	int64_t gen, off, wm;
+	int32_t part = 7;
+
+	fixture_init(&fx, "t_lost_taken", "cart-events");
+	proxy_start(&px);
+	ps = proxied_sink(&px, "t_lost_taken");
+	both[0] = claimed_batch(ps, 0);
+	both[1] = claimed_batch(ps, 1);
+	fill_batch(both[0], 0, 5);
+	fill_batch(both[1], 100, 5);
+	flush_losing_commit(&px, ps, both, 2);
+	CHECK_QUERY(fx.conn, count_all_sql, "10 0 0 0 1 0 10 0");
+
+	REQUIRE(pg_sink_claim_partition(fx.ps, 1, "other", &gen, &off, &wm) ==
+		0);
+	CHECK_INT_EQ(off, 105);
+
+	/* The retry holds partition 0 only (1 was revoked meanwhile). */
+	CHECK_INT_EQ(pg_sink_flush(ps, &both[0], 1, &part), 0);
+	CHECK_INT_EQ(part, -1);
+	CHECK_QUERY(fx.conn, count_all_sql, "10 0 0 0 1 0 10 0");
+	CHECK_QUERY(fx.conn, "SELECT added_qty FROM product_stats_minute",
+		    "10");
+
+	/* Partition 0's next batch is written once. */
+	batch_reset(both[0]);
+	fill_batch(both[0], 5, 5);
+	CHECK_INT_EQ(flush1(ps, both[0]), 0);
+	CHECK_QUERY(fx.conn, count_all_sql, "15 0 0 0 1 0 15 0");
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, generation, next_offset FROM "
+		    "cw_partitions ORDER BY 1",
+		    "0|1|10\n1|2|105");
+
+	/* The old batch of partition 1 is fenced, not re-applied. */
+	CHECK_INT_EQ(pg_sink_flush(ps, &both[1], 1, &part), -ESTALE);
+	CHECK_INT_EQ(part, 1);
+	CHECK_QUERY(fx.conn, count_all_sql, "15 0 0 0 1 0 15 0");
+
+	batch_destroy(both[0]);
+	batch_destroy(both[1]);
+	pg_sink_destroy(ps);
+	proxy_stop(&px);
+	fixture_fini(&fx);
+}
+
+/* Item 9, the other outcome: the COMMIT never reached the server, and
+ * partition 1 is taken meanwhile. Partition 0's retry is written (once),
+ * partition 1's old batch is fenced. */
+static void test_lost_commit_not_landed_partition_taken(void)
+{
+	struct proxy px = {0};
+	struct fixture fx;
+	struct pg_sink *ps;
+	struct batch *both[2];
+	int64_t gen, off, wm;
+	int32_t part = 7;
+
+	fixture_init(&fx, "t_lost_not_landed", "cart-events");
+	proxy_start(&px);
+	ps = proxied_sink(&px, "t_lost_not_landed");
+	both[0] = claimed_batch(ps, 0);
+	both[1] = claimed_batch(ps, 1);
+	fill_batch(both[0], 0, 5);
+	fill_batch(both[1], 100, 5);
+	atomic_store(&px.swallow_commit, 1);
+	CHECK_INT_EQ(pg_sink_flush(ps, both, 2, NULL), -ENOTCONN);
+	CHECK(atomic_load(&px.dropped));
+	/* The server rolls back when it sees the connection closed; the
+	 * claim waits for the row locks until then. */
+	REQUIRE(pg_sink_claim_partition(fx.ps, 1, "other", &gen, &off, &wm) ==
+		0);
+	CHECK_INT_EQ(off, PG_SINK_OFFSET_NONE);
+
+	CHECK_INT_EQ(pg_sink_flush(ps, &both[0], 1, &part), 0);
+	CHECK_QUERY(fx.conn, count_all_sql, "5 0 0 0 1 0 5 0");
+	CHECK_INT_EQ(pg_sink_flush(ps, &both[1], 1, &part), -ESTALE);
+	CHECK_INT_EQ(part, 1);
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, generation, next_offset FROM "
+		    "cw_partitions ORDER BY 1",
+		    "0|1|5\n1|2|-1");
+
+	batch_destroy(both[0]);
+	batch_destroy(both[1]);
+	pg_sink_destroy(ps);
+	proxy_stop(&px);
+	fixture_fini(&fx);
+}
+
+/* Issue 15 item 5: the database forgets commits (an older snapshot
+ * restored, asynchronous failover): the next flush refuses to continue
+ * from where it no longer is, for the offset and for the generation. */
+static void test_rewind_detected(void)
+{
+	struct fixture fx;
+	struct batch *b;
+	int64_t gen, off, wm;
+	int32_t part = -1;
+
+	fixture_init(&fx, "t_rewind", "cart-events");
+	b = claimed_batch(fx.ps, 0);
+	fill_batch(b, 0, 5);
+	CHECK_INT_EQ(flush1(fx.ps, b), 0);
+	batch_reset(b);
+	fill_batch(b, 5, 5);
+	CHECK_INT_EQ(flush1(fx.ps, b), 0);
+	batch_reset(b);
+
+	/* Stand-in for a restored older snapshot of the row. */
+	db_exec(fx.conn, "UPDATE cw_partitions SET next_offset = 5");
+	fill_batch(b, 10, 5);
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, &b, 1, &part), -ENOTRECOVERABLE);
+	CHECK_INT_EQ(part, 0);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "went back in time") != NULL);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "offset 5") != NULL);
+	CHECK(strstr(pg_sink_last_error(fx.ps), "committed 10") != NULL);
+	CHECK_QUERY(fx.conn, count_all_sql, "10 0 0 0 1 0 10 0");
+	batch_destroy(b);
+
+	/* Taken again, it replays from the stored offset and goes on. */
+	REQUIRE(pg_sink_claim_partition(fx.ps, 0, "test", &gen, &off, &wm) ==
+		0);
+	CHECK_INT_EQ(off, 5);
+	b = batch_new(0);
+	REQUIRE(b);
+	b->generation = gen;
+	b->next_offset = 10;
+	CHECK_INT_EQ(flush1(fx.ps, b), 0);
+	batch_reset(b);
+	b->next_offset = 11;
+	CHECK_INT_EQ(flush1(fx.ps, b), 0);
+
+	/* The claim itself lost: the generation went back. */
+	db_exec(fx.conn,
+		"UPDATE cw_partitions SET generation = generation - 1");
+	batch_reset(b);
+	b->next_offset = 12;
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, &b, 1, &part), -ENOTRECOVERABLE);
+	CHECK_INT_EQ(part, 0);
+	CHECK_QUERY(fx.conn, "SELECT next_offset FROM cw_partitions", "11");
+
+	batch_destroy(b);
+	fixture_fini(&fx);
+}
+
+/* Issue 15 item 1: a batch PostgreSQL can never take (invalid UTF-8, the
+ * same abandonment id from two partitions) fails permanently and is
+ * pinned on its partition; the other partitions' batches of the same
+ * flush then commit without it. */
+static void test_permanent_error_isolated(void)
+{
+	static const char *const bad_product[] = {"ECHO\xff\xfe"};
+	static const int32_t qty[] = {1};
+	static const int64_t price[] = {100};
+	struct batch_abandonment *ab;
+	struct fixture fx;
+	struct batch *b[3], *rest[2];
+	int32_t part = -1;
+	char reason[160];
+
+	fixture_init(&fx, "t_permanent", "cart-events");
+	for (int i = 0; i < 3; i++) {
+		b[i] = claimed_batch(fx.ps, i);
+		fill_batch(b[i], 100 * i, 3);
+	}
+	ab = add_abandonment(b[1], ID(50), "bad-utf8", T0, 1);
+	add_items(b[1], ab, 1, bad_product, qty, price);
+
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, b, 3, &part), -EBADMSG);
+	CHECK_INT_EQ(part, 1);
+	CHECK_INT_EQ(pg_sink_last_errclass(fx.ps), PG_SINK_ERR_PERMANENT);
+	CHECK_STR_EQ(pg_sink_last_sqlstate(fx.ps), "22021");
+	CHECK(strstr(pg_sink_last_error(fx.ps), "partition 1 (offsets") !=
+	      NULL);
+	pg_sink_last_reason(fx.ps, reason, sizeof(reason));
+	CHECK(strncmp(reason, "postgresql error 22021: invalid byte sequence",
+		      45) == 0);
+	CHECK(strstr(reason, "COPY") == NULL && strchr(reason, '\n') == NULL);
+	CHECK_QUERY(fx.conn, count_all_sql, "0 0 0 0 0 0 0 0");
+
+	/* The others go on without it. */
+	rest[0] = b[0];
+	rest[1] = b[2];
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, rest, 2, &part), 0);
+	CHECK_INT_EQ(part, -1);
+	CHECK_QUERY(fx.conn, count_all_sql, "6 0 0 0 1 0 6 0");
+	/* Alone, it fails the same way again. */
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, &b[1], 1, &part), -EBADMSG);
+	CHECK_INT_EQ(part, 1);
+
+	/* The same abandonment id from two partitions in one flush: the
+	 * second one is to blame, the first commits. */
+	batch_reset(b[0]);
+	batch_reset(b[2]);
+	add_abandonment(b[0], ID(60), "twice", T0, 1);
+	add_abandonment(b[2], ID(60), "twice", T0, 1);
+	b[0]->next_offset = 4;
+	b[2]->next_offset = 204;
+	CHECK_INT_EQ(pg_sink_flush(fx.ps, rest, 2, &part), -EBADMSG);
+	CHECK_INT_EQ(part, 2);
+	CHECK_STR_EQ(pg_sink_last_sqlstate(fx.ps), "23505");
+	pg_sink_last_reason(fx.ps, reason, sizeof(reason));
+	CHECK(strncmp(reason, "postgresql error 23505: duplicate key", 37) ==
+	      0);
+	CHECK_INT_EQ(flush1(fx.ps, b[0]), 0);
+	CHECK_QUERY(fx.conn, count_all_sql, "7 0 0 0 1 0 6 0");
+	CHECK_QUERY(fx.conn,
+		    "SELECT partition, next_offset FROM cw_partitions "
+		    "ORDER BY 1",
+		    "0|4\n1|-1\n2|203");
+
+	for (int i = 0; i < 3; i++)
+		batch_destroy(b[i]);
+	fixture_fini(&fx);
+}
+
+/* Issue 15 items 1 and 6: a revoked privilege is an operator's doing,
+ * undone later: transient (-EIO, back off), and said as it is, not as
+ * "unreachable". The same batch commits once the grant is back. */
+static void test_privilege_revoked_is_transient(void)
+{
+	struct fixture fx;
+	struct pg_sink *ps;
+	struct batch *b;
+	char *conninfo, errstr[256], reason[160];
+
+	fixture_init(&fx, "t_revoked", "cart-events");
+	db_exec(fx.conn, "DO $$ BEGIN CREATE ROLE cw_writer LOGIN; "
+			 "EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+	db_exec(fx.conn,
+		"GRANT ALL ON ALL TABLES IN SCHEMA public TO cw_writer;"
+		"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO cw_writer");
+	REQUIRE(asprintf(&conninfo, "%s user=cw_writer", fx.conninfo) > 0);
+	ps = pg_sink_new(conninfo, "cart-events", errstr, sizeof(errstr));
+	REQUIRE(ps);
+	b = claimed_batch(ps, 0);
+	fill_batch(b, 0, 5);
+
+	db_exec(fx.conn, "REVOKE INSERT ON cart_abandonments FROM cw_writer");
+	CHECK_INT_EQ(pg_sink_flush(ps, &b, 1, NULL), -EIO);
+	CHECK_INT_EQ(pg_sink_last_errclass(ps), PG_SINK_ERR_TRANSIENT);
+	CHECK_STR_EQ(pg_sink_last_sqlstate(ps), "42501");
+	pg_sink_last_reason(ps, reason, sizeof(reason));
+	CHECK_STR_EQ(reason, "postgresql error 42501: permission denied for "
+			     "table cart_abandonments");
+
+	db_exec(fx.conn, "GRANT INSERT ON cart_abandonments TO cw_writer");
+	CHECK_INT_EQ(flush1(ps, b), 0);
+	CHECK_QUERY(fx.conn, count_all_sql, "5 0 0 0 1 0 5 0");
+
+	batch_destroy(b);
+	pg_sink_destroy(ps);
+	free(conninfo);
+	fixture_fini(&fx);
+}
+
+/* Issue 15 item 6: an unreachable server is described as such, in one
+ * bounded line. */
+static void test_unreachable_reason(void)
+{
+	struct pg_sink *ps;
+	char errstr[256], reason[160];
+	int64_t gen, off, wm;
+
+	ps = pg_sink_new("host=127.0.0.1 port=1 connect_timeout=2 "
+			 "password=secret",
+			 "cart-events", errstr, sizeof(errstr));
+	REQUIRE(ps);
+	CHECK_INT_EQ(pg_sink_claim_partition(ps, 0, "t", &gen, &off, &wm),
+		     -ENOTCONN);
+	CHECK_INT_EQ(pg_sink_last_errclass(ps), PG_SINK_ERR_UNREACHABLE);
+	pg_sink_last_reason(ps, reason, sizeof(reason));
+	CHECK(strncmp(reason, "postgresql unreachable: ", 24) == 0);
+	CHECK(strchr(reason, '\n') == NULL);
+	CHECK(strstr(reason, "secret") == NULL);
+	pg_sink_destroy(ps);
 }
 
 /* ---- loading back ---------------------------------------------------------
@@ -1587,6 +1954,16 @@ int main(int argc, char **argv)
 		{"fencing", test_fencing},
 		{"connection_killed", test_connection_killed},
 		{"lost_commit_answer", test_lost_commit_answer},
+		{"lost_commit_then_reclaim", test_lost_commit_then_reclaim},
+		{"lost_commit_then_partition_taken",
+		 test_lost_commit_then_partition_taken},
+		{"lost_commit_not_landed_partition_taken",
+		 test_lost_commit_not_landed_partition_taken},
+		{"rewind_detected", test_rewind_detected},
+		{"permanent_error_isolated", test_permanent_error_isolated},
+		{"unreachable_reason", test_unreachable_reason},
+		{"privilege_revoked_is_transient",
+		 test_privilege_revoked_is_transient},
 		{"load_users", test_load_users},
 		{"state_snapshot", test_state_snapshot},
 		{"bad_chunk", test_bad_chunk},
