@@ -38,8 +38,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MIN   (60 * 1000LL)
-#define WALL  1795910400000LL /* 2026-11-29: the wall clock of the run */
+#define MIN  (60 * 1000LL)
+#define WALL 1795910400000LL /* 2026-11-29: the wall clock of the run */
 
 static const struct session_params params = {
 	.session_timeout_ms = 30 * MIN,
@@ -88,8 +88,7 @@ static void check_counts(const struct partition *pt)
 
 /* Flush @pt and restore its state chunk into a fresh partition that must
  * hold the same live users; the fresh one replaces @pt. */
-static struct partition *flush_restore(struct partition *pt,
-				       struct intern *in)
+static struct partition *flush_restore(struct partition *pt, struct intern *in)
 {
 	struct partition *back = partition_new(0, &params, in);
 	const uint8_t *key, *val;
