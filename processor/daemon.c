@@ -535,7 +535,10 @@ static int check_watermark(struct daemon *d, struct partition *pt)
 	etime_t wall = epoch_ms();
 	int64_t dropped;
 
-	if (!partition_watermark_ahead(pt, wall))
+	/* A watermark written by a processor that bounds event time is the
+	 * partition's own progress (a simulation may run far ahead). */
+	if (pg_sink_watermark_checked(d->sink) ||
+	    !partition_watermark_ahead(pt, wall))
 		return 0;
 	if (!d->cfg->repair_future_watermarks) {
 		pt->watermark_ahead = true;
@@ -950,7 +953,9 @@ static int flush_submit(struct daemon *d, int fk)
 	}
 	for (int32_t i = 0; i < d->n_parts; i++) {
 		struct partition *pt = d->parts[i];
-		if (!pt || i % FLUSH_CONNECTIONS != fk)
+		/* A held partition writes nothing, not even the mark that
+		 * its watermark was checked. */
+		if (!pt || i % FLUSH_CONNECTIONS != fk || pt->watermark_ahead)
 			continue;
 		if ((r = partition_prepare_flush(pt)) < 0)
 			return r;

@@ -59,6 +59,8 @@ struct pg_sink {
 	char *delete_chunks_tail;
 	PGconn *conn;
 	bool staged; /* the TEMP staging tables exist on this connection */
+	/* cw_partitions.watermark_checked of the latest claim. */
+	bool watermark_checked;
 
 	/* Flush tokens (cw_partitions.last_flush): random start, +1 per
 	 * flush, so two sinks never share one. */
@@ -828,6 +830,11 @@ int pg_sink_migrate(struct pg_sink *ps)
 
 /* ---- partitions and loading ------------------------------------------ */
 
+bool pg_sink_watermark_checked(const struct pg_sink *ps)
+{
+	return ps->watermark_checked;
+}
+
 int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
 			    const char *owner, int64_t *generation,
 			    int64_t *next_offset, int64_t *watermark_ms)
@@ -848,7 +855,8 @@ int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
 			   "  SET generation = p.generation + 1, "
 			   "      owner = EXCLUDED.owner, last_flush = NULL, "
 			   "      updated_at = now() "
-			   "RETURNING generation, next_offset, watermark_ms",
+			   "RETURNING generation, next_offset, watermark_ms, "
+			   "  watermark_checked",
 			   3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		r = sink_fail(ps, res, "claiming the partition");
@@ -857,6 +865,7 @@ int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
 	*generation = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	*next_offset = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	*watermark_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	ps->watermark_checked = PQgetvalue(res, 0, 3)[0] == 't';
 	cw_info("partition claimed",
 		"topic=%s partition=%" PRId32 " generation=%" PRId64
 		" next_offset=%" PRId64,
@@ -1538,6 +1547,7 @@ static int fence_partitions(struct pg_sink *ps, struct batch *const *bs,
 		"  UPDATE cw_partitions p"
 		"  SET next_offset = v.next_offset,"
 		"      watermark_ms = v.watermark_ms,"
+		"      watermark_checked = true,"
 		"      last_flush = $6, updated_at = now()"
 		"  FROM unnest($2::int[], $3::bigint[], $4::bigint[],"
 		"              $5::bigint[])"

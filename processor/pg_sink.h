@@ -35,6 +35,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct batch;
@@ -118,6 +119,13 @@ int pg_sink_migrate(struct pg_sink *ps);
 int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
 			    const char *owner, int64_t *generation,
 			    int64_t *next_offset, int64_t *watermark_ms);
+
+/* Whether the watermark the last successful pg_sink_claim_partition()
+ * returned was written by a flush of a processor that bounds event time
+ * (cw_partitions.watermark_checked, migration 007): only an unchecked one
+ * beyond the clock-skew bound can be an earlier version's poison. Can't
+ * fail. The sink's thread. */
+bool pg_sink_watermark_checked(const struct pg_sink *ps);
 
 /* Called once per record (user state) or row (outbox) by the loaders. The
  * pointers are valid only during the call (copy what you keep); @user_id

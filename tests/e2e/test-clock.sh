@@ -13,7 +13,9 @@
 #     a committed result.
 #  3. Simulated traffic is never refused: --rate 0 over 48 simulated
 #     hours (a backfill that ends now), and --time-scale 3600 running
-#     hours ahead of the wall clock with a processor at --time-scale 3600.
+#     hours ahead of the wall clock with a processor at --time-scale 3600;
+#  4. and a restart after it holds no partition (their watermarks were
+#     written by a processor that checks, migration 007).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -92,7 +94,8 @@ stop_processor
 # 2. A partition poisoned before the bound existed.
 abandoned=$(sql "SELECT count(*) FROM cart_abandonments")
 victim=$(sql "SELECT partition FROM cw_partitions ORDER BY next_offset DESC LIMIT 1")
-sql "UPDATE cw_partitions SET watermark_ms = 253402300799000 WHERE partition = $victim"
+# What a processor before migration 007 left: an unchecked watermark.
+sql "UPDATE cw_partitions SET watermark_ms = 253402300799000, watermark_checked = false WHERE partition = $victim"
 start_processor
 wait_until 30 "the poisoned partition reported" grep -q "partition watermark is beyond --max-clock-skew" "$work/proc.log"
 wait_until 10 "the gauge" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_partitions_watermark_ahead\" { print \$2 }')\" = 1 ]"
@@ -127,4 +130,16 @@ far=$(sql "SELECT max(watermark_ms) - $(date +%s%3N) FROM cw_partitions")
 log "simulations at --rate 0 (48 h) and --time-scale 3600 (watermarks up to $((far / 60000)) min ahead): nothing refused"
 
 stop_processor
+
+# 4. Watermarks a checking processor wrote are trusted after a restart,
+#    however far ahead a simulation took them (here with the default
+#    --time-scale 1, whose bound they are far beyond).
+reported=$(grep -c "partition watermark is beyond" "$work/proc.log")
+assigned=$(grep -c "partition assigned" "$work/proc.log")
+start_processor
+wait_until 30 "partitions assigned again" bash -c "[ \$(grep -c 'partition assigned' '$work/proc.log') -ge $((assigned + 4)) ]"
+[ "$(grep -c "partition watermark is beyond" "$work/proc.log")" = "$reported" ] || fail "a simulation's watermark was taken for poison"
+[ "$(metric cartwatch_partitions_watermark_ahead)" = 0 ] || fail "partitions held after a simulation"
+stop_processor
+log "restart after the simulation: no partition held"
 log "PASS"
