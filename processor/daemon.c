@@ -574,6 +574,7 @@ static void partition_drop(struct daemon *d, int32_t id)
 }
 
 static int flush(struct daemon *d, bool final);
+static void pause_after_assign(struct daemon *d);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -612,7 +613,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			}
 		}
 		rd_kafka_assign(rk, parts);
-		d->paused = false;
+		pause_after_assign(d);
 	} else {
 		/* Commit what we have for the partitions we give up, then
 		 * forget them: the next owner resumes from PostgreSQL. If
@@ -690,22 +691,84 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 	return partition_process(pt, &ev, m->offset);
 }
 
+/* Pause or resume every partition of the current assignment, whatever
+ * d->paused says, and record the new state. On resume every partition's
+ * idle clock restarts: the silence of a pause was not idleness (idle
+ * watermarks are held while paused, see housekeeping()). Returns 0, or
+ * the librdkafka error after which d->paused is left unchanged. */
+static int pause_apply(struct daemon *d, bool pause)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	rd_kafka_resp_err_t err;
+	walltime_t now = now_ms();
+
+	if ((err = rd_kafka_assignment(d->consumer, &parts)) || !parts) {
+		cw_error("cannot read the assignment to pause or resume it",
+			 "error=\"%s\"", rd_kafka_err2str(err));
+		return -EIO;
+	}
+	err = pause ? rd_kafka_pause_partitions(d->consumer, parts)
+		    : rd_kafka_resume_partitions(d->consumer, parts);
+	rd_kafka_topic_partition_list_destroy(parts);
+	if (err) {
+		cw_error(pause ? "cannot pause consumption"
+			       : "cannot resume consumption",
+			 "error=\"%s\"", rd_kafka_err2str(err));
+		return -EIO;
+	}
+	if (d->paused != pause)
+		cw_info(pause ? "consumption paused" : "consumption resumed",
+			NULL);
+	if (!pause)
+		for (int32_t i = 0; i < d->n_parts; i++)
+			if (d->parts[i])
+				partition_reset_idle(d->parts[i], now);
+	d->paused = pause;
+	return 0;
+}
+
 /* Pause or resume every assigned partition. */
 static void set_paused(struct daemon *d, bool pause)
 {
-	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (d->paused != pause)
+		pause_apply(d, pause);
+}
 
-	if (d->paused == pause)
-		return;
-	if (rd_kafka_assignment(d->consumer, &parts) || !parts)
-		return;
-	if (pause)
-		rd_kafka_pause_partitions(d->consumer, parts);
-	else
-		rd_kafka_resume_partitions(d->consumer, parts);
-	rd_kafka_topic_partition_list_destroy(parts);
-	d->paused = pause;
-	cw_info(pause ? "consumption paused" : "consumption resumed", NULL);
+/* Whether a flush connection still waits to retry a failed flush: a
+ * connection whose partitions have no sealed batch left (they committed at
+ * the revocation, or were revoked) has nothing to retry, so its failure
+ * flag is cleared here. Poll thread. */
+static bool flush_failing(struct daemon *d)
+{
+	bool failing = false;
+
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
+		bool work = false;
+		for (int32_t i = fk; i < d->n_parts; i += FLUSH_CONNECTIONS)
+			work |= d->parts[i] && d->parts[i]->sealed;
+		if (!work)
+			d->flush_failed[fk] = false;
+		failing |= d->flush_failed[fk];
+	}
+	return failing;
+}
+
+static size_t pending_records(const struct daemon *d);
+
+/* After rd_kafka_assign(): librdkafka keeps an application pause across a
+ * re-assignment and newly assigned partitions start unpaused, so the pause
+ * is applied again to the whole assignment as the daemon's state says:
+ * still paused while a flush connection waits to retry or too much waits
+ * for PostgreSQL, else resumed (explicitly). Rebalance callback. */
+static void pause_after_assign(struct daemon *d)
+{
+	bool pause = flush_failing(d) ||
+		     pending_records(d) > (size_t)d->cfg->max_pending;
+
+	if (!pause && d->paused)
+		d->backoff_ms = BACKOFF_MIN_MS;
+	if (pause_apply(d, pause) < 0)
+		d->fatal = -EIO; /* a pause state we cannot know: restart */
 }
 
 /* Record this processor's status in PostgreSQL for dashboards: after a
@@ -957,7 +1020,10 @@ static int housekeeping(struct daemon *d, walltime_t now)
 	int r;
 
 	probe_kafka(d, now);
-	for (int32_t i = 0; i < d->n_parts && !d->kafka_down; i++)
+	/* Idle watermarks hold while Kafka is unreachable and while
+	 * consumption is paused (PostgreSQL or memory): the partitions are
+	 * silent because we do not read them, not because shoppers left. */
+	for (int32_t i = 0; i < d->n_parts && !d->kafka_down && !d->paused; i++)
 		if (d->parts[i] && (r = partition_tick(d->parts[i], now)) < 0)
 			return r;
 
@@ -979,13 +1045,10 @@ static int housekeeping(struct daemon *d, walltime_t now)
 						? BACKOFF_MAX_MS
 						: d->backoff_ms * 2;
 			} else {
-				bool failing = false;
 				d->flush_failed[fk] = false;
-				for (int k = 0; k < FLUSH_CONNECTIONS; k++)
-					failing |= d->flush_failed[k];
 				/* Resume only when every connection is
 				 * committing again. */
-				if (!failing) {
+				if (!flush_failing(d)) {
 					d->backoff_ms = BACKOFF_MIN_MS;
 					set_paused(d, false);
 				}

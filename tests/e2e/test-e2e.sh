@@ -9,11 +9,17 @@
 #   pgrestart  PostgreSQL is stopped and restarted mid-run
 #   kafkadown  the (embedded) brokers go down for longer than the idle
 #              timeout mid-run and come back (fault injection)
+#   revoke     INSERT on the output tables is revoked from the processor's
+#              role for longer than the idle timeout mid-run, then granted
+#              again (consumption pauses; idle watermarks must hold)
+#   pgdown-rebalance  PostgreSQL is stopped while a second processor has
+#              joined; it leaves during the outage, PostgreSQL comes back:
+#              no partition may stay paused
 # Runs under tests/run-with-servers --pg --kafka ...; needs
 # CARTWATCH_PRODUCER and CARTWATCH_PROCESSOR (set by meson).
 set -euo pipefail
 
-mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|pgrestart}
+mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|pgrestart|kafkadown|revoke|pgdown-rebalance}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 work=${CARTWATCH_TEST_DIR:?run through run-with-servers}
@@ -88,7 +94,7 @@ producer_args=(-b "$bs" --events "$events" --seed 7 --users 3000
 	--start-time 2026-07-08T00:00:00Z --summary-json "$work/summary.json")
 producer_pid=
 case $mode in
-crash|rebalance|pgrestart|kafkadown)
+crash|rebalance|pgrestart|kafkadown|revoke|pgdown-rebalance)
 	proc_args+=(--idle-timeout 3s)
 	"$producer" "${producer_args[@]}" --rate "${CARTWATCH_E2E_RATE:-2500}" \
 		--time-scale 1000000 >/dev/null 2>"$work/producer.log" &
@@ -211,6 +217,50 @@ kafkadown)
 	wait_until 60 "the processor reconnecting" grep -q "Kafka reachable again" "$work/proc-p1.log"
 	wait_until 180 "all events processed" done_cond
 	;;
+revoke)
+	# The processor runs as a role of its own that owns the database, so
+	# that a superuser can take a privilege away from it.
+	sql "CREATE ROLE cwproc LOGIN; ALTER DATABASE $PGDATABASE OWNER TO cwproc; ALTER SCHEMA public OWNER TO cwproc"
+	CARTWATCH_PG=$(sed 's/user=[^ ]*/user=cwproc/' <<<"$CARTWATCH_PG")
+	export CARTWATCH_PG
+	start_processor p1
+	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	out_tables="cart_abandonments, cart_conversions, product_stats_minute"
+	sql "REVOKE INSERT ON $out_tables FROM cwproc"
+	c=$(committed)
+	[ "$c" -lt "$total" ] || fail "revoked only after all work was done; the test proved nothing"
+	log "INSERT revoked at $c/$total committed"
+	wait_until 30 "the processor noticing" grep -q "flush failed" "$work/proc-p1.log"
+	# Longer than the idle timeout (3 s): a processor whose idle
+	# watermarks ran while paused would close sessions early.
+	sleep 10
+	sql "GRANT INSERT ON $out_tables TO cwproc"
+	log "INSERT granted again"
+	wait_until 60 "consumption resuming" grep -q "consumption resumed" "$work/proc-p1.log"
+	wait_until 180 "all events processed" done_cond
+	;;
+pgdown-rebalance)
+	start_processor p1
+	wait_until 60 "a fifth committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 5)) ]"
+	start_processor p2
+	wait_until 60 "p2 flushed" bash -c "[ \$(psql -X -At -c \"SELECT count(*) FROM cw_partitions WHERE owner = 'p2'\") -ge 1 ]"
+	c=$(committed)
+	"$src/tests/pg/pg-stop" "$work/pg"
+	[ "$c" -lt "$total" ] || fail "PostgreSQL stopped only after all work was done"
+	log "PostgreSQL stopped at $c/$total committed"
+	wait_until 30 "p1 pausing" grep -q "consumption paused" "$work/proc-p1.log"
+	stop_processor p2 TERM
+	log "p2 left during the outage"
+	# p1 takes p2's partitions once PostgreSQL answers again.
+	sleep 2
+	runuser=()
+	[ "$(id -u)" = 0 ] && runuser=(runuser -u postgres --)
+	bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+	"${runuser[@]}" "$bindir/pg_ctl" -D "$work/pg/data" -l "$work/pg/postgres.log" -w start >/dev/null
+	log "PostgreSQL restarted"
+	wait_until 120 "all events processed" done_cond
+	grep -q "partition revoked" "$work/proc-p1.log" || fail "p1 never saw a rebalance"
+	;;
 *) fail "unknown mode" ;;
 esac
 
@@ -246,7 +296,7 @@ print(f"{n} events decoded by the oracle", file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
 # Every abandonment also went to Kafka, after its transaction committed.
-wait_until 30 "all abandonments published" bash -c "[ \"\$(psql -X -At -c 'SELECT count(*) FROM cw_outbox_chunks')\" = 0 ]" || true
+wait_until 30 "all abandonments published" bash -c "[ \"\$(psql -X -At -c 'SELECT count(*) FROM cw_outbox_chunks')\" = 0 ]"
 "$here/abandonment_topic.py" "$bs" cart-abandonments "$src/schemas/cart_abandonment.avsc" "$work/expected.json" ||
 	fail "the cart-abandonments topic does not match"
 if [ "$mode" = dlq ]; then
