@@ -67,6 +67,9 @@ struct daemon {
 	size_t flush_partitions[FLUSH_CONNECTIONS];
 	/* Per connection: its last flush failed and waits for a retry. */
 	bool flush_failed[FLUSH_CONNECTIONS];
+	/* Until when the rebalance callback in progress may keep retrying
+	 * claims (see take_budget_ms()). */
+	walltime_t take_deadline;
 	walltime_t next_kafka_probe;
 
 	/* Outbox chunks whose every record the broker acknowledged, to
@@ -232,6 +235,20 @@ static int conf_default(rd_kafka_conf_t *conf,
 			       RD_KAFKA_CONF_OK
 		       ? 0
 		       : -EINVAL;
+}
+
+/* Check the user's Kafka properties (-X: names and values) without
+ * creating a client, so that a bad one fails the start at once. Returns 0
+ * or -EINVAL with librdkafka's message in @errstr. */
+static int kafka_conf_check(const struct processor_config *cfg, char *errstr,
+			    size_t errstr_size)
+{
+	rd_kafka_conf_t *conf = kafka_conf(cfg, errstr, errstr_size);
+
+	if (!conf)
+		return -EINVAL;
+	rd_kafka_conf_destroy(conf);
+	return 0;
 }
 
 /* Client-level errors (the poll thread). When the brokers cannot be
@@ -481,16 +498,32 @@ static void sleep_ms(int64_t ms)
 	nanosleep(&ts, NULL);
 }
 
+/* How long one rebalance callback may retry claims while PostgreSQL
+ * fails: half of max.poll.interval.ms (librdkafka's default: 300 s). The
+ * callback runs inside rd_kafka_consumer_poll(), so blocking longer would
+ * get this member expelled from the group with partitions it half took;
+ * instead it gives up and exits with a clear error (see partition_take()):
+ * a restarted processor waits for PostgreSQL before it joins the group
+ * again, and the other members keep the partitions meanwhile. */
+static int64_t take_budget_ms(const struct processor_config *cfg)
+{
+	const char *v = cw_kv_get(&cfg->kafka_props, "max.poll.interval.ms");
+	long long ms = v ? strtoll(v, NULL, 10) : 300000;
+
+	return (ms > 0 ? ms : 300000) / 2;
+}
+
 /* Claim and restore partition @id. Retries with backoff while PostgreSQL
- * is unreachable (the rebalance callback may block for a while, within
- * max.poll.interval.ms). Returns the partition, or NULL when stopping or
- * on a persistent error. *@offset receives the offset to start at. */
+ * is unreachable, until d->take_deadline (take_budget_ms()): then it sets
+ * d->fatal to -ETIMEDOUT. Returns the partition, or NULL when stopping,
+ * out of time, or on a persistent error. *@offset receives the offset to
+ * start at. */
 static struct partition *partition_take(struct daemon *d, int32_t id,
 					int64_t *offset)
 {
 	int64_t backoff = BACKOFF_MIN_MS;
 
-	while (!*d->stop) {
+	while (!*d->stop && !d->fatal) {
 		int64_t gen, next, wm;
 		uint64_t log_bytes = 0;
 		struct partition *pt;
@@ -546,6 +579,15 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 		pg_failed(d);
 		d->c.pg_retries++;
 		publish_metrics(d);
+		if (now_ms() + backoff > d->take_deadline) {
+			cw_error("cannot take partition within half of "
+				 "max.poll.interval.ms; exiting before the "
+				 "group expels this member",
+				 "partition=%d error=\"%s\"", id,
+				 pg_sink_last_error(d->sink));
+			d->fatal = -ETIMEDOUT;
+			return NULL;
+		}
 		cw_warn("cannot take partition, retrying",
 			"partition=%d error=\"%s\" retry_ms=%" PRId64, id,
 			pg_sink_last_error(d->sink), backoff);
@@ -582,6 +624,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	struct daemon *d = opaque;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		d->take_deadline = now_ms() + take_budget_ms(d->cfg);
 		for (int i = 0; i < parts->cnt; i++) {
 			rd_kafka_topic_partition_t *tp = &parts->elems[i];
 			int32_t id = tp->partition;
@@ -1187,6 +1230,11 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	 * while PostgreSQL is still being waited for. */
 	if (cfg->metrics_addr && *cfg->metrics_addr &&
 	    !(d->metrics = metrics_new(cfg->metrics_addr, errstr, errstr_size)))
+		goto fail;
+
+	/* A bad -X property is reported at once, not after PostgreSQL
+	 * answers. */
+	if (kafka_conf_check(cfg, errstr, errstr_size) < 0)
 		goto fail;
 
 	/* PostgreSQL first: without the schema there is nothing to do. */
