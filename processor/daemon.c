@@ -77,6 +77,17 @@ struct daemon {
 	struct outbox_ref **acked;
 	size_t n_acked, cap_acked;
 
+	/* Records whose production failed, produced again by
+	 * produce_retry() until the broker acknowledges them. */
+	struct produce_retry *retry;
+	size_t n_retry, cap_retry;
+	walltime_t next_retry;
+	/* Per partition id: its dead letters not yet acknowledged. While
+	 * one is, the partition's batch is not sealed, so its offset is
+	 * not committed (flush_submit()). */
+	uint32_t *dlq_unacked;
+	int32_t n_dlq_unacked;
+
 	struct daemon_counters c;
 	uint64_t messages_at_last_stats;
 
@@ -294,13 +305,33 @@ static void probe_kafka(struct daemon *d, walltime_t now)
 
 /* One outbox chunk (all the abandonments of one partition in one flush)
  * being published. Its row is deleted once the broker acknowledged every
- * record in it; if one failed, the whole chunk stays and is published
- * again when the partition is next assigned (consumers de-duplicate by
- * abandonment id). */
+ * record in it; a record whose delivery failed is produced again (see
+ * produce_retry()). Only when the processor exits first does the chunk
+ * stay, to be published again by the partition's next owner (consumers
+ * de-duplicate by abandonment id). */
+enum produced_kind { PRODUCED_ABANDONMENT, PRODUCED_DEAD_LETTER };
+
 struct outbox_ref {
-	uint32_t pending; /* records in flight, +1 while still producing */
+	enum produced_kind kind; /* first: tells the opaques apart */
+	uint32_t pending;	 /* records in flight, +1 while producing */
 	bool failed;
 	char id[BATCH_UUID_LEN + 1]; /* cw_outbox_chunks.chunk_id */
+};
+
+/* A dead letter being produced (its message opaque): the partition whose
+ * offset waits for the broker's acknowledgement. */
+struct dlq_ref {
+	enum produced_kind kind; /* PRODUCED_DEAD_LETTER */
+	int32_t partition;
+};
+
+/* A record whose production failed, kept (copied) to produce again. */
+struct produce_retry {
+	const char *topic; /* one of the configuration's */
+	void *key, *value;
+	size_t key_len, len;
+	rd_kafka_headers_t *headers; /* owned; NULL: none */
+	void *opaque;		     /* its outbox_ref or dlq_ref */
 };
 
 static struct outbox_ref *outbox_ref_new(const char *chunk_id)
@@ -308,6 +339,7 @@ static struct outbox_ref *outbox_ref_new(const char *chunk_id)
 	struct outbox_ref *ref = calloc(1, sizeof(*ref));
 
 	if (ref) {
+		ref->kind = PRODUCED_ABANDONMENT;
 		ref->pending = 1;
 		snprintf(ref->id, sizeof(ref->id), "%s", chunk_id);
 	}
@@ -338,35 +370,222 @@ static void outbox_ref_put(struct daemon *d, struct outbox_ref *ref)
 	free(ref);
 }
 
+/* The count of unacknowledged dead letters of partition @id, grown on
+ * demand. NULL without memory. Poll thread. */
+static uint32_t *dlq_unacked_slot(struct daemon *d, int32_t id)
+{
+	if (id < 0)
+		return NULL;
+	if (id >= d->n_dlq_unacked) {
+		uint32_t *v =
+			realloc(d->dlq_unacked, (size_t)(id + 1) * sizeof(*v));
+		if (!v)
+			return NULL;
+		memset(v + d->n_dlq_unacked, 0,
+		       (size_t)(id + 1 - d->n_dlq_unacked) * sizeof(*v));
+		d->dlq_unacked = v;
+		d->n_dlq_unacked = id + 1;
+	}
+	return &d->dlq_unacked[id];
+}
+
+static bool dlq_pending(const struct daemon *d, int32_t id)
+{
+	return id < d->n_dlq_unacked && d->dlq_unacked[id];
+}
+
+/* The dead letter of @ref is acknowledged (or given up at exit). */
+static void dlq_ref_done(struct daemon *d, struct dlq_ref *ref)
+{
+	uint32_t *n = dlq_unacked_slot(d, ref->partition);
+
+	if (n && *n)
+		(*n)--;
+	free(ref);
+}
+
+/* Keep a copy of a record whose production failed, to produce it again
+ * (produce_retry()). Takes ownership of @headers in every case. Returns 0
+ * or -ENOMEM. */
+static int retry_add(struct daemon *d, const char *topic, const void *key,
+		     size_t key_len, const void *value, size_t len,
+		     rd_kafka_headers_t *headers, void *opaque)
+{
+	struct produce_retry *pr;
+
+	if (d->n_retry == d->cap_retry) {
+		size_t n = d->cap_retry ? d->cap_retry * 2 : 16;
+		pr = realloc(d->retry, n * sizeof(*pr));
+		if (!pr)
+			goto nomem;
+		d->retry = pr;
+		d->cap_retry = n;
+	}
+	pr = &d->retry[d->n_retry];
+	*pr = (struct produce_retry){.topic = topic,
+				     .key_len = key_len,
+				     .len = len,
+				     .headers = headers,
+				     .opaque = opaque};
+	if ((key_len && !(pr->key = malloc(key_len))) ||
+	    (len && !(pr->value = malloc(len)))) {
+		free(pr->key);
+		goto nomem;
+	}
+	if (key_len)
+		memcpy(pr->key, key, key_len);
+	if (len)
+		memcpy(pr->value, value, len);
+	d->n_retry++;
+	return 0;
+nomem:
+	if (headers)
+		rd_kafka_headers_destroy(headers);
+	return -ENOMEM;
+}
+
+/* A record that will not be produced again (exit, or no memory to keep
+ * it): an abandonment's chunk stays in the outbox for the partition's next
+ * owner; a dead letter's partition offset was not committed past it
+ * while it was pending, so the record is read again after a restart. */
+static void produced_abandon(struct daemon *d, void *opaque)
+{
+	struct outbox_ref *ref = opaque;
+
+	if (ref->kind == PRODUCED_DEAD_LETTER) {
+		dlq_ref_done(d, opaque);
+		return;
+	}
+	ref->failed = true;
+	outbox_ref_put(d, ref);
+}
+
 /* Delivery report of an abandonment (opaque: its outbox_ref) or a dead
- * letter (opaque NULL). Runs in rd_kafka_poll() on the loop thread. */
+ * letter (opaque: its dlq_ref). A failed delivery is produced again from
+ * the report's copy (payload, key and headers) by produce_retry(), so no
+ * offset or outbox row moves past what the broker acknowledged. Runs in
+ * rd_kafka_poll() on the loop thread. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			void *opaque)
 {
 	struct daemon *d = opaque;
 	struct outbox_ref *ref = m->_private;
+	bool dlq = ref->kind == PRODUCED_DEAD_LETTER;
+	rd_kafka_headers_t *hdrs = NULL;
 
 	(void)rk;
-	if (!ref) {
-		if (m->err) {
-			d->c.dlq_failures++;
-			cw_error("dead letter not delivered", "error=\"%s\"",
-				 rd_kafka_err2str(m->err));
+	if (!m->err) {
+		if (dlq) {
+			dlq_ref_done(d, m->_private);
+			return;
 		}
+		d->c.abandonments_published++;
+		outbox_ref_put(d, ref);
 		return;
 	}
-	if (m->err) {
-		/* Its chunk stays in the outbox and is sent again when the
-		 * partition is next assigned. */
+	if (dlq)
+		d->c.dlq_failures++;
+	else
 		d->c.publish_failures++;
-		ref->failed = true;
-		cw_warn("abandonment not published, kept in the outbox",
-			"outbox_chunk=%s error=\"%s\"", ref->id,
-			rd_kafka_err2str(m->err));
-	} else {
-		d->c.abandonments_published++;
+	if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+	    m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+		produced_abandon(d, m->_private); /* exiting */
+		return;
 	}
-	outbox_ref_put(d, ref);
+	if (!rd_kafka_message_headers(m, &hdrs))
+		hdrs = rd_kafka_headers_copy(hdrs);
+	else
+		hdrs = NULL;
+	if (retry_add(d, rd_kafka_topic_name(m->rkt), m->key, m->key_len,
+		      m->payload, m->len, hdrs, m->_private) < 0) {
+		produced_abandon(d, m->_private);
+		if (dlq)
+			d->fatal = -ENOMEM; /* exit: read again after restart */
+		return;
+	}
+	/* Rate-limited: a broker refusing everything fails each record. */
+	if (d->n_retry <= 10 || d->n_retry % 1000 == 0)
+		cw_error(dlq ? "dead letter not delivered, producing it again"
+			     : "abandonment not published, producing it "
+			       "again",
+			 "error=\"%s\" waiting=%zu", rd_kafka_err2str(m->err),
+			 d->n_retry);
+}
+
+/* Produce again the records whose production failed, at most once a
+ * second; those refused again stay for the next round. Poll thread. */
+static void produce_retry(struct daemon *d, walltime_t now)
+{
+	size_t kept = 0;
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (!d->n_retry || now < d->next_retry)
+		return;
+	d->next_retry = now + 1000;
+	for (size_t i = 0; i < d->n_retry; i++) {
+		struct produce_retry *pr = &d->retry[i];
+		/* librdkafka owns the headers once producev() succeeds. */
+		rd_kafka_headers_t *hdrs =
+			pr->headers ? rd_kafka_headers_copy(pr->headers) : NULL;
+
+		if (!err)
+			err = rd_kafka_producev(
+				d->producer, RD_KAFKA_V_TOPIC(pr->topic),
+				RD_KAFKA_V_KEY(pr->key, pr->key_len),
+				RD_KAFKA_V_VALUE(pr->value, pr->len),
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				RD_KAFKA_V_HEADERS(hdrs),
+				RD_KAFKA_V_OPAQUE(pr->opaque), RD_KAFKA_V_END);
+		if (err) {
+			/* Keep it and the rest, in order, for later. */
+			if (hdrs)
+				rd_kafka_headers_destroy(hdrs);
+			d->retry[kept++] = *pr;
+			continue;
+		}
+		free(pr->key);
+		free(pr->value);
+		if (pr->headers)
+			rd_kafka_headers_destroy(pr->headers);
+	}
+	if (err)
+		cw_warn("records still not produced, retrying",
+			"error=\"%s\" waiting=%zu", rd_kafka_err2str(err),
+			kept);
+	d->n_retry = kept;
+}
+
+/* Give up every record waiting to be produced again (exit). */
+static void produce_retry_clear(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_retry; i++) {
+		free(d->retry[i].key);
+		free(d->retry[i].value);
+		if (d->retry[i].headers)
+			rd_kafka_headers_destroy(d->retry[i].headers);
+		produced_abandon(d, d->retry[i].opaque);
+	}
+	d->n_retry = 0;
+	free(d->retry);
+	d->retry = NULL;
+}
+
+/* Wait up to @timeout_ms for the broker to acknowledge every dead letter
+ * in flight, so that their partitions can commit (revocation, shutdown).
+ * Poll thread. */
+static void dlq_settle(struct daemon *d, int64_t timeout_ms)
+{
+	walltime_t end = now_ms() + timeout_ms;
+
+	for (;;) {
+		bool pending = false;
+		for (int32_t i = 0; i < d->n_dlq_unacked && !pending; i++)
+			pending = d->dlq_unacked[i] != 0;
+		if (!pending || now_ms() >= end)
+			return;
+		produce_retry(d, now_ms());
+		rd_kafka_poll(d->producer, 50);
+	}
 }
 
 /* Produce one abandonment record of the outbox chunk @ref (whose row is
@@ -392,25 +611,67 @@ static void publish_abandonment(struct daemon *d, struct outbox_ref *ref,
 	}
 	if (err) {
 		d->c.publish_failures++;
-		cw_warn("abandonment not published, kept in the outbox",
+		cw_warn("abandonment not published, producing it again",
 			"outbox_chunk=%s error=\"%s\"", ref->id,
 			rd_kafka_err2str(err));
-		ref->failed = true;
-		outbox_ref_put(d, ref);
+		if (retry_add(d, d->cfg->abandonment_topic, user_id,
+			      user_id_len, avro, len, NULL, ref) < 0)
+			produced_abandon(d, ref); /* stays in the outbox */
+	}
+}
+
+/* A dead letter of @partition about to be produced: its partition will
+ * not commit until the broker acknowledges it. NULL without memory. */
+static struct dlq_ref *dlq_ref_new(struct daemon *d, int32_t partition)
+{
+	uint32_t *n = dlq_unacked_slot(d, partition);
+	struct dlq_ref *ref = n ? malloc(sizeof(*ref)) : NULL;
+
+	if (ref) {
+		ref->kind = PRODUCED_DEAD_LETTER;
+		ref->partition = partition;
+		(*n)++;
+	}
+	return ref;
+}
+
+/* A dead letter that producev() refused at once (no delivery report will
+ * come): keep it for produce_retry() with the origin headers. */
+static void dlq_keep(struct daemon *d, const rd_kafka_message_t *m,
+		     const char *why, const char *part, const char *off,
+		     struct dlq_ref *ref)
+{
+	rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+
+	rd_kafka_header_add(h, "cartwatch.error", -1, why, -1);
+	rd_kafka_header_add(h, "cartwatch.source.topic", -1,
+			    rd_kafka_topic_name(m->rkt), -1);
+	rd_kafka_header_add(h, "cartwatch.source.partition", -1, part, -1);
+	rd_kafka_header_add(h, "cartwatch.source.offset", -1, off, -1);
+	if (retry_add(d, d->cfg->dlq_topic, m->key, m->key_len, m->payload,
+		      m->len, h, ref) < 0) {
+		dlq_ref_done(d, ref);
+		d->fatal = -ENOMEM; /* exit before its offset is committed */
 	}
 }
 
 /* Send a record that could not be processed to the dead-letter topic with
- * its origin and the reason in headers. */
+ * its origin and the reason in headers. Its partition does not commit
+ * past it until the broker acknowledged it (dlq_unacked). */
 static void dead_letter(struct daemon *d, const rd_kafka_message_t *m,
 			const char *why)
 {
 	char part[16], off[32];
 	rd_kafka_resp_err_t err;
+	struct dlq_ref *ref = dlq_ref_new(d, m->partition);
 
 	snprintf(part, sizeof(part), "%" PRId32, m->partition);
 	snprintf(off, sizeof(off), "%" PRId64, m->offset);
 	d->c.dlq_records++;
+	if (!ref) {
+		d->fatal = -ENOMEM; /* exit before its offset is committed */
+		return;
+	}
 	for (;;) {
 		err = rd_kafka_producev(
 			d->producer, RD_KAFKA_V_TOPIC(d->cfg->dlq_topic),
@@ -423,15 +684,16 @@ static void dead_letter(struct daemon *d, const rd_kafka_message_t *m,
 			RD_KAFKA_V_HEADER("cartwatch.source.partition", part,
 					  -1),
 			RD_KAFKA_V_HEADER("cartwatch.source.offset", off, -1),
-			RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+			RD_KAFKA_V_OPAQUE(ref), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(d->producer, 100);
 	}
 	if (err) {
 		d->c.dlq_failures++;
-		cw_error("dead letter not produced", "error=\"%s\"",
-			 rd_kafka_err2str(err));
+		cw_error("dead letter not produced, producing it again",
+			 "error=\"%s\"", rd_kafka_err2str(err));
+		dlq_keep(d, m, why, part, off, ref);
 	}
 	/* Rate-limit the log: the first few, then every 1000th. */
 	if (d->c.dlq_records <= 10 || d->c.dlq_records % 1000 == 0)
@@ -660,7 +922,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	} else {
 		/* Commit what we have for the partitions we give up, then
 		 * forget them: the next owner resumes from PostgreSQL. If
-		 * the flush fails, uncommitted work is simply redone there. */
+		 * the flush fails, uncommitted work is simply redone there.
+		 * Dead letters in flight get a moment to be acknowledged
+		 * first, or their partitions do not commit past them. */
+		dlq_settle(d, 5000);
 		if (flush(d, true) < 0)
 			cw_warn("final flush before revocation failed; the "
 				"next owner redoes the uncommitted part",
@@ -945,6 +1210,11 @@ static int flush_submit(struct daemon *d, int fk)
 		struct partition *pt = d->parts[i];
 		if (!pt || i % FLUSH_CONNECTIONS != fk)
 			continue;
+		/* Not past a dead letter the broker has not acknowledged:
+		 * sealed at a later round (a batch sealed before it was
+		 * produced is retried as it is). */
+		if (!pt->sealed && dlq_pending(d, i))
+			continue;
 		if ((r = partition_prepare_flush(pt)) < 0)
 			return r;
 		d->flush_batches[fk][n++] = pt->sealed;
@@ -1062,7 +1332,12 @@ static int housekeeping(struct daemon *d, walltime_t now)
 {
 	int r;
 
+	/* A callback failed (no memory to keep a dead letter): exit before
+	 * anything is committed past it. */
+	if (d->fatal)
+		return d->fatal;
 	probe_kafka(d, now);
+	produce_retry(d, now);
 	/* Idle watermarks hold while Kafka is unreachable and while
 	 * consumption is paused (PostgreSQL or memory): the partitions are
 	 * silent because we do not read them, not because shoppers left. */
@@ -1166,6 +1441,7 @@ int daemon_run(struct daemon *d)
 	/* Drain: flush (a few tries), leave the group, deliver the rest. */
 	publish_metrics(d);
 	cw_info("stopping: final flush", NULL);
+	dlq_settle(d, 10000);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if ((r = flush(d, true)) == 0)
 			break;
@@ -1176,7 +1452,13 @@ int daemon_run(struct daemon *d)
 			 "uncommitted part",
 			 "error=\"%s\"", d->pg_reason);
 	rd_kafka_consumer_close(d->consumer);
-	rd_kafka_flush(d->producer, 10000);
+	/* Deliver the rest, failed abandonments again too. */
+	for (walltime_t end = now_ms() + 10000;
+	     now_ms() < end &&
+	     (d->n_retry || rd_kafka_outq_len(d->producer) > 0);) {
+		produce_retry(d, now_ms());
+		rd_kafka_poll(d->producer, 100);
+	}
 	if (d->n_acked)
 		flush(d, true); /* deletes acknowledged outbox rows */
 	log_stats(d, now_ms(), 0);
@@ -1361,6 +1643,8 @@ void daemon_destroy(struct daemon *d)
 		rd_kafka_poll(d->producer, 0);
 		rd_kafka_destroy(d->producer);
 	}
+	produce_retry_clear(d);
+	free(d->dlq_unacked);
 	/* The flush thread may still hold sealed batches: stop it first. */
 	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
 		flusher_destroy(d->flushers[fk]);

@@ -9,6 +9,9 @@
 #   pgrestart  PostgreSQL is stopped and restarted mid-run
 #   kafkadown  the (embedded) brokers go down for longer than the idle
 #              timeout mid-run and come back (fault injection)
+#   dlqfail    as dlq, with the bad records first and the (embedded)
+#              broker failing the first produce requests: the dead letters
+#              and abandonments must be produced again, not lost
 #   revoke     INSERT on the output tables is revoked from the processor's
 #              role for longer than the idle timeout mid-run, then granted
 #              again (consumption pauses; idle watermarks must hold)
@@ -19,7 +22,7 @@
 # CARTWATCH_PRODUCER and CARTWATCH_PROCESSOR (set by meson).
 set -euo pipefail
 
-mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|pgrestart|kafkadown|revoke|pgdown-rebalance}
+mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|dlqfail|pgrestart|kafkadown|revoke|pgdown-rebalance}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 work=${CARTWATCH_TEST_DIR:?run through run-with-servers}
@@ -93,6 +96,14 @@ wait_until() { # SECONDS DESCRIPTION CMD...
 producer_args=(-b "$bs" --events "$events" --seed 7 --users 3000
 	--start-time 2026-07-08T00:00:00Z --summary-json "$work/summary.json")
 producer_pid=
+bad_records() {
+	# Garbage, an unknown fingerprint, and an event without product id.
+	printf 'not avro at all' | kcat -P -b "$bs" -t cart-events -k user_1
+	printf '\xc3\x01\x01\x02\x03\x04\x05\x06\x07\x08rest' | kcat -P -b "$bs" -t cart-events -k user_2
+	printf '\xc3\x01' | kcat -P -b "$bs" -t cart-events -k user_3
+}
+# dlqfail: the dead letters are the processor's first records to produce.
+[ "$mode" = dlqfail ] && bad_records
 case $mode in
 crash|rebalance|pgrestart|kafkadown|revoke|pgdown-rebalance)
 	proc_args+=(--idle-timeout 3s)
@@ -112,13 +123,8 @@ producer_done() {
 	wait "$producer_pid" || { cat "$work/producer.log" >&2; fail "producer failed"; }
 	producer_pid=
 }
-if [ "$mode" = dlq ]; then
-	# Garbage, an unknown fingerprint, and an event without product id.
-	printf 'not avro at all' | kcat -P -b "$bs" -t cart-events -k user_1
-	printf '\xc3\x01\x01\x02\x03\x04\x05\x06\x07\x08rest' | kcat -P -b "$bs" -t cart-events -k user_2
-	printf '\xc3\x01' | kcat -P -b "$bs" -t cart-events -k user_3
-	total=$((events + 3))
-fi
+[ "$mode" = dlq ] && bad_records
+case $mode in dlq|dlqfail) total=$((events + 3)) ;; esac
 
 # Done when every event is consumed and committed, every watermark is past
 # every deadline (so no user state is left) and the last flush landed.
@@ -132,7 +138,13 @@ done_cond() {
 }
 
 case $mode in
-plain|dlq)
+plain|dlq|dlqfail)
+	if [ "$mode" = dlqfail ]; then
+		# The first produce requests (dead letters, then abandonments)
+		# fail with a permanent error.
+		kill -HUP "${CARTWATCH_DEVBROKER_PID:?dlqfail needs the embedded broker}"
+		wait_until 10 "the fault armed" grep -q "produce requests will fail" "$work/devbroker.log"
+	fi
 	start_processor p1
 	wait_until 120 "all events processed" done_cond
 	# The processor reports itself for dashboards.
@@ -299,7 +311,11 @@ PY
 wait_until 30 "all abandonments published" bash -c "[ \"\$(psql -X -At -c 'SELECT count(*) FROM cw_outbox_chunks')\" = 0 ]"
 "$here/abandonment_topic.py" "$bs" cart-abandonments "$src/schemas/cart_abandonment.avsc" "$work/expected.json" ||
 	fail "the cart-abandonments topic does not match"
-if [ "$mode" = dlq ]; then
+if [ "$mode" = dlqfail ]; then
+	grep -q "dead letter not delivered" "$work/proc-p1.log" ||
+		fail "no dead letter delivery failed; the test proved nothing"
+fi
+if [ "$mode" = dlq ] || [ "$mode" = dlqfail ]; then
 	n=$(kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n' | grep -c "cartwatch.error=" || true)
 	[ "$n" = 3 ] || fail "expected 3 dead letters with headers, found $n"
 	kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n' | grep -q "cartwatch.source.offset=" || fail "dead letters lack the source offset header"
