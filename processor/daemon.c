@@ -98,6 +98,10 @@ struct daemon {
 	struct partition_counters retired; /* of partitions given up */
 	bool pg_ok;
 	char pg_reason[128];
+	/* The latest offset gap (records lost to retention), shown on
+	 * /healthz until gap_shown_until. */
+	char gap_reason[112];
+	walltime_t gap_shown_until;
 
 	/* processor_status: written after a flush, at most once a second. */
 	etime_t started_at;
@@ -196,6 +200,9 @@ static void publish_metrics(struct daemon *d)
 	else if (*d->stop)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "stopping");
+	else if (d->gap_reason[0] && now_ms() < d->gap_shown_until)
+		snprintf(s->health_reason, sizeof(s->health_reason), "%s",
+			 d->gap_reason);
 	else
 		s->health_reason[0] = '\0';
 	metrics_publish(d->metrics, s);
@@ -941,6 +948,47 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- processing --------------------------------------------------------- */
 
+#define GAP_SHOWN_MS (15 * 60 * 1000) /* on /healthz after an offset gap */
+
+/* A record arrived past the partition's next offset @pt->next_offset.
+ * Unless the offsets in between are still in the log (transaction markers
+ * and compaction take offsets without records), their records were lost:
+ * retention removed them while this group did not read, and
+ * auto.offset.reset jumped over them with only a librdkafka warning.
+ * Count the gap and the records, log the range as an error and show it on
+ * /healthz for GAP_SHOWN_MS; consumption goes on. Poll thread. */
+static void offset_gap_check(struct daemon *d, const struct partition *pt,
+			     const rd_kafka_message_t *m)
+{
+	int64_t lo = -1, hi = -1, lost;
+
+	if (pt->next_offset < 0 || m->offset <= pt->next_offset)
+		return;
+	/* The cached log start first (from fetch responses); asking the
+	 * broker blocks, but only on this rare path. */
+	if (rd_kafka_get_watermark_offsets(d->consumer, d->cfg->topic, pt->id,
+					   &lo, &hi) ||
+	    lo < 0)
+		if (rd_kafka_query_watermark_offsets(d->consumer, d->cfg->topic,
+						     pt->id, &lo, &hi, 1000))
+			lo = -1; /* unknown: report it, better than not */
+	if (lo >= 0 && lo <= pt->next_offset)
+		return;
+	lost = m->offset - pt->next_offset;
+	d->c.offset_gaps++;
+	d->c.offset_gap_records += (uint64_t)lost;
+	snprintf(d->gap_reason, sizeof(d->gap_reason),
+		 "records lost: partition %d offsets %" PRId64 "-%" PRId64
+		 " left the log unread",
+		 pt->id, pt->next_offset, m->offset - 1);
+	d->gap_shown_until = now_ms() + GAP_SHOWN_MS;
+	cw_error("offset gap: records left the log before they were "
+		 "processed, skipped",
+		 "partition=%d first_lost=%" PRId64 " last_lost=%" PRId64
+		 " records=%" PRId64 " log_start=%" PRId64,
+		 pt->id, pt->next_offset, m->offset - 1, lost, lo);
+}
+
 /* Semantic checks the schema cannot express. NULL when valid. */
 static const char *event_invalid(const struct cw_event *ev)
 {
@@ -980,6 +1028,7 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 	}
 	if (!pt || m->offset < pt->next_offset)
 		return 0; /* fenced, or already processed */
+	offset_gap_check(d, pt, m);
 	d->c.messages++;
 	partition_note_message(pt, now);
 

@@ -12,6 +12,10 @@
 #   dlqfail    as dlq, with the bad records first and the (embedded)
 #              broker failing the first produce requests: the dead letters
 #              and abandonments must be produced again, not lost
+#   gap        (embedded) records the processor has not read leave the log
+#              (the broker trims it) while it is stopped: the gap must be
+#              detected, counted and shown, and consumption go on (no
+#              oracle comparison: records are lost by design)
 #   revoke     INSERT on the output tables is revoked from the processor's
 #              role for longer than the idle timeout mid-run, then granted
 #              again (consumption pauses; idle watermarks must hold)
@@ -22,7 +26,7 @@
 # CARTWATCH_PRODUCER and CARTWATCH_PROCESSOR (set by meson).
 set -euo pipefail
 
-mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|dlqfail|pgrestart|kafkadown|revoke|pgdown-rebalance}
+mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|dlqfail|gap|pgrestart|kafkadown|revoke|pgdown-rebalance}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 work=${CARTWATCH_TEST_DIR:?run through run-with-servers}
@@ -32,6 +36,7 @@ processor=${CARTWATCH_PROCESSOR:?}
 wrap=${CARTWATCH_TEST_WRAPPER:-}
 events=${CARTWATCH_E2E_EVENTS:-60000}
 slow=${CARTWATCH_SLOW:-1}
+[ "$mode" = gap ] && events=5000
 
 # Short timeouts so a test hour closes quickly; the watermark then runs at
 # 1e6x once a partition is idle, closing every session, cart and window.
@@ -228,6 +233,42 @@ kafkadown)
 	log "brokers up again"
 	wait_until 60 "the processor reconnecting" grep -q "Kafka reachable again" "$work/proc-p1.log"
 	wait_until 180 "all events processed" done_cond
+	;;
+gap)
+	broker_pid=${CARTWATCH_DEVBROKER_PID:?gap needs the embedded broker}
+	port=$("$src/tests/lib/free-port")
+	proc_args+=(--metrics-addr "127.0.0.1:$port")
+	url=http://127.0.0.1:$port
+	metric() { curl -fsS "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+	start_processor p1
+	wait_until 60 "all events committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $total ]"
+	stop_processor p1 TERM
+	# Unread events, then partition 0 filled past the embedded broker's
+	# log limit (5 MB): the oldest records, the unread events among them,
+	# leave the log.
+	"$producer" -b "$bs" --events 2000 --seed 8 --users 3000 --rate 0 \
+		--start-time 2026-07-09T00:00:00Z >/dev/null 2>"$work/producer2.log" ||
+		{ cat "$work/producer2.log" >&2; fail "producer failed"; }
+	python3 -c "print(('x' * 900000 + '\n') * 7, end='')" |
+		kcat -P -b "$bs" -t cart-events -p 0 -X message.max.bytes=2000000
+	lo=$(kcat -Q -b "$bs" -t cart-events:0:-2 2>/dev/null | awk '{ print $NF }')
+	next0=$(sql "SELECT next_offset FROM cw_partitions WHERE partition = 0")
+	[ -n "$lo" ] && [ "$lo" -gt "$next0" ] ||
+		fail "partition 0 starts at ${lo:-?}, not past the committed $next0: no gap to detect"
+	log "partition 0: committed $next0, log now starts at $lo"
+	start_processor p1
+	wait_until 30 "the gap logged" grep -q "offset gap" "$work/proc-p1.log"
+	wait_until 30 "the gap counted" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_offset_gaps_total\" { print \$2 }')\" -ge 1 ]"
+	[ "$(metric cartwatch_offset_gap_records_total)" -ge $((lo - next0)) ] ||
+		fail "records lost not counted: $(metric cartwatch_offset_gap_records_total) < $((lo - next0))"
+	curl -sS "$url/healthz" | grep -q "records lost: partition 0" ||
+		fail "/healthz does not show the gap: $(curl -sS "$url/healthz")"
+	# Consumption goes on: the junk records after the gap are dead-lettered.
+	wait_until 30 "consumption after the gap" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_dead_letter_records_total\" { print \$2 }')\" -ge 5 ]"
+	log "gap of $((lo - next0))+ records on partition 0 detected: $(curl -sS "$url/healthz")"
+	stop_processor p1 TERM
+	log PASS
+	exit 0
 	;;
 revoke)
 	# The processor runs as a role of its own that owns the database, so
