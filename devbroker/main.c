@@ -9,7 +9,9 @@
  * in any process, can use it.
  *
  * Fault injection for tests: SIGUSR1 takes every broker down (connections
- * are refused and dropped), SIGUSR2 brings them back.
+ * are refused and dropped), SIGUSR2 brings them back, and SIGHUP makes the
+ * next --fail-produce produce requests fail with a permanent error
+ * (TOPIC_AUTHORIZATION_FAILED), so producers see failed deliveries.
  *
  * NOT for production: every message lives in this process's memory only and
  * is gone when it exits; there is no replication, no persistence and no
@@ -34,6 +36,7 @@ struct devbroker_config {
 	int64_t brokers;
 	char *bootstrap_file;
 	char *log_level;
+	int64_t fail_produce;
 };
 
 #define OPT(field) offsetof(struct devbroker_config, field)
@@ -50,11 +53,14 @@ static const struct cw_opt devbroker_opts[] = {
 	 false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
+	{"fail-produce", 0, CW_OPT_INT, OPT(fail_produce), "3", "N",
+	 "Produce requests failed after each SIGHUP (fault injection)", false},
 };
 #define N_OPTS (sizeof(devbroker_opts) / sizeof(devbroker_opts[0]))
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t want_down = -1; /* -1: no change asked */
+static volatile sig_atomic_t want_produce_errors;
 
 static void on_signal(int sig)
 {
@@ -62,6 +68,8 @@ static void on_signal(int sig)
 		want_down = 1;
 	else if (sig == SIGUSR2)
 		want_down = 0;
+	else if (sig == SIGHUP)
+		want_produce_errors = 1;
 	else
 		stop_requested = 1;
 }
@@ -158,9 +166,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (cw_log_parse_level(cfg.log_level, &lvl) < 0 || cfg.partitions < 1 ||
-	    cfg.brokers < 1 || cfg.brokers > 16) {
+	    cfg.brokers < 1 || cfg.brokers > 16 || cfg.fail_produce < 0 ||
+	    cfg.fail_produce > 1000) {
 		fprintf(stderr, "cartwatch-devbroker: bad --log-level, "
-				"--partitions or --brokers value\n");
+				"--partitions, --brokers or --fail-produce "
+				"value\n");
 		status = 2;
 		goto out;
 	}
@@ -174,11 +184,13 @@ int main(int argc, char **argv)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGUSR1);
 	sigaddset(&block, SIGUSR2);
+	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, &orig);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* The mock cluster needs a client handle for its bookkeeping only. */
@@ -219,6 +231,15 @@ int main(int argc, char **argv)
 
 	while (!stop_requested) {
 		sigsuspend(&orig);
+		if (want_produce_errors) {
+			want_produce_errors = 0;
+			for (int64_t i = 0; i < cfg.fail_produce; i++)
+				rd_kafka_mock_push_request_errors(
+					mcluster, 0 /* Produce */, 1,
+					RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+			cw_info("produce requests will fail (fault injection)",
+				"count=%d", (int)cfg.fail_produce);
+		}
 		if (want_down >= 0) {
 			for (int b = 1; b <= (int)cfg.brokers; b++) {
 				if (want_down)

@@ -68,12 +68,26 @@ struct daemon {
 	size_t flush_partitions[FLUSH_CONNECTIONS];
 	/* Per connection: its last flush failed and waits for a retry. */
 	bool flush_failed[FLUSH_CONNECTIONS];
+	/* Until when the rebalance callback in progress may keep retrying
+	 * claims (see take_budget_ms()). */
+	walltime_t take_deadline;
 	walltime_t next_kafka_probe;
 
 	/* Outbox chunks whose every record the broker acknowledged, to
 	 * delete from PostgreSQL. */
 	struct outbox_ref **acked;
 	size_t n_acked, cap_acked;
+
+	/* Records whose production failed, produced again by
+	 * produce_retry() until the broker acknowledges them. */
+	struct produce_retry *retry;
+	size_t n_retry, cap_retry;
+	walltime_t next_retry;
+	/* Per partition id: its dead letters not yet acknowledged. While
+	 * one is, the partition's batch is not sealed, so its offset is
+	 * not committed (flush_submit()). */
+	uint32_t *dlq_unacked;
+	int32_t n_dlq_unacked;
 
 	struct daemon_counters c;
 	uint64_t messages_at_last_stats;
@@ -90,6 +104,10 @@ struct daemon {
 	int32_t quarantined[64];
 	int n_quarantined;
 	char quarantine_reason[128];
+	/* The latest offset gap (records lost to retention), shown on
+	 * /healthz until gap_shown_until. */
+	char gap_reason[112];
+	walltime_t gap_shown_until;
 
 	/* processor_status: written after a flush, at most once a second. */
 	etime_t started_at;
@@ -221,6 +239,9 @@ static void publish_metrics(struct daemon *d)
 	else if (*d->stop)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "stopping");
+	else if (d->gap_reason[0] && now_ms() < d->gap_shown_until)
+		snprintf(s->health_reason, sizeof(s->health_reason), "%s",
+			 d->gap_reason);
 	else
 		s->health_reason[0] = '\0';
 	metrics_publish(d->metrics, s);
@@ -273,6 +294,20 @@ static int conf_default(rd_kafka_conf_t *conf,
 		       : -EINVAL;
 }
 
+/* Check the user's Kafka properties (-X: names and values) without
+ * creating a client, so that a bad one fails the start at once. Returns 0
+ * or -EINVAL with librdkafka's message in @errstr. */
+static int kafka_conf_check(const struct processor_config *cfg, char *errstr,
+			    size_t errstr_size)
+{
+	rd_kafka_conf_t *conf = kafka_conf(cfg, errstr, errstr_size);
+
+	if (!conf)
+		return -EINVAL;
+	rd_kafka_conf_destroy(conf);
+	return 0;
+}
+
 /* Client-level errors (the poll thread). When the brokers cannot be
  * reached, silence is not idleness: idle watermarks stop until a probe
  * shows the cluster is back. */
@@ -316,13 +351,33 @@ static void probe_kafka(struct daemon *d, walltime_t now)
 
 /* One outbox chunk (all the abandonments of one partition in one flush)
  * being published. Its row is deleted once the broker acknowledged every
- * record in it; if one failed, the whole chunk stays and is published
- * again when the partition is next assigned (consumers de-duplicate by
- * abandonment id). */
+ * record in it; a record whose delivery failed is produced again (see
+ * produce_retry()). Only when the processor exits first does the chunk
+ * stay, to be published again by the partition's next owner (consumers
+ * de-duplicate by abandonment id). */
+enum produced_kind { PRODUCED_ABANDONMENT, PRODUCED_DEAD_LETTER };
+
 struct outbox_ref {
-	uint32_t pending; /* records in flight, +1 while still producing */
+	enum produced_kind kind; /* first: tells the opaques apart */
+	uint32_t pending;	 /* records in flight, +1 while producing */
 	bool failed;
 	char id[BATCH_UUID_LEN + 1]; /* cw_outbox_chunks.chunk_id */
+};
+
+/* A dead letter being produced (its message opaque): the partition whose
+ * offset waits for the broker's acknowledgement. */
+struct dlq_ref {
+	enum produced_kind kind; /* PRODUCED_DEAD_LETTER */
+	int32_t partition;
+};
+
+/* A record whose production failed, kept (copied) to produce again. */
+struct produce_retry {
+	const char *topic; /* one of the configuration's */
+	void *key, *value;
+	size_t key_len, len;
+	rd_kafka_headers_t *headers; /* owned; NULL: none */
+	void *opaque;		     /* its outbox_ref or dlq_ref */
 };
 
 static struct outbox_ref *outbox_ref_new(const char *chunk_id)
@@ -330,6 +385,7 @@ static struct outbox_ref *outbox_ref_new(const char *chunk_id)
 	struct outbox_ref *ref = calloc(1, sizeof(*ref));
 
 	if (ref) {
+		ref->kind = PRODUCED_ABANDONMENT;
 		ref->pending = 1;
 		snprintf(ref->id, sizeof(ref->id), "%s", chunk_id);
 	}
@@ -360,35 +416,222 @@ static void outbox_ref_put(struct daemon *d, struct outbox_ref *ref)
 	free(ref);
 }
 
+/* The count of unacknowledged dead letters of partition @id, grown on
+ * demand. NULL without memory. Poll thread. */
+static uint32_t *dlq_unacked_slot(struct daemon *d, int32_t id)
+{
+	if (id < 0)
+		return NULL;
+	if (id >= d->n_dlq_unacked) {
+		uint32_t *v =
+			realloc(d->dlq_unacked, (size_t)(id + 1) * sizeof(*v));
+		if (!v)
+			return NULL;
+		memset(v + d->n_dlq_unacked, 0,
+		       (size_t)(id + 1 - d->n_dlq_unacked) * sizeof(*v));
+		d->dlq_unacked = v;
+		d->n_dlq_unacked = id + 1;
+	}
+	return &d->dlq_unacked[id];
+}
+
+static bool dlq_pending(const struct daemon *d, int32_t id)
+{
+	return id < d->n_dlq_unacked && d->dlq_unacked[id];
+}
+
+/* The dead letter of @ref is acknowledged (or given up at exit). */
+static void dlq_ref_done(struct daemon *d, struct dlq_ref *ref)
+{
+	uint32_t *n = dlq_unacked_slot(d, ref->partition);
+
+	if (n && *n)
+		(*n)--;
+	free(ref);
+}
+
+/* Keep a copy of a record whose production failed, to produce it again
+ * (produce_retry()). Takes ownership of @headers in every case. Returns 0
+ * or -ENOMEM. */
+static int retry_add(struct daemon *d, const char *topic, const void *key,
+		     size_t key_len, const void *value, size_t len,
+		     rd_kafka_headers_t *headers, void *opaque)
+{
+	struct produce_retry *pr;
+
+	if (d->n_retry == d->cap_retry) {
+		size_t n = d->cap_retry ? d->cap_retry * 2 : 16;
+		pr = realloc(d->retry, n * sizeof(*pr));
+		if (!pr)
+			goto nomem;
+		d->retry = pr;
+		d->cap_retry = n;
+	}
+	pr = &d->retry[d->n_retry];
+	*pr = (struct produce_retry){.topic = topic,
+				     .key_len = key_len,
+				     .len = len,
+				     .headers = headers,
+				     .opaque = opaque};
+	if ((key_len && !(pr->key = malloc(key_len))) ||
+	    (len && !(pr->value = malloc(len)))) {
+		free(pr->key);
+		goto nomem;
+	}
+	if (key_len)
+		memcpy(pr->key, key, key_len);
+	if (len)
+		memcpy(pr->value, value, len);
+	d->n_retry++;
+	return 0;
+nomem:
+	if (headers)
+		rd_kafka_headers_destroy(headers);
+	return -ENOMEM;
+}
+
+/* A record that will not be produced again (exit, or no memory to keep
+ * it): an abandonment's chunk stays in the outbox for the partition's next
+ * owner; a dead letter's partition offset was not committed past it
+ * while it was pending, so the record is read again after a restart. */
+static void produced_abandon(struct daemon *d, void *opaque)
+{
+	struct outbox_ref *ref = opaque;
+
+	if (ref->kind == PRODUCED_DEAD_LETTER) {
+		dlq_ref_done(d, opaque);
+		return;
+	}
+	ref->failed = true;
+	outbox_ref_put(d, ref);
+}
+
 /* Delivery report of an abandonment (opaque: its outbox_ref) or a dead
- * letter (opaque NULL). Runs in rd_kafka_poll() on the loop thread. */
+ * letter (opaque: its dlq_ref). A failed delivery is produced again from
+ * the report's copy (payload, key and headers) by produce_retry(), so no
+ * offset or outbox row moves past what the broker acknowledged. Runs in
+ * rd_kafka_poll() on the loop thread. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			void *opaque)
 {
 	struct daemon *d = opaque;
 	struct outbox_ref *ref = m->_private;
+	bool dlq = ref->kind == PRODUCED_DEAD_LETTER;
+	rd_kafka_headers_t *hdrs = NULL;
 
 	(void)rk;
-	if (!ref) {
-		if (m->err) {
-			d->c.dlq_failures++;
-			cw_error("dead letter not delivered", "error=\"%s\"",
-				 rd_kafka_err2str(m->err));
+	if (!m->err) {
+		if (dlq) {
+			dlq_ref_done(d, m->_private);
+			return;
 		}
+		d->c.abandonments_published++;
+		outbox_ref_put(d, ref);
 		return;
 	}
-	if (m->err) {
-		/* Its chunk stays in the outbox and is sent again when the
-		 * partition is next assigned. */
+	if (dlq)
+		d->c.dlq_failures++;
+	else
 		d->c.publish_failures++;
-		ref->failed = true;
-		cw_warn("abandonment not published, kept in the outbox",
-			"outbox_chunk=%s error=\"%s\"", ref->id,
-			rd_kafka_err2str(m->err));
-	} else {
-		d->c.abandonments_published++;
+	if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+	    m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+		produced_abandon(d, m->_private); /* exiting */
+		return;
 	}
-	outbox_ref_put(d, ref);
+	if (!rd_kafka_message_headers(m, &hdrs))
+		hdrs = rd_kafka_headers_copy(hdrs);
+	else
+		hdrs = NULL;
+	if (retry_add(d, rd_kafka_topic_name(m->rkt), m->key, m->key_len,
+		      m->payload, m->len, hdrs, m->_private) < 0) {
+		produced_abandon(d, m->_private);
+		if (dlq)
+			d->fatal = -ENOMEM; /* exit: read again after restart */
+		return;
+	}
+	/* Rate-limited: a broker refusing everything fails each record. */
+	if (d->n_retry <= 10 || d->n_retry % 1000 == 0)
+		cw_error(dlq ? "dead letter not delivered, producing it again"
+			     : "abandonment not published, producing it "
+			       "again",
+			 "error=\"%s\" waiting=%zu", rd_kafka_err2str(m->err),
+			 d->n_retry);
+}
+
+/* Produce again the records whose production failed, at most once a
+ * second; those refused again stay for the next round. Poll thread. */
+static void produce_retry(struct daemon *d, walltime_t now)
+{
+	size_t kept = 0;
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (!d->n_retry || now < d->next_retry)
+		return;
+	d->next_retry = now + 1000;
+	for (size_t i = 0; i < d->n_retry; i++) {
+		struct produce_retry *pr = &d->retry[i];
+		/* librdkafka owns the headers once producev() succeeds. */
+		rd_kafka_headers_t *hdrs =
+			pr->headers ? rd_kafka_headers_copy(pr->headers) : NULL;
+
+		if (!err)
+			err = rd_kafka_producev(
+				d->producer, RD_KAFKA_V_TOPIC(pr->topic),
+				RD_KAFKA_V_KEY(pr->key, pr->key_len),
+				RD_KAFKA_V_VALUE(pr->value, pr->len),
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				RD_KAFKA_V_HEADERS(hdrs),
+				RD_KAFKA_V_OPAQUE(pr->opaque), RD_KAFKA_V_END);
+		if (err) {
+			/* Keep it and the rest, in order, for later. */
+			if (hdrs)
+				rd_kafka_headers_destroy(hdrs);
+			d->retry[kept++] = *pr;
+			continue;
+		}
+		free(pr->key);
+		free(pr->value);
+		if (pr->headers)
+			rd_kafka_headers_destroy(pr->headers);
+	}
+	if (err)
+		cw_warn("records still not produced, retrying",
+			"error=\"%s\" waiting=%zu", rd_kafka_err2str(err),
+			kept);
+	d->n_retry = kept;
+}
+
+/* Give up every record waiting to be produced again (exit). */
+static void produce_retry_clear(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_retry; i++) {
+		free(d->retry[i].key);
+		free(d->retry[i].value);
+		if (d->retry[i].headers)
+			rd_kafka_headers_destroy(d->retry[i].headers);
+		produced_abandon(d, d->retry[i].opaque);
+	}
+	d->n_retry = 0;
+	free(d->retry);
+	d->retry = NULL;
+}
+
+/* Wait up to @timeout_ms for the broker to acknowledge every dead letter
+ * in flight, so that their partitions can commit (revocation, shutdown).
+ * Poll thread. */
+static void dlq_settle(struct daemon *d, int64_t timeout_ms)
+{
+	walltime_t end = now_ms() + timeout_ms;
+
+	for (;;) {
+		bool pending = false;
+		for (int32_t i = 0; i < d->n_dlq_unacked && !pending; i++)
+			pending = d->dlq_unacked[i] != 0;
+		if (!pending || now_ms() >= end)
+			return;
+		produce_retry(d, now_ms());
+		rd_kafka_poll(d->producer, 50);
+	}
 }
 
 /* Produce one abandonment record of the outbox chunk @ref (whose row is
@@ -414,46 +657,90 @@ static void publish_abandonment(struct daemon *d, struct outbox_ref *ref,
 	}
 	if (err) {
 		d->c.publish_failures++;
-		cw_warn("abandonment not published, kept in the outbox",
+		cw_warn("abandonment not published, producing it again",
 			"outbox_chunk=%s error=\"%s\"", ref->id,
 			rd_kafka_err2str(err));
-		ref->failed = true;
-		outbox_ref_put(d, ref);
+		if (retry_add(d, d->cfg->abandonment_topic, user_id,
+			      user_id_len, avro, len, NULL, ref) < 0)
+			produced_abandon(d, ref); /* stays in the outbox */
+	}
+}
+
+/* A dead letter of @partition about to be produced: its partition will
+ * not commit until the broker acknowledges it. NULL without memory. */
+static struct dlq_ref *dlq_ref_new(struct daemon *d, int32_t partition)
+{
+	uint32_t *n = dlq_unacked_slot(d, partition);
+	struct dlq_ref *ref = n ? malloc(sizeof(*ref)) : NULL;
+
+	if (ref) {
+		ref->kind = PRODUCED_DEAD_LETTER;
+		ref->partition = partition;
+		(*n)++;
+	}
+	return ref;
+}
+
+/* The headers of a dead letter of @m: the reason, its origin (@part and
+ * @off as text) and @extra (NULL or name/value pairs ending with a NULL
+ * name). The caller owns them. */
+static rd_kafka_headers_t *dlq_headers(const rd_kafka_message_t *m,
+				       const char *why, const char *part,
+				       const char *off,
+				       const char *const *extra)
+{
+	rd_kafka_headers_t *h = rd_kafka_headers_new(8);
+
+	rd_kafka_header_add(h, "cartwatch.error", -1, why, -1);
+	rd_kafka_header_add(h, "cartwatch.source.topic", -1,
+			    rd_kafka_topic_name(m->rkt), -1);
+	rd_kafka_header_add(h, "cartwatch.source.partition", -1, part, -1);
+	rd_kafka_header_add(h, "cartwatch.source.offset", -1, off, -1);
+	for (size_t i = 0; extra && extra[i]; i += 2)
+		rd_kafka_header_add(h, extra[i], -1, extra[i + 1], -1);
+	return h;
+}
+
+/* A dead letter producev refused: keep it (payload and headers @h, which
+ * this takes) to produce again each second until acknowledged. */
+static void dlq_keep(struct daemon *d, const rd_kafka_message_t *m,
+		     rd_kafka_headers_t *h, struct dlq_ref *ref)
+{
+	if (retry_add(d, d->cfg->dlq_topic, m->key, m->key_len, m->payload,
+		      m->len, h, ref) < 0) {
+		dlq_ref_done(d, ref);
+		d->fatal = -ENOMEM; /* exit before its offset is committed */
 	}
 }
 
 /* Send a record that could not be processed to the dead-letter topic with
  * its origin and the reason in headers, plus @extra: NULL or name/value
- * pairs ending with a NULL name. */
+ * pairs ending with a NULL name. Its partition does not commit past it
+ * until the broker acknowledged it (dlq_unacked). */
 static void dead_letter(struct daemon *d, const rd_kafka_message_t *m,
 			const char *why, const char *const *extra)
 {
 	char part[16], off[32];
 	rd_kafka_resp_err_t err;
 	rd_kafka_headers_t *hdrs;
+	struct dlq_ref *ref = dlq_ref_new(d, m->partition);
 
 	snprintf(part, sizeof(part), "%" PRId32, m->partition);
 	snprintf(off, sizeof(off), "%" PRId64, m->offset);
 	d->c.dlq_records++;
+	if (!ref) {
+		d->fatal = -ENOMEM; /* exit before its offset is committed */
+		return;
+	}
 	for (;;) {
-		hdrs = rd_kafka_headers_new(8);
-		rd_kafka_header_add(hdrs, "cartwatch.error", -1, why, -1);
-		rd_kafka_header_add(hdrs, "cartwatch.source.topic", -1,
-				    rd_kafka_topic_name(m->rkt), -1);
-		rd_kafka_header_add(hdrs, "cartwatch.source.partition", -1,
-				    part, -1);
-		rd_kafka_header_add(hdrs, "cartwatch.source.offset", -1, off,
-				    -1);
-		for (size_t i = 0; extra && extra[i]; i += 2)
-			rd_kafka_header_add(hdrs, extra[i], -1, extra[i + 1],
-					    -1);
+		hdrs = dlq_headers(m, why, part, off, extra);
 		/* On success the message owns the headers. */
 		err = rd_kafka_producev(
 			d->producer, RD_KAFKA_V_TOPIC(d->cfg->dlq_topic),
 			RD_KAFKA_V_KEY(m->key, m->key_len),
 			RD_KAFKA_V_VALUE(m->payload, m->len),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(NULL),
+			RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(ref),
 			RD_KAFKA_V_END);
 		if (err)
 			rd_kafka_headers_destroy(hdrs);
@@ -463,8 +750,9 @@ static void dead_letter(struct daemon *d, const rd_kafka_message_t *m,
 	}
 	if (err) {
 		d->c.dlq_failures++;
-		cw_error("dead letter not produced", "error=\"%s\"",
-			 rd_kafka_err2str(err));
+		cw_error("dead letter not produced, producing it again",
+			 "error=\"%s\"", rd_kafka_err2str(err));
+		dlq_keep(d, m, dlq_headers(m, why, part, off, extra), ref);
 	}
 	/* Rate-limit the log: the first few, then every 1000th. */
 	if (d->c.dlq_records <= 10 || d->c.dlq_records % 1000 == 0)
@@ -568,16 +856,32 @@ static void sleep_ms(int64_t ms)
 	nanosleep(&ts, NULL);
 }
 
+/* How long one rebalance callback may retry claims while PostgreSQL
+ * fails: half of max.poll.interval.ms (librdkafka's default: 300 s). The
+ * callback runs inside rd_kafka_consumer_poll(), so blocking longer would
+ * get this member expelled from the group with partitions it half took;
+ * instead it gives up and exits with a clear error (see partition_take()):
+ * a restarted processor waits for PostgreSQL before it joins the group
+ * again, and the other members keep the partitions meanwhile. */
+static int64_t take_budget_ms(const struct processor_config *cfg)
+{
+	const char *v = cw_kv_get(&cfg->kafka_props, "max.poll.interval.ms");
+	long long ms = v ? strtoll(v, NULL, 10) : 300000;
+
+	return (ms > 0 ? ms : 300000) / 2;
+}
+
 /* Claim and restore partition @id. Retries with backoff while PostgreSQL
- * is unreachable (the rebalance callback may block for a while, within
- * max.poll.interval.ms). Returns the partition, or NULL when stopping or
- * on a persistent error. *@offset receives the offset to start at. */
+ * is unreachable, until d->take_deadline (take_budget_ms()): then it sets
+ * d->fatal to -ETIMEDOUT. Returns the partition, or NULL when stopping,
+ * out of time, or on a persistent error. *@offset receives the offset to
+ * start at. */
 static struct partition *partition_take(struct daemon *d, int32_t id,
 					int64_t *offset)
 {
 	int64_t backoff = BACKOFF_MIN_MS;
 
-	while (!*d->stop) {
+	while (!*d->stop && !d->fatal) {
 		int64_t gen, next, wm;
 		uint64_t log_bytes = 0;
 		struct partition *pt;
@@ -635,6 +939,15 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 		pg_failed(d);
 		d->c.pg_retries++;
 		publish_metrics(d);
+		if (now_ms() + backoff > d->take_deadline) {
+			cw_error("cannot take partition within half of "
+				 "max.poll.interval.ms; exiting before the "
+				 "group expels this member",
+				 "partition=%d error=\"%s\"", id,
+				 pg_sink_last_error(d->sink));
+			d->fatal = -ETIMEDOUT;
+			return NULL;
+		}
 		cw_warn("cannot take partition, retrying",
 			"partition=%d error=\"%s\" retry_ms=%" PRId64, id,
 			pg_sink_last_error(d->sink), backoff);
@@ -663,6 +976,7 @@ static void partition_drop(struct daemon *d, int32_t id)
 }
 
 static int flush(struct daemon *d, bool final);
+static void pause_after_assign(struct daemon *d);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -670,6 +984,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	struct daemon *d = opaque;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		d->take_deadline = now_ms() + take_budget_ms(d->cfg);
 		for (int i = 0; i < parts->cnt; i++) {
 			rd_kafka_topic_partition_t *tp = &parts->elems[i];
 			int32_t id = tp->partition;
@@ -701,11 +1016,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			}
 		}
 		rd_kafka_assign(rk, parts);
-		d->paused = false;
+		pause_after_assign(d);
 	} else {
 		/* Commit what we have for the partitions we give up, then
 		 * forget them: the next owner resumes from PostgreSQL. If
-		 * the flush fails, uncommitted work is simply redone there. */
+		 * the flush fails, uncommitted work is simply redone there.
+		 * Dead letters in flight get a moment to be acknowledged
+		 * first, or their partitions do not commit past them. */
+		dlq_settle(d, 5000);
 		if (flush(d, true) < 0)
 			cw_warn("final flush before revocation failed; the "
 				"next owner redoes the uncommitted part",
@@ -720,6 +1038,47 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* ---- processing --------------------------------------------------------- */
+
+#define GAP_SHOWN_MS (15 * 60 * 1000) /* on /healthz after an offset gap */
+
+/* A record arrived past the partition's next offset @pt->next_offset.
+ * Unless the offsets in between are still in the log (transaction markers
+ * and compaction take offsets without records), their records were lost:
+ * retention removed them while this group did not read, and
+ * auto.offset.reset jumped over them with only a librdkafka warning.
+ * Count the gap and the records, log the range as an error and show it on
+ * /healthz for GAP_SHOWN_MS; consumption goes on. Poll thread. */
+static void offset_gap_check(struct daemon *d, const struct partition *pt,
+			     const rd_kafka_message_t *m)
+{
+	int64_t lo = -1, hi = -1, lost;
+
+	if (pt->next_offset < 0 || m->offset <= pt->next_offset)
+		return;
+	/* The cached log start first (from fetch responses); asking the
+	 * broker blocks, but only on this rare path. */
+	if (rd_kafka_get_watermark_offsets(d->consumer, d->cfg->topic, pt->id,
+					   &lo, &hi) ||
+	    lo < 0)
+		if (rd_kafka_query_watermark_offsets(d->consumer, d->cfg->topic,
+						     pt->id, &lo, &hi, 1000))
+			lo = -1; /* unknown: report it, better than not */
+	if (lo >= 0 && lo <= pt->next_offset)
+		return;
+	lost = m->offset - pt->next_offset;
+	d->c.offset_gaps++;
+	d->c.offset_gap_records += (uint64_t)lost;
+	snprintf(d->gap_reason, sizeof(d->gap_reason),
+		 "records lost: partition %d offsets %" PRId64 "-%" PRId64
+		 " left the log unread",
+		 pt->id, pt->next_offset, m->offset - 1);
+	d->gap_shown_until = now_ms() + GAP_SHOWN_MS;
+	cw_error("offset gap: records left the log before they were "
+		 "processed, skipped",
+		 "partition=%d first_lost=%" PRId64 " last_lost=%" PRId64
+		 " records=%" PRId64 " log_start=%" PRId64,
+		 pt->id, pt->next_offset, m->offset - 1, lost, lo);
+}
 
 /* Refuse record @m of @pt (dead letter, counted) and move past it. */
 static void refuse(struct daemon *d, struct partition *pt,
@@ -754,6 +1113,7 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 	}
 	if (!pt || m->offset < pt->next_offset || pt->watermark_ahead)
 		return 0; /* fenced, already processed, or held */
+	offset_gap_check(d, pt, m);
 	d->c.messages++;
 	partition_note_message(pt, now);
 
@@ -806,22 +1166,84 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 	return partition_process(pt, &ev, m->offset);
 }
 
+/* Pause or resume every partition of the current assignment, whatever
+ * d->paused says, and record the new state. On resume every partition's
+ * idle clock restarts: the silence of a pause was not idleness (idle
+ * watermarks are held while paused, see housekeeping()). Returns 0, or
+ * the librdkafka error after which d->paused is left unchanged. */
+static int pause_apply(struct daemon *d, bool pause)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	rd_kafka_resp_err_t err;
+	walltime_t now = now_ms();
+
+	if ((err = rd_kafka_assignment(d->consumer, &parts)) || !parts) {
+		cw_error("cannot read the assignment to pause or resume it",
+			 "error=\"%s\"", rd_kafka_err2str(err));
+		return -EIO;
+	}
+	err = pause ? rd_kafka_pause_partitions(d->consumer, parts)
+		    : rd_kafka_resume_partitions(d->consumer, parts);
+	rd_kafka_topic_partition_list_destroy(parts);
+	if (err) {
+		cw_error(pause ? "cannot pause consumption"
+			       : "cannot resume consumption",
+			 "error=\"%s\"", rd_kafka_err2str(err));
+		return -EIO;
+	}
+	if (d->paused != pause)
+		cw_info(pause ? "consumption paused" : "consumption resumed",
+			NULL);
+	if (!pause)
+		for (int32_t i = 0; i < d->n_parts; i++)
+			if (d->parts[i])
+				partition_reset_idle(d->parts[i], now);
+	d->paused = pause;
+	return 0;
+}
+
 /* Pause or resume every assigned partition. */
 static void set_paused(struct daemon *d, bool pause)
 {
-	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (d->paused != pause)
+		pause_apply(d, pause);
+}
 
-	if (d->paused == pause)
-		return;
-	if (rd_kafka_assignment(d->consumer, &parts) || !parts)
-		return;
-	if (pause)
-		rd_kafka_pause_partitions(d->consumer, parts);
-	else
-		rd_kafka_resume_partitions(d->consumer, parts);
-	rd_kafka_topic_partition_list_destroy(parts);
-	d->paused = pause;
-	cw_info(pause ? "consumption paused" : "consumption resumed", NULL);
+/* Whether a flush connection still waits to retry a failed flush: a
+ * connection whose partitions have no sealed batch left (they committed at
+ * the revocation, or were revoked) has nothing to retry, so its failure
+ * flag is cleared here. Poll thread. */
+static bool flush_failing(struct daemon *d)
+{
+	bool failing = false;
+
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
+		bool work = false;
+		for (int32_t i = fk; i < d->n_parts; i += FLUSH_CONNECTIONS)
+			work |= d->parts[i] && d->parts[i]->sealed;
+		if (!work)
+			d->flush_failed[fk] = false;
+		failing |= d->flush_failed[fk];
+	}
+	return failing;
+}
+
+static size_t pending_records(const struct daemon *d);
+
+/* After rd_kafka_assign(): librdkafka keeps an application pause across a
+ * re-assignment and newly assigned partitions start unpaused, so the pause
+ * is applied again to the whole assignment as the daemon's state says:
+ * still paused while a flush connection waits to retry or too much waits
+ * for PostgreSQL, else resumed (explicitly). Rebalance callback. */
+static void pause_after_assign(struct daemon *d)
+{
+	bool pause = flush_failing(d) ||
+		     pending_records(d) > (size_t)d->cfg->max_pending;
+
+	if (!pause && d->paused)
+		d->backoff_ms = BACKOFF_MIN_MS;
+	if (pause_apply(d, pause) < 0)
+		d->fatal = -EIO; /* a pause state we cannot know: restart */
 }
 
 /* Record this processor's status in PostgreSQL for dashboards: after a
@@ -956,6 +1378,11 @@ static int flush_submit(struct daemon *d, int fk)
 		/* A held partition writes nothing, not even the mark that
 		 * its watermark was checked. */
 		if (!pt || i % FLUSH_CONNECTIONS != fk || pt->watermark_ahead)
+			continue;
+		/* Not past a dead letter the broker has not acknowledged:
+		 * sealed at a later round (a batch sealed before it was
+		 * produced is retried as it is). */
+		if (!pt->sealed && dlq_pending(d, i))
 			continue;
 		if ((r = partition_prepare_flush(pt)) < 0)
 			return r;
@@ -1168,8 +1595,16 @@ static int housekeeping(struct daemon *d, walltime_t now)
 {
 	int r;
 
+	/* A callback failed (no memory to keep a dead letter): exit before
+	 * anything is committed past it. */
+	if (d->fatal)
+		return d->fatal;
 	probe_kafka(d, now);
-	for (int32_t i = 0; i < d->n_parts && !d->kafka_down; i++)
+	produce_retry(d, now);
+	/* Idle watermarks hold while Kafka is unreachable and while
+	 * consumption is paused (PostgreSQL or memory): the partitions are
+	 * silent because we do not read them, not because shoppers left. */
+	for (int32_t i = 0; i < d->n_parts && !d->kafka_down && !d->paused; i++)
 		if (d->parts[i] && (r = partition_tick(d->parts[i], now)) < 0)
 			return r;
 
@@ -1191,13 +1626,10 @@ static int housekeeping(struct daemon *d, walltime_t now)
 						? BACKOFF_MAX_MS
 						: d->backoff_ms * 2;
 			} else {
-				bool failing = false;
 				d->flush_failed[fk] = false;
-				for (int k = 0; k < FLUSH_CONNECTIONS; k++)
-					failing |= d->flush_failed[k];
 				/* Resume only when every connection is
 				 * committing again. */
-				if (!failing) {
+				if (!flush_failing(d)) {
 					d->backoff_ms = BACKOFF_MIN_MS;
 					set_paused(d, false);
 				}
@@ -1272,6 +1704,7 @@ int daemon_run(struct daemon *d)
 	/* Drain: flush (a few tries), leave the group, deliver the rest. */
 	publish_metrics(d);
 	cw_info("stopping: final flush", NULL);
+	dlq_settle(d, 10000);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if ((r = flush(d, true)) == 0)
 			break;
@@ -1282,7 +1715,13 @@ int daemon_run(struct daemon *d)
 			 "uncommitted part",
 			 "error=\"%s\"", d->pg_reason);
 	rd_kafka_consumer_close(d->consumer);
-	rd_kafka_flush(d->producer, 10000);
+	/* Deliver the rest, failed abandonments again too. */
+	for (walltime_t end = now_ms() + 10000;
+	     now_ms() < end &&
+	     (d->n_retry || rd_kafka_outq_len(d->producer) > 0);) {
+		produce_retry(d, now_ms());
+		rd_kafka_poll(d->producer, 100);
+	}
 	if (d->n_acked)
 		flush(d, true); /* deletes acknowledged outbox rows */
 	log_stats(d, now_ms(), 0);
@@ -1350,6 +1789,11 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	 * while PostgreSQL is still being waited for. */
 	if (cfg->metrics_addr && *cfg->metrics_addr &&
 	    !(d->metrics = metrics_new(cfg->metrics_addr, errstr, errstr_size)))
+		goto fail;
+
+	/* A bad -X property is reported at once, not after PostgreSQL
+	 * answers. */
+	if (kafka_conf_check(cfg, errstr, errstr_size) < 0)
 		goto fail;
 
 	/* PostgreSQL first: without the schema there is nothing to do. */
@@ -1476,6 +1920,8 @@ void daemon_destroy(struct daemon *d)
 		rd_kafka_poll(d->producer, 0);
 		rd_kafka_destroy(d->producer);
 	}
+	produce_retry_clear(d);
+	free(d->dlq_unacked);
 	/* The flush thread may still hold sealed batches: stop it first. */
 	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
 		flusher_destroy(d->flushers[fk]);

@@ -140,6 +140,13 @@ static const struct metric_desc scalar_metrics[] = {
 	{"cartwatch_abandonment_publish_failures_total", "counter",
 	 "Abandonments not published (kept in the outbox for a retry).",
 	 SNAP(publish_failures)},
+	{"cartwatch_offset_gaps_total", "counter",
+	 "Times a partition's next record was no longer in the log (lost "
+	 "to retention).",
+	 SNAP(offset_gaps)},
+	{"cartwatch_offset_gap_records_total", "counter",
+	 "Records skipped over by those gaps, never processed.",
+	 SNAP(offset_gap_records)},
 	{"cartwatch_open_carts", "gauge", "Carts with items, in memory.",
 	 SNAP(open_carts)},
 	{"cartwatch_open_sessions", "gauge", "Sessions not yet closed.",
@@ -414,7 +421,12 @@ static enum MHD_Result serve_healthz(struct metrics *m,
 		snprintf(body, sizeof(body),
 			 "stale: no snapshot from the poll loop for %.1fs\n",
 			 (double)age_ms / 1000.0);
-	else if (consuming && pg_ok)
+	else if (consuming && pg_ok && reason[0]) {
+		/* Healthy, with something to say (records lost to a gap). */
+		int n = snprintf(body, sizeof(body), "ok: %s\n", reason);
+		return reply(conn, MHD_HTTP_OK, CONTENT_TYPE_TEXT, NULL, body,
+			     (size_t)n, MHD_RESPMEM_MUST_COPY);
+	} else if (consuming && pg_ok)
 		return reply_static(conn, MHD_HTTP_OK, NULL, "ok\n");
 	else if (reason[0])
 		snprintf(body, sizeof(body), "%s\n", reason);

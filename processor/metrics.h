@@ -74,7 +74,9 @@ struct metrics_histogram {
 	X(abandonments_published)                                              \
 	X(publish_failures)                                                    \
 	X(pg_errors)                                                           \
-	X(pg_retries)
+	X(pg_retries)                                                          \
+	X(offset_gaps)                                                         \
+	X(offset_gap_records)
 #define METRICS_COUNTER_FIELD(name) uint64_t name;
 
 /* Everything /metrics and /healthz show, as plain data (no pointers), so

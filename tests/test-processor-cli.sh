@@ -53,6 +53,10 @@ check "it logs the retry" grep -q "PostgreSQL unreachable, retrying" "$work/log"
 check "it keeps running" kill -0 $pid
 check "the retries are counted in /metrics" bash -c "curl -s http://127.0.0.1:$mport/metrics | grep -Eq '^cartwatch_postgresql_retries_total [1-9]'"
 
+# A bogus librdkafka property is an error at once, not after PostgreSQL
+# answers (here it never does).
+check "a bogus -X property fails at once, naming it" expect_exit 1 "bogus.property" -- timeout 10 "$proc" --pg "host=127.0.0.1 port=$pgport connect_timeout=1" -b 127.0.0.1:1 -X bogus.property=1
+
 # A second processor cannot take the same metrics port.
 check "a taken metrics port is a startup error naming it" expect_exit 1 "127.0.0.1:$mport" -- "$proc" --metrics-addr "127.0.0.1:$mport" --pg "host=127.0.0.1 port=$pgport"
 

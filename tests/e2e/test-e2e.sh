@@ -17,11 +17,24 @@
 #              CHECK constraint, SQLSTATE 23514): only that partition is
 #              quarantined, the others finish; once the constraint is
 #              dropped, a restart takes it again and finishes too
+#   dlqfail    as dlq, with the bad records first and the (embedded)
+#              broker failing the first produce requests: the dead letters
+#              and abandonments must be produced again, not lost
+#   gap        (embedded) records the processor has not read leave the log
+#              (the broker trims it) while it is stopped: the gap must be
+#              detected, counted and shown, and consumption go on (no
+#              oracle comparison: records are lost by design)
+#   revoke     INSERT on the output tables is revoked from the processor's
+#              role for longer than the idle timeout mid-run, then granted
+#              again (consumption pauses; idle watermarks must hold)
+#   pgdown-rebalance  PostgreSQL is stopped while a second processor has
+#              joined; it leaves during the outage, PostgreSQL comes back:
+#              no partition may stay paused
 # Runs under tests/run-with-servers --pg --kafka ...; needs
 # CARTWATCH_PRODUCER and CARTWATCH_PROCESSOR (set by meson).
 set -euo pipefail
 
-mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|pgrestart|kafkadown|pgrewind|pgpermanent}
+mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|dlqfail|gap|pgrestart|kafkadown|pgrewind|pgpermanent|revoke|pgdown-rebalance}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 work=${CARTWATCH_TEST_DIR:?run through run-with-servers}
@@ -33,6 +46,7 @@ events=${CARTWATCH_E2E_EVENTS:-60000}
 # pgrewind waits out a long idle timeout at the end: fewer events.
 [ "$mode" = pgrewind ] && events=${CARTWATCH_E2E_EVENTS:-30000}
 slow=${CARTWATCH_SLOW:-1}
+[ "$mode" = gap ] && events=5000
 
 # Short timeouts so a test hour closes quickly; the watermark then runs at
 # 1e6x once a partition is idle, closing every session, cart and window.
@@ -97,8 +111,16 @@ wait_until() { # SECONDS DESCRIPTION CMD...
 producer_args=(-b "$bs" --events "$events" --seed 7 --users 3000
 	--start-time 2026-07-08T00:00:00Z --summary-json "$work/summary.json")
 producer_pid=
+bad_records() {
+	# Garbage, an unknown fingerprint, and an event without product id.
+	printf 'not avro at all' | kcat -P -b "$bs" -t cart-events -k user_1
+	printf '\xc3\x01\x01\x02\x03\x04\x05\x06\x07\x08rest' | kcat -P -b "$bs" -t cart-events -k user_2
+	printf '\xc3\x01' | kcat -P -b "$bs" -t cart-events -k user_3
+}
+# dlqfail: the dead letters are the processor's first records to produce.
+[ "$mode" = dlqfail ] && bad_records
 case $mode in
-crash|rebalance|pgrestart|kafkadown|pgrewind)
+crash|rebalance|pgrestart|kafkadown|pgrewind|revoke|pgdown-rebalance)
 	proc_args+=(--idle-timeout 3s)
 	"$producer" "${producer_args[@]}" --rate "${CARTWATCH_E2E_RATE:-2500}" \
 		--time-scale 1000000 >/dev/null 2>"$work/producer.log" &
@@ -116,18 +138,16 @@ producer_done() {
 	wait "$producer_pid" || { cat "$work/producer.log" >&2; fail "producer failed"; }
 	producer_pid=
 }
+[ "$mode" = dlq ] && bad_records
+hostile=0
 if [ "$mode" = dlq ]; then
-	# Garbage, an unknown fingerprint, and an event without product id.
-	printf 'not avro at all' | kcat -P -b "$bs" -t cart-events -k user_1
-	printf '\xc3\x01\x01\x02\x03\x04\x05\x06\x07\x08rest' | kcat -P -b "$bs" -t cart-events -k user_2
-	printf '\xc3\x01' | kcat -P -b "$bs" -t cart-events -k user_3
-	# Hostile records (tests/e2e/hostile.py): each refused with its reason;
-	# bots accepted up to the limits.
+	# Hostile records (tests/e2e/hostile.py), after the simulated traffic:
+	# each refused with its reason; bots accepted up to the limits.
 	hostile=$("$here/hostile.py" "$work/hostile")
 	kcat -P -b "$bs" -t cart-events -K '%%CW-KEY%%' -D $'\n%%CW-END%%\n' <"$work/hostile/keyed.bin"
 	kcat -P -b "$bs" -t cart-events "$work/hostile/nokey.val"
-	total=$((events + 3 + hostile))
 fi
+case $mode in dlq|dlqfail) total=$((events + 3 + hostile)) ;; esac
 
 # Done when every event is consumed and committed, every watermark is past
 # every deadline (so no user state is left) and the last flush landed.
@@ -141,7 +161,13 @@ done_cond() {
 }
 
 case $mode in
-plain|dlq)
+plain|dlq|dlqfail)
+	if [ "$mode" = dlqfail ]; then
+		# The first produce requests (dead letters, then abandonments)
+		# fail with a permanent error.
+		kill -HUP "${CARTWATCH_DEVBROKER_PID:?dlqfail needs the embedded broker}"
+		wait_until 10 "the fault armed" grep -q "produce requests will fail" "$work/devbroker.log"
+	fi
 	start_processor p1
 	wait_until 120 "all events processed" done_cond
 	# The processor reports itself for dashboards.
@@ -295,6 +321,86 @@ pgpermanent)
 	wait_until 180 "all events processed" done_cond
 	log "after the constraint was dropped and a restart, partition $victim went on from $c"
 	;;
+gap)
+	broker_pid=${CARTWATCH_DEVBROKER_PID:?gap needs the embedded broker}
+	port=$("$src/tests/lib/free-port")
+	proc_args+=(--metrics-addr "127.0.0.1:$port")
+	url=http://127.0.0.1:$port
+	metric() { curl -fsS "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+	start_processor p1
+	wait_until 60 "all events committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $total ]"
+	stop_processor p1 TERM
+	# Unread events, then partition 0 filled past the embedded broker's
+	# log limit (5 MB): the oldest records, the unread events among them,
+	# leave the log.
+	"$producer" -b "$bs" --events 2000 --seed 8 --users 3000 --rate 0 \
+		--start-time 2026-07-09T00:00:00Z >/dev/null 2>"$work/producer2.log" ||
+		{ cat "$work/producer2.log" >&2; fail "producer failed"; }
+	python3 -c "print(('x' * 900000 + '\n') * 7, end='')" |
+		kcat -P -b "$bs" -t cart-events -p 0 -X message.max.bytes=2000000
+	lo=$(kcat -Q -b "$bs" -t cart-events:0:-2 2>/dev/null | awk '{ print $NF }')
+	next0=$(sql "SELECT next_offset FROM cw_partitions WHERE partition = 0")
+	[ -n "$lo" ] && [ "$lo" -gt "$next0" ] ||
+		fail "partition 0 starts at ${lo:-?}, not past the committed $next0: no gap to detect"
+	log "partition 0: committed $next0, log now starts at $lo"
+	start_processor p1
+	wait_until 30 "the gap logged" grep -q "offset gap" "$work/proc-p1.log"
+	wait_until 30 "the gap counted" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_offset_gaps_total\" { print \$2 }')\" -ge 1 ]"
+	[ "$(metric cartwatch_offset_gap_records_total)" -ge $((lo - next0)) ] ||
+		fail "records lost not counted: $(metric cartwatch_offset_gap_records_total) < $((lo - next0))"
+	curl -sS "$url/healthz" | grep -q "records lost: partition 0" ||
+		fail "/healthz does not show the gap: $(curl -sS "$url/healthz")"
+	# Consumption goes on: the junk records after the gap are dead-lettered.
+	wait_until 30 "consumption after the gap" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_dead_letter_records_total\" { print \$2 }')\" -ge 5 ]"
+	log "gap of $((lo - next0))+ records on partition 0 detected: $(curl -sS "$url/healthz")"
+	stop_processor p1 TERM
+	log PASS
+	exit 0
+	;;
+revoke)
+	# The processor runs as a role of its own that owns the database, so
+	# that a superuser can take a privilege away from it.
+	sql "CREATE ROLE cwproc LOGIN; ALTER DATABASE $PGDATABASE OWNER TO cwproc; ALTER SCHEMA public OWNER TO cwproc"
+	CARTWATCH_PG=$(sed 's/user=[^ ]*/user=cwproc/' <<<"$CARTWATCH_PG")
+	export CARTWATCH_PG
+	start_processor p1
+	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	out_tables="cart_abandonments, cart_conversions, product_stats_minute"
+	sql "REVOKE INSERT ON $out_tables FROM cwproc"
+	c=$(committed)
+	[ "$c" -lt "$total" ] || fail "revoked only after all work was done; the test proved nothing"
+	log "INSERT revoked at $c/$total committed"
+	wait_until 30 "the processor noticing" grep -q "flush failed" "$work/proc-p1.log"
+	# Longer than the idle timeout (3 s): a processor whose idle
+	# watermarks ran while paused would close sessions early.
+	sleep 10
+	sql "GRANT INSERT ON $out_tables TO cwproc"
+	log "INSERT granted again"
+	wait_until 60 "consumption resuming" grep -q "consumption resumed" "$work/proc-p1.log"
+	wait_until 180 "all events processed" done_cond
+	;;
+pgdown-rebalance)
+	start_processor p1
+	wait_until 60 "a fifth committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 5)) ]"
+	start_processor p2
+	wait_until 60 "p2 flushed" bash -c "[ \$(psql -X -At -c \"SELECT count(*) FROM cw_partitions WHERE owner = 'p2'\") -ge 1 ]"
+	c=$(committed)
+	"$src/tests/pg/pg-stop" "$work/pg"
+	[ "$c" -lt "$total" ] || fail "PostgreSQL stopped only after all work was done"
+	log "PostgreSQL stopped at $c/$total committed"
+	wait_until 30 "p1 pausing" grep -q "consumption paused" "$work/proc-p1.log"
+	stop_processor p2 TERM
+	log "p2 left during the outage"
+	# p1 takes p2's partitions once PostgreSQL answers again.
+	sleep 2
+	runuser=()
+	[ "$(id -u)" = 0 ] && runuser=(runuser -u postgres --)
+	bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+	"${runuser[@]}" "$bindir/pg_ctl" -D "$work/pg/data" -l "$work/pg/postgres.log" -w start >/dev/null
+	log "PostgreSQL restarted"
+	wait_until 120 "all events processed" done_cond
+	grep -q "partition revoked" "$work/proc-p1.log" || fail "p1 never saw a rebalance"
+	;;
 *) fail "unknown mode" ;;
 esac
 
@@ -352,15 +458,20 @@ print(f"{n} events decoded by the oracle", file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
 # Every abandonment also went to Kafka, after its transaction committed.
-wait_until 30 "all abandonments published" bash -c "[ \"\$(psql -X -At -c 'SELECT count(*) FROM cw_outbox_chunks')\" = 0 ]" || true
+wait_until 30 "all abandonments published" bash -c "[ \"\$(psql -X -At -c 'SELECT count(*) FROM cw_outbox_chunks')\" = 0 ]"
 "$here/abandonment_topic.py" "$bs" cart-abandonments "$src/schemas/cart_abandonment.avsc" "$work/expected.json" ||
 	fail "the cart-abandonments topic does not match"
-if [ "$mode" = dlq ]; then
+if [ "$mode" = dlqfail ]; then
+	grep -q "dead letter not delivered" "$work/proc-p1.log" ||
+		fail "no dead letter delivery failed; the test proved nothing"
+fi
+if [ "$mode" = dlq ] || [ "$mode" = dlqfail ]; then
 	n=$(kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n' | grep -c "cartwatch.error=" || true)
-	want=$((3 + $(wc -l <"$work/hostile/refused.txt")))
+	want=3
+	[ "$mode" = dlq ] && want=$((3 + $(wc -l <"$work/hostile/refused.txt")))
 	[ "$n" = "$want" ] || fail "expected $want dead letters with headers, found $n"
 	headers=$(kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n')
-	while read -r why; do
+	[ "$mode" = dlq ] && while read -r why; do
 		grep -qF -- "$why" <<<"$headers" || fail "no dead letter says \"$why\""
 	done <"$work/hostile/refused.txt"
 	kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n' | grep -q "cartwatch.source.offset=" || fail "dead letters lack the source offset header"
