@@ -10,6 +10,10 @@
 
 #include <stddef.h>
 
+/* cw_log_redact_conninfo(), for the callers that log connection strings;
+ * it lives in cw_conninfo.c because it needs libpq. */
+#include "cw_conninfo.h"
+
 enum cw_log_level {
 	CW_LOG_DEBUG = 0,
 	CW_LOG_INFO,
@@ -29,11 +33,6 @@ int cw_log_parse_level(const char *name, enum cw_log_level *level);
  * Thread-safe: one write(2) per line. Never fails visibly. */
 void cw_log(enum cw_log_level level, const char *msg, const char *kvfmt, ...)
 	__attribute__((format(printf, 3, 4)));
-
-/* Copy @conninfo to @out with any password value replaced by "***", for
- * logging libpq connection strings (key=value or URI form). Truncates to
- * @out_size. Can't fail. */
-void cw_log_redact_conninfo(const char *conninfo, char *out, size_t out_size);
 
 #define cw_debug(msg, ...) cw_log(CW_LOG_DEBUG, msg, __VA_ARGS__)
 #define cw_info(msg, ...)  cw_log(CW_LOG_INFO, msg, __VA_ARGS__)

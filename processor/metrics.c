@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +27,25 @@
 
 #include "cw_log.h"
 
-#define LISTEN_BACKLOG	   64
-#define CONNECTION_LIMIT   32 /* scrapers and probes, not the public */
-#define CONNECTION_TIMEOUT 10 /* seconds idle before MHD drops a client */
-#define CONTENT_TYPE_PROM  "text/plain; version=0.0.4; charset=utf-8"
-#define CONTENT_TYPE_TEXT  "text/plain; charset=utf-8"
+/* A client that opens sockets in a loop fills the accept queue faster than
+ * the server can refuse them over its limits; a deep queue keeps a probe's
+ * SYN from being dropped (and retried a second later). The kernel caps it
+ * at net.core.somaxconn. */
+#define LISTEN_BACKLOG 1024
+/* Who may hold the server's connections. Scrapers and probes send their
+ * request at once and read the answer; anything else (idle sockets, a
+ * slowloris dribbling header bytes) must not crowd them out. So: many slots
+ * in all, few per client address (a Prometheus and a kubelet each need one
+ * or two), and a client that sends nothing for CONNECTION_TIMEOUT seconds is
+ * dropped. Together, clients on one address can hold at most
+ * PER_IP_CONNECTION_LIMIT slots however they behave, and /healthz stays
+ * answerable from every other address. */
+#define CONNECTION_LIMIT	256
+#define PER_IP_CONNECTION_LIMIT 16
+#define CONNECTION_TIMEOUT	2 /* seconds without a byte from the client */
+#define MHD_LOG_INTERVAL_MS	1000 /* at most one MHD log line a second */
+#define CONTENT_TYPE_PROM	"text/plain; version=0.0.4; charset=utf-8"
+#define CONTENT_TYPE_TEXT	"text/plain; charset=utf-8"
 
 struct metrics {
 	struct MHD_Daemon *mhd;
@@ -463,14 +478,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	return is_metrics ? serve_metrics(m, conn) : serve_healthz(m, conn);
 }
 
-/* MHD's own error messages (accept failures, broken clients) go to the
- * process log, one line each. */
+/* MHD's own error messages (accept failures, broken clients, connections
+ * refused over the limits) go to the process log, one line each, but at
+ * most one a second: a client opening sockets in a loop must not flood the
+ * log. The lines left out are counted in the next one written. Runs on
+ * MHD's thread. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	static _Atomic int64_t last_ms = INT64_MIN / 2;
+	static atomic_uint_fast64_t suppressed;
+	int64_t now = mono_ms(), prev = atomic_load(&last_ms);
+	uint64_t skipped;
 	char buf[256];
 	size_t n;
 
 	(void)cls;
+	if (now - prev < MHD_LOG_INTERVAL_MS ||
+	    !atomic_compare_exchange_strong(&last_ms, &prev, now)) {
+		atomic_fetch_add(&suppressed, 1);
+		return;
+	}
+	skipped = atomic_exchange(&suppressed, 0);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -478,7 +506,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	for (char *p = buf; *p; p++)
 		if (*p == '"')
 			*p = '\'';
-	cw_warn("metrics http server", "detail=\"%s\"", buf);
+	cw_warn("metrics http server", "detail=\"%s\" suppressed=%" PRIu64, buf,
+		skipped);
 }
 
 /* ---- listening socket --------------------------------------------------- */
@@ -618,7 +647,9 @@ struct metrics *metrics_new(const char *addr, char *errstr, size_t errstr_size)
 	if (family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	/* One internal thread (epoll or poll, never select: fds above
-	 * FD_SETSIZE are normal next to librdkafka). MHD owns @fd from
+	 * FD_SETSIZE are normal next to librdkafka). Its sockets are
+	 * non-blocking and every answer is rendered in memory at once, so
+	 * a slow client holds a slot, never the thread. MHD owns @fd from
 	 * here: it closes it in MHD_stop_daemon() and on its own failure
 	 * paths, so it is not closed again below. The thread starts with
 	 * every signal blocked, so SIGTERM/SIGINT reach the main thread's
@@ -629,6 +660,8 @@ struct metrics *metrics_new(const char *addr, char *errstr, size_t errstr_size)
 		flags, 0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER,
 		on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		(unsigned int)PER_IP_CONNECTION_LIMIT,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT,
 		MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -697,9 +697,12 @@ struct pg_sink *pg_sink_new(const char *conninfo, const char *topic,
 	if (conninfo && *conninfo) {
 		opts = PQconninfoParse(conninfo, &perr);
 		if (!opts) {
+			char why[256]; /* libpq's text quotes the string */
+
+			cw_conninfo_parse_error(conninfo, why, sizeof(why));
 			snprintf(errstr, errstr_size,
 				 "invalid PostgreSQL connection string: %s",
-				 perr ? perr : "out of memory");
+				 why);
 			PQfreemem(perr);
 			return NULL;
 		}

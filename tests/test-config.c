@@ -193,13 +193,13 @@ static void test_redaction(void)
 {
 	static const char *cases[][2] = {
 		{"host=db password=s3cret user=cw",
-		 "host=db password=*** user=cw"},
+		 "user=cw password=*** host=db"},
 		{"password='a b\\' c' host=x", "password=*** host=x"},
 		{"postgresql://cw:s3cret@db:5432/cartwatch",
-		 "postgresql://cw:***@db:5432/cartwatch"},
+		 "user=cw password=*** dbname=cartwatch host=db port=5432"},
 		{"postgresql://db:5432/x?password=abc&sslmode=require",
-		 "postgresql://db:5432/x?password=***&sslmode=require"},
-		{"host=db user=cw", "host=db user=cw"},
+		 "password=*** dbname=x host=db port=5432 sslmode=require"},
+		{"host=db user=cw", "user=cw host=db"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char out[256];

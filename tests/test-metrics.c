@@ -4,10 +4,14 @@
  * loopback, fetched with the curl command-line tool ($CARTWATCH_CURL): the
  * exact exposition lines, the histogram's cumulative buckets, /healthz
  * turning 200 → 503 with a reason → 200, staleness, 404/405, bind errors
- * that name the address, an atomic snapshot hand-over, and no fd leaks.
+ * that name the address, an atomic snapshot hand-over, no fd leaks, and
+ * /healthz staying answerable while another address holds idle sockets and
+ * slowloris connections against the port.
  */
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -699,6 +703,154 @@ static void test_no_fd_leak(void)
 	CHECK_INT_EQ(count_fds(), before);
 }
 
+/* ---- /healthz under a connection flood ---------------------------------- */
+
+#define FLOOD_IDLE    80  /* sockets that connect and send nothing */
+#define FLOOD_SLOW    16  /* sockets that dribble header bytes */
+#define FLOOD_TICK_MS 200 /* one byte per slowloris socket per tick */
+#define FLOOD_PROBE_MS                                                         \
+	6000 /* probing lasts this long (old idle timeout 10 s) */
+#define FLOOD_BOUND_MS 1000 /* each probe must answer within this */
+
+struct flood {
+	int port;
+	int fd[FLOOD_IDLE + FLOOD_SLOW];
+	atomic_bool stop;
+	atomic_int reconnects;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A non-blocking connection from 127.0.0.2 (another loopback address than
+ * the prober's) to 127.0.0.1:@port, or -1. */
+static int flood_connect(int port)
+{
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	struct sockaddr_in dst = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	inet_pton(AF_INET, "127.0.0.2", &src.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
+	    (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 &&
+	     errno != EINPROGRESS)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* True when the server closed @fd (EOF or a reset). */
+static bool flood_closed(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+			  errno != ENOTCONN);
+}
+
+/* The attacker: keeps FLOOD_IDLE idle sockets and FLOOD_SLOW slowloris
+ * sockets open, reopening any the server drops, until @stop. */
+static void *flooder(void *arg)
+{
+	static const char slow_req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+				       "X-Slow: ";
+	struct flood *f = arg;
+	size_t sent[FLOOD_IDLE + FLOOD_SLOW] = {0};
+
+	while (!atomic_load(&f->stop)) {
+		for (int i = 0; i < FLOOD_IDLE + FLOOD_SLOW; i++) {
+			bool slow = i >= FLOOD_IDLE;
+
+			if (f->fd[i] >= 0 && flood_closed(f->fd[i])) {
+				close(f->fd[i]);
+				f->fd[i] = -1;
+			}
+			if (f->fd[i] < 0) {
+				f->fd[i] = flood_connect(f->port);
+				sent[i] = 0;
+				atomic_fetch_add(&f->reconnects, 1);
+				continue;
+			}
+			if (!slow)
+				continue;
+			/* The request line and a first header, then one
+			 * header byte per tick, never the blank line. */
+			char c = sent[i] < sizeof(slow_req) - 1
+					 ? slow_req[sent[i]]
+					 : 'a';
+			if (send(f->fd[i], &c, 1,
+				 MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
+				sent[i]++;
+		}
+		sleep_ms(FLOOD_TICK_MS);
+	}
+	return NULL;
+}
+
+/* /healthz from 127.0.0.1 with curl, within FLOOD_BOUND_MS, while
+ * 127.0.0.2 holds FLOOD_IDLE idle and FLOOD_SLOW slowloris connections
+ * (more than the server's old limit of 32 in all). */
+static void test_healthz_under_flood(void)
+{
+	struct metrics *m = start();
+	struct metrics_snapshot *s = calloc(1, sizeof(*s));
+	struct flood f = {.port = metrics_port(m)};
+	int64_t worst = 0, until;
+	int probes = 0, slow_probes = 0;
+	pthread_t th;
+
+	REQUIRE(s);
+	healthy(s);
+	metrics_publish(m, s);
+	metrics_set_stale_after(m, 0);
+	for (int i = 0; i < FLOOD_IDLE + FLOOD_SLOW; i++)
+		f.fd[i] = -1;
+	atomic_store(&f.stop, false);
+	REQUIRE(pthread_create(&th, NULL, flooder, &f) == 0);
+	sleep_ms(500); /* every attacking socket is connected */
+	until = now_ms() + FLOOD_PROBE_MS;
+	while (now_ms() < until) {
+		struct reply r;
+		int64_t t0 = now_ms(), dt;
+		int rc = fetch("GET", "127.0.0.1", metrics_port(m), "/healthz",
+			       &r);
+
+		dt = now_ms() - t0;
+		probes++;
+		if (dt > worst)
+			worst = dt;
+		if (dt > FLOOD_BOUND_MS)
+			slow_probes++;
+		CHECK(rc == 0 && r.status == 200);
+		reply_free(&r);
+		sleep_ms(100);
+	}
+	atomic_store(&f.stop, true);
+	pthread_join(th, NULL);
+	fprintf(stderr,
+		"flood: %d probes, worst %" PRId64 " ms, %d over %d ms, "
+		"%d attacker (re)connections\n",
+		probes, worst, slow_probes, FLOOD_BOUND_MS,
+		atomic_load(&f.reconnects));
+	CHECK(probes >= 5);
+	CHECK_INT_EQ(slow_probes, 0);
+	for (int i = 0; i < FLOOD_IDLE + FLOOD_SLOW; i++)
+		if (f.fd[i] >= 0)
+			close(f.fd[i]);
+	free(s);
+	metrics_destroy(m);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct harness_case cases[] = {
@@ -713,6 +865,7 @@ int main(int argc, char **argv)
 		{"ipv6_loopback", test_ipv6_loopback},
 		{"publish_is_atomic", test_publish_is_atomic},
 		{"no_fd_leak", test_no_fd_leak},
+		{"healthz_under_flood", test_healthz_under_flood},
 	};
 
 	return harness_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);

@@ -4,7 +4,9 @@
 # usage errors exit 2 and name the option or variable; --help exits 0;
 # with PostgreSQL unreachable it keeps running, says why on /healthz (503)
 # and in its log, never logs the password, and stops cleanly on SIGTERM;
-# a taken metrics port is a clear startup error.
+# a taken metrics port is a clear startup error; a password written in any
+# form libpq accepts (or in a string it rejects) appears nowhere: not in the
+# log, the error messages, /healthz or /metrics.
 set -uo pipefail
 proc=${CARTWATCH_PROCESSOR:?}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,5 +67,48 @@ wait $pid; rc=$?
 pid=
 check "SIGTERM while waiting for PostgreSQL exits 0 (got $rc)" [ "$rc" = 0 ]
 check "the password never reaches the log" bash -c "! grep -q s3cret-pw '$work/log'"
+# The password in every form libpq accepts, PostgreSQL unreachable: the log,
+# /healthz and /metrics show the connection string with the password masked
+# and never the password (nor its percent-encoded spelling).
+secret_run() { # NAME CONNINFO
+	local name=$1 cs=$2 port spid
+	port=$("$here/lib/free-port")
+	"$proc" --pg "$cs" --metrics-addr "127.0.0.1:$port" -b 127.0.0.1:1 >"$work/$name.log" 2>&1 &
+	spid=$!
+	for _ in $(seq 1 100); do
+		curl -s -o "$work/$name.health" "http://127.0.0.1:$port/healthz" &&
+			grep -q "password=\*\*\*" "$work/$name.health" &&
+			grep -q "PostgreSQL unreachable, retrying" "$work/$name.log" && break
+		sleep 0.1
+	done
+	curl -s -o "$work/$name.metrics" "http://127.0.0.1:$port/metrics"
+	kill -TERM $spid; wait $spid
+	check "$name: /healthz shows the password masked" grep -q "password=\*\*\*" "$work/$name.health"
+	check "$name: the log shows the password masked" grep -q "password=\*\*\*" "$work/$name.log"
+	check "$name: /metrics answered" grep -q "^cartwatch_postgresql_up 0" "$work/$name.metrics"
+	check "$name: no trace of the password anywhere" bash -c \
+		"! grep -E 'Sekr1t|Sekr%31t|Sekr%20' '$work/$name.log' '$work/$name.health' '$work/$name.metrics'"
+}
+secret_run spaced "host=127.0.0.1 port=$pgport user=u password = Sekr1t-A connect_timeout=1"
+secret_run tabbed "host=127.0.0.1 port=$pgport user=u password	=
+	Sekr1t-B connect_timeout=1"
+secret_run quoted "host=127.0.0.1 port=$pgport user=u password= 'Sekr1t C \\' Sekr1t' connect_timeout=1"
+secret_run uri-userinfo "postgresql://u:Sekr1t-D@127.0.0.1:$pgport/x?connect_timeout=1"
+secret_run uri-query "postgresql://u@127.0.0.1:$pgport/x?password=Sekr1t-E&connect_timeout=1"
+secret_run uri-percent "postgresql://u:Sekr%31t-F@127.0.0.1:$pgport/x?connect_timeout=1&application_name=a%20b"
+secret_run uri-query-percent "postgresql://u@127.0.0.1:$pgport/x?password=Sekr%31t%20G&connect_timeout=1"
+
+# Strings libpq rejects: a startup error that says why, without the string.
+for cs in "host=127.0.0.1 password Sekr1t-H" "host=127.0.0.1 password=x Sekr1t-I" \
+	"host=127.0.0.1 password='Sekr1t-J" "postgresql://u:Sekr1t-K@[::1/x" \
+	"postgresql://u@h/x?password=Sekr%zz1t" "postgresql://u@h/x?Sekr1t-L=1"; do
+	n=$((${n:-0} + 1))
+	out=$("$proc" --pg "$cs" --metrics-addr 127.0.0.1:0 -b 127.0.0.1:1 2>&1); rc=$?
+	check "unparseable string $n: exit 1 naming the problem" \
+		bash -c "[ $rc = 1 ] && grep -q 'invalid PostgreSQL connection string' <<<'${out//\'/}'"
+	check "unparseable string $n: no trace of the password" \
+		bash -c "! grep -E 'Sekr1t|Sekr%' <<<'${out//\'/}'"
+done
+
 [ $fails = 0 ] || { echo "--- processor log"; cat "$work/log"; }
 exit $fails
