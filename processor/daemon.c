@@ -477,10 +477,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 {
 	struct daemon *d = opaque;
 	struct outbox_ref *ref = m->_private;
-	bool dlq = ref->kind == PRODUCED_DEAD_LETTER;
+	bool dlq = ref && ref->kind == PRODUCED_DEAD_LETTER;
 	rd_kafka_headers_t *hdrs = NULL;
 
 	(void)rk;
+	if (!ref)
+		return; /* not ours to track */
 	if (!m->err) {
 		if (dlq) {
 			dlq_ref_done(d, m->_private);
