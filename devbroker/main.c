@@ -53,7 +53,7 @@ static const struct cw_opt devbroker_opts[] = {
 	 false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
-	{"fail-produce", 0, CW_OPT_INT, OPT(fail_produce), "3", "N",
+	{"fail-produce", 0, CW_OPT_INT, OPT(fail_produce), "10", "N",
 	 "Produce requests failed after each SIGHUP (fault injection)", false},
 };
 #define N_OPTS (sizeof(devbroker_opts) / sizeof(devbroker_opts[0]))

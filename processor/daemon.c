@@ -233,6 +233,11 @@ static void publish_metrics(struct daemon *d)
 	else if (d->n_quarantined)
 		snprintf(s->health_reason, sizeof(s->health_reason), "%s",
 			 d->quarantine_reason);
+	else if (d->paused && d->n_retry)
+		snprintf(s->health_reason, sizeof(s->health_reason),
+			 "paused: %zu records wait to be produced again (Kafka "
+			 "refused them)",
+			 d->n_retry);
 	else if (d->paused)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "paused: too many records wait for PostgreSQL");
@@ -516,10 +521,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 {
 	struct daemon *d = opaque;
 	struct outbox_ref *ref = m->_private;
-	bool dlq = ref->kind == PRODUCED_DEAD_LETTER;
+	bool dlq = ref && ref->kind == PRODUCED_DEAD_LETTER;
 	rd_kafka_headers_t *hdrs = NULL;
 
 	(void)rk;
+	if (!ref)
+		return; /* not ours to track */
 	if (!m->err) {
 		if (dlq) {
 			dlq_ref_done(d, m->_private);
@@ -542,8 +549,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 		hdrs = rd_kafka_headers_copy(hdrs);
 	else
 		hdrs = NULL;
-	if (retry_add(d, rd_kafka_topic_name(m->rkt), m->key, m->key_len,
-		      m->payload, m->len, hdrs, m->_private) < 0) {
+	/* The configuration's topic name: it outlives the message's. */
+	if (retry_add(d, dlq ? d->cfg->dlq_topic : d->cfg->abandonment_topic,
+		      m->key, m->key_len, m->payload, m->len, hdrs,
+		      m->_private) < 0) {
 		produced_abandon(d, m->_private);
 		if (dlq)
 			d->fatal = -ENOMEM; /* exit: read again after restart */

@@ -24,6 +24,10 @@
 #              (the broker trims it) while it is stopped: the gap must be
 #              detected, counted and shown, and consumption go on (no
 #              oracle comparison: records are lost by design)
+#   pgdown-take  as pgdown-rebalance with max.poll.interval.ms=6000: the
+#              processor left with the partitions cannot claim them for 3 s
+#              and must exit with a clear error rather than block in the
+#              rebalance callback; restarted, it finishes the work
 #   revoke     INSERT on the output tables is revoked from the processor's
 #              role for longer than the idle timeout mid-run, then granted
 #              again (consumption pauses; idle watermarks must hold)
@@ -34,7 +38,7 @@
 # CARTWATCH_PRODUCER and CARTWATCH_PROCESSOR (set by meson).
 set -euo pipefail
 
-mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|dlqfail|gap|pgrestart|kafkadown|pgrewind|pgpermanent|revoke|pgdown-rebalance}
+mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|dlqfail|gap|pgrestart|kafkadown|pgrewind|pgpermanent|revoke|pgdown-rebalance|pgdown-take}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 work=${CARTWATCH_TEST_DIR:?run through run-with-servers}
@@ -120,7 +124,7 @@ bad_records() {
 # dlqfail: the dead letters are the processor's first records to produce.
 [ "$mode" = dlqfail ] && bad_records
 case $mode in
-crash|rebalance|pgrestart|kafkadown|pgrewind|revoke|pgdown-rebalance)
+crash|rebalance|pgrestart|kafkadown|pgrewind|revoke|pgdown-rebalance|pgdown-take)
 	proc_args+=(--idle-timeout 3s)
 	"$producer" "${producer_args[@]}" --rate "${CARTWATCH_E2E_RATE:-2500}" \
 		--time-scale 1000000 >/dev/null 2>"$work/producer.log" &
@@ -379,7 +383,8 @@ revoke)
 	wait_until 60 "consumption resuming" grep -q "consumption resumed" "$work/proc-p1.log"
 	wait_until 180 "all events processed" done_cond
 	;;
-pgdown-rebalance)
+pgdown-rebalance|pgdown-take)
+	[ "$mode" = pgdown-take ] && proc_args+=(-X max.poll.interval.ms=6000)
 	start_processor p1
 	wait_until 60 "a fifth committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 5)) ]"
 	start_processor p2
@@ -391,6 +396,20 @@ pgdown-rebalance)
 	wait_until 30 "p1 pausing" grep -q "consumption paused" "$work/proc-p1.log"
 	stop_processor p2 TERM
 	log "p2 left during the outage"
+	if [ "$mode" = pgdown-take ]; then
+		# Half of max.poll.interval.ms to take the partitions, then exit.
+		deadline=$((SECONDS + 30 * slow))
+		while kill -0 "${procs[p1]}" 2>/dev/null; do
+			[ $SECONDS -lt $deadline ] || fail "p1 still blocked taking partitions after 30 s"
+			sleep 0.1
+		done
+		rc=0; wait "${procs[p1]}" || rc=$?
+		unset "procs[p1]"
+		[ $rc != 0 ] || fail "p1 exited with status 0 after giving up"
+		grep -q "cannot take partition within half of max.poll.interval.ms" "$work/proc-p1.log" ||
+			fail "p1 exited without saying why"
+		log "p1 gave up taking partitions and exited ($rc)"
+	fi
 	# p1 takes p2's partitions once PostgreSQL answers again.
 	sleep 2
 	runuser=()
@@ -398,6 +417,7 @@ pgdown-rebalance)
 	bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 	"${runuser[@]}" "$bindir/pg_ctl" -D "$work/pg/data" -l "$work/pg/postgres.log" -w start >/dev/null
 	log "PostgreSQL restarted"
+	[ "$mode" = pgdown-take ] && start_processor p1
 	wait_until 120 "all events processed" done_cond
 	grep -q "partition revoked" "$work/proc-p1.log" || fail "p1 never saw a rebalance"
 	;;
