@@ -1935,7 +1935,9 @@ static void test_new_rejects_bad_conninfo(void)
 
 	CHECK(pg_sink_new("host=x no_such_key=1", "t", errstr,
 			  sizeof(errstr)) == NULL);
-	CHECK(strstr(errstr, "no_such_key") != NULL);
+	/* Said without quoting the string (any piece could be a secret). */
+	CHECK(strstr(errstr, "invalid connection option") != NULL);
+	CHECK(strstr(errstr, "no_such_key") == NULL);
 	CHECK(pg_sink_new(NULL, "", errstr, sizeof(errstr)) == NULL);
 }
 
