@@ -11,7 +11,8 @@
  * tests/fuzz-event.c) and never allocates.
  *
  * Not for: reading data written with any other schema version; there is no
- * schema resolution here, an unknown fingerprint is an error.
+ * schema resolution here, an unknown fingerprint is an error (cw_schema.c
+ * resolves the other known writer schemas and calls this for today's).
  */
 #include <inttypes.h>
 #include <stdarg.h>

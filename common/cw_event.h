@@ -8,8 +8,9 @@
  * It is the hot path of both binaries, so it never allocates.
  * avro-c's generic API is kept in the tests as the reference oracle.
  *
- * Not for: schema evolution or registry framing; see cw_avro.h for the
- * framing helpers shared with other record types.
+ * Not for: schema evolution (cw_schema.h resolves other writer versions and
+ * falls back to this one for today's) or registry framing; see cw_avro.h for
+ * the framing helpers shared with other record types.
  */
 #pragma once
 
