@@ -18,6 +18,7 @@
 
 #include "cw_event.h"
 #include "cw_log.h"
+#include "cw_schema.h"
 #include "intern.h"
 #include "flusher.h"
 #include "metrics.h"
@@ -42,6 +43,7 @@ struct daemon {
 	volatile sig_atomic_t *stop;
 	struct session_params sp;
 	struct intern *intern;
+	struct cw_schema_set *schemas; /* known writer schemas */
 	char owner[128];
 
 	rd_kafka_t *consumer;
@@ -648,6 +650,31 @@ static const char *event_invalid(const struct cw_event *ev)
 	return NULL;
 }
 
+/* Known writer schemas: schemas/history, then --schema-dir. Returns 0 or
+ * -errno with the reason in @errstr. */
+static int schemas_load(struct daemon *d, char *errstr, size_t errstr_size)
+{
+	size_t usable = 0, refused = 0;
+	int r;
+
+	if ((r = cw_schema_set_new(NULL, false, &d->schemas, errstr,
+				   errstr_size)) ||
+	    (r = cw_schema_set_add_history(d->schemas, errstr, errstr_size)))
+		return r;
+	if (d->cfg->schema_dir && *d->cfg->schema_dir &&
+	    (r = cw_schema_set_add_dir(d->schemas, d->cfg->schema_dir, errstr,
+				       errstr_size)))
+		return r;
+	cw_schema_set_counts(d->schemas, &usable, &refused);
+	cw_info("writer schemas loaded", "usable=%zu refused=%zu", usable,
+		refused);
+	if (refused)
+		cw_warn("some writer schemas cannot be read as today's "
+			"cart event; their records are dead-lettered",
+			"refused=%zu", refused);
+	return 0;
+}
+
 static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 			  walltime_t now)
 {
@@ -674,7 +701,8 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 	d->c.messages++;
 	partition_note_message(pt, now);
 
-	r = cw_event_decode(m->payload, m->len, &ev, errstr, sizeof(errstr));
+	r = cw_schema_decode(d->schemas, m->payload, m->len, &ev, errstr,
+			     sizeof(errstr));
 	if (r < 0) {
 		d->c.decode_errors++;
 		dead_letter(d, m, errstr);
@@ -1119,6 +1147,8 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	d->snap = calloc(1, sizeof(*d->snap));
 	if (!d->intern || !d->snap)
 		goto fail_nomem;
+	if (schemas_load(d, errstr, errstr_size))
+		goto fail;
 	d->pg_ok = true;
 	/* Metrics first: a taken port fails fast, and /healthz answers (503)
 	 * while PostgreSQL is still being waited for. */
@@ -1263,6 +1293,7 @@ void daemon_destroy(struct daemon *d)
 	free(d->acked);
 	pg_sink_destroy(d->sink);
 	intern_destroy(d->intern);
+	cw_schema_set_free(d->schemas);
 	metrics_destroy(d->metrics);
 	free(d->snap);
 	free(d);
