@@ -867,9 +867,10 @@ int cw_schema_decode(struct cw_schema_set *set, const uint8_t *buf, size_t len,
 	if (!set || (!buf && len) || !ev)
 		return fail(errstr, errstr_size, -EINVAL,
 			    "cart event: NULL argument");
-	if (cw_avro_frame_parse(buf, len, &fp) ||
-	    (fp == cw_event_fingerprint && !set->no_fast_path))
+	if (cw_avro_frame_parse(buf, len, &fp))
 		return cw_event_decode(buf, len, ev, errstr, errstr_size);
+	if (fp == cw_event_fingerprint && !set->no_fast_path)
+		return cw_event_decode_body(buf, len, ev, errstr, errstr_size);
 	if (!(w = find(set, fp)))
 		return cw_event_decode(buf, len, ev, errstr, errstr_size);
 	if (w->refusal)
