@@ -356,6 +356,13 @@ static int walk(avro_schema_t s, struct cw_avro_reader *r, int depth,
 					return -EBADMSG;
 				}
 			}
+			/* Bounds what avro-c allocates by the input size:
+			 * arrays of zero-byte items (null) are refused. */
+			if ((uint64_t)count > cw_avro_reader_left(r)) {
+				*why = "block count larger than the bytes "
+				       "left";
+				return -EBADMSG;
+			}
 			if (count > WALK_MAX_ITEMS - total) {
 				*why = "too many items in an array or map";
 				return -EBADMSG;
