@@ -542,6 +542,31 @@ static void test_schema_dir(void)
 	cw_schema_set_free(set);
 }
 
+/* `test-schema --print-pcf FILE`: the PCF and fingerprint cw_schema gives
+ * FILE, for tests/fingerprint.py to compare with python3-avro. */
+static int print_pcf(const char *path)
+{
+	static char json[1 << 16], pcf[1 << 16];
+	FILE *f = fopen(path, "r");
+	size_t n;
+	ssize_t len;
+
+	if (!f) {
+		perror(path);
+		return 1;
+	}
+	n = fread(json, 1, sizeof(json), f);
+	fclose(f);
+	len = cw_schema_pcf(json, n, pcf, sizeof(pcf));
+	if (len < 0) {
+		fprintf(stderr, "%s: no canonical form (%zd)\n", path, len);
+		return 1;
+	}
+	printf("pcf %s\nfingerprint %016" PRIx64 "\n", pcf,
+	       cw_avro_fingerprint64(pcf, (size_t)len));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct harness_case hc[] = {
@@ -554,5 +579,7 @@ int main(int argc, char **argv)
 		{"hostile_bodies", test_hostile_bodies},
 		{"schema_dir", test_schema_dir},
 	};
+	if (argc == 3 && !strcmp(argv[1], "--print-pcf"))
+		return print_pcf(argv[2]);
 	return harness_run(hc, sizeof(hc) / sizeof(hc[0]), argc, argv);
 }
