@@ -8,8 +8,9 @@
  * It is the hot path of both binaries, so it never allocates.
  * avro-c's generic API is kept in the tests as the reference oracle.
  *
- * Not for: schema evolution or registry framing; see cw_avro.h for the
- * framing helpers shared with other record types.
+ * Not for: schema evolution (cw_schema.h resolves other writer versions and
+ * falls back to this one for today's) or registry framing; see cw_avro.h for
+ * the framing helpers shared with other record types.
  */
 #pragma once
 
@@ -86,3 +87,10 @@ ssize_t cw_event_encode(const struct cw_event *ev, uint8_t *buf, size_t size);
  * Never allocates. Thread-safe. */
 int cw_event_decode(const uint8_t *buf, size_t len, struct cw_event *ev,
 		    char *errstr, size_t errstr_size);
+
+/* cw_event_decode() for a caller that has already checked the framing and
+ * that the fingerprint is cw_event_fingerprint (cw_schema_decode): @buf
+ * still starts with the 10-byte header, which is not looked at again.
+ * Same results otherwise. Never allocates. Thread-safe. */
+int cw_event_decode_body(const uint8_t *buf, size_t len, struct cw_event *ev,
+			 char *errstr, size_t errstr_size);

@@ -77,6 +77,10 @@ const struct cw_opt processor_opts[] = {
 	 "Serve Prometheus /metrics and /healthz on this address (e.g. "
 	 "127.0.0.1:9464; port 0: any free port; empty: off)",
 	 false},
+	{"schema-dir", 0, CW_OPT_STRING, OPT(schema_dir), "", "DIR",
+	 "Also accept cart events written with any writer schema (*.avsc) in "
+	 "this directory, resolved to this version's (read at start)",
+	 false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
 	{"kafka-property", 'X', CW_OPT_KV, OPT(kafka_props), NULL, "KEY=VALUE",

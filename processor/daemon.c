@@ -18,6 +18,7 @@
 
 #include "cw_event.h"
 #include "cw_log.h"
+#include "cw_schema.h"
 #include "cw_validate.h"
 #include "intern.h"
 #include "flusher.h"
@@ -43,6 +44,7 @@ struct daemon {
 	volatile sig_atomic_t *stop;
 	struct session_params sp;
 	struct intern *intern;
+	struct cw_schema_set *schemas; /* known writer schemas */
 	char owner[128];
 
 	rd_kafka_t *consumer;
@@ -1099,6 +1101,31 @@ static void refuse(struct daemon *d, struct partition *pt,
 	pt->next_offset = m->offset + 1;
 }
 
+/* Known writer schemas: schemas/history, then --schema-dir. Returns 0 or
+ * -errno with the reason in @errstr. */
+static int schemas_load(struct daemon *d, char *errstr, size_t errstr_size)
+{
+	size_t usable = 0, refused = 0;
+	int r;
+
+	if ((r = cw_schema_set_new(NULL, false, &d->schemas, errstr,
+				   errstr_size)) ||
+	    (r = cw_schema_set_add_history(d->schemas, errstr, errstr_size)))
+		return r;
+	if (d->cfg->schema_dir && *d->cfg->schema_dir &&
+	    (r = cw_schema_set_add_dir(d->schemas, d->cfg->schema_dir, errstr,
+				       errstr_size)))
+		return r;
+	cw_schema_set_counts(d->schemas, &usable, &refused);
+	cw_info("writer schemas loaded", "usable=%zu refused=%zu", usable,
+		refused);
+	if (refused)
+		cw_warn("some writer schemas cannot be read as today's "
+			"cart event; their records are dead-lettered",
+			"refused=%zu", refused);
+	return 0;
+}
+
 static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 			  walltime_t now)
 {
@@ -1126,7 +1153,8 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 	d->c.messages++;
 	partition_note_message(pt, now);
 
-	r = cw_event_decode(m->payload, m->len, &ev, errstr, sizeof(errstr));
+	r = cw_schema_decode(d->schemas, m->payload, m->len, &ev, errstr,
+			     sizeof(errstr));
 	if (r < 0) {
 		refuse(d, pt, m, &d->c.decode_errors, errstr, NULL);
 		return 0;
@@ -1793,6 +1821,8 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	d->snap = calloc(1, sizeof(*d->snap));
 	if (!d->intern || !d->snap)
 		goto fail_nomem;
+	if (schemas_load(d, errstr, errstr_size))
+		goto fail;
 	d->pg_ok = true;
 	/* Metrics first: a taken port fails fast, and /healthz answers (503)
 	 * while PostgreSQL is still being waited for. */
@@ -1944,6 +1974,7 @@ void daemon_destroy(struct daemon *d)
 	free(d->acked);
 	pg_sink_destroy(d->sink);
 	intern_destroy(d->intern);
+	cw_schema_set_free(d->schemas);
 	metrics_destroy(d->metrics);
 	free(d->snap);
 	free(d);

@@ -19,7 +19,11 @@ here, and reported.
 
 Not for: testing the binary encoding; tests/test-codec.c does that.
 
-Usage: fingerprint.py TEST_CODEC [SOURCE_ROOT]. Output is TAP; fails (does
+With TEST_SCHEMA, also checks that cw_schema's own PCF code (the one that
+keys --schema-dir and schemas/history files) gives python3-avro's PCF and
+fingerprint for every schemas/history/*.avsc.
+
+Usage: fingerprint.py TEST_CODEC [SOURCE_ROOT [TEST_SCHEMA]]. Output is TAP; fails (does
 not skip) if no python with the avro module is available.
 """
 
@@ -166,6 +170,24 @@ def main():
             tap.check(with_default == set(c_defaults.get(name, {})),
                       f"{name}: every schema default is set by cw_event_init",
                       f"schema {sorted(with_default)}, C {sorted(c_defaults.get(name, {}))}")
+
+    schema_bin = sys.argv[3] if len(sys.argv) > 3 else None
+    history = os.path.join(root, "schemas", "history")
+    if schema_bin:
+        files = sorted(f for f in os.listdir(history) if f.endswith(".avsc"))
+        tap.check(bool(files), "schemas/history holds at least one schema")
+        for file in files:
+            path = os.path.join(history, file)
+            with open(path, encoding="utf-8") as f:
+                _, fixed = pcf(avro.schema.parse(f.read()))
+            out = subprocess.run([schema_bin, "--print-pcf", path], check=True,
+                                 capture_output=True, text=True).stdout
+            got = dict(line.split(" ", 1) for line in out.splitlines())
+            tap.check(got.get("pcf") == fixed,
+                      f"history/{file}: cw_schema PCF == python-avro PCF",
+                      f"C:      {got.get('pcf')}\npython: {fixed}")
+            tap.check(int(got.get("fingerprint", "0"), 16) == crc64_avro(fixed.encode()),
+                      f"history/{file}: cw_schema fingerprint == CRC-64-AVRO(PCF)")
 
     print(f"1..{tap.n}")
     return 1 if tap.failed else 0
