@@ -387,20 +387,6 @@ static int walk(avro_schema_t s, struct cw_avro_reader *r, int depth,
 
 /* ---- the set ------------------------------------------------------------- */
 
-static int fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(char *errstr, size_t errstr_size, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errstr && errstr_size) {
-		va_start(ap, fmt);
-		vsnprintf(errstr, errstr_size, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 static bool reader_has_default(const struct cw_schema_set *set,
 			       const char *name)
 {
@@ -425,25 +411,27 @@ int cw_schema_set_new(const char *reader_json, bool no_fast_path,
 	if (!reader_json)
 		reader_json = cw_schema_reader_json;
 	if (!(set = calloc(1, sizeof(*set))))
-		return fail(errstr, errstr_size, -ENOMEM, "out of memory");
+		return cw_avro_fail(errstr, errstr_size, -ENOMEM,
+				    "out of memory");
 	set->no_fast_path = no_fast_path;
 	if (avro_schema_from_json_length(reader_json, strlen(reader_json),
 					 &set->reader)) {
-		err = fail(errstr, errstr_size, -EINVAL,
-			   "reader schema does not parse: %s", avro_strerror());
+		err = cw_avro_fail(errstr, errstr_size, -EINVAL,
+				   "reader schema does not parse: %s",
+				   avro_strerror());
 		goto fail;
 	}
 	if (!is_avro_record(set->reader)) {
-		err = fail(errstr, errstr_size, -EINVAL,
-			   "reader schema is not a record");
+		err = cw_avro_fail(errstr, errstr_size, -EINVAL,
+				   "reader schema is not a record");
 		goto fail;
 	}
 	for (int f = 0; f < F_COUNT; f++) {
 		if (avro_schema_record_field_get_index(set->reader,
 						       field_names[f]) < 0) {
-			err = fail(errstr, errstr_size, -EINVAL,
-				   "reader schema has no field %s",
-				   field_names[f]);
+			err = cw_avro_fail(errstr, errstr_size, -EINVAL,
+					   "reader schema has no field %s",
+					   field_names[f]);
 			goto fail;
 		}
 	}
@@ -451,8 +439,8 @@ int cw_schema_set_new(const char *reader_json, bool no_fast_path,
 	doc = json_loads(reader_json, 0, &jerr);
 	fields = doc ? json_object_get(doc, "fields") : NULL;
 	if (!json_is_array(fields)) {
-		err = fail(errstr, errstr_size, -EINVAL,
-			   "reader schema has no fields array");
+		err = cw_avro_fail(errstr, errstr_size, -EINVAL,
+				   "reader schema has no fields array");
 		goto fail;
 	}
 	set->reader_defaults =
@@ -479,7 +467,7 @@ int cw_schema_set_new(const char *reader_json, bool no_fast_path,
 	return 0;
 fail:
 	if (err == -ENOMEM)
-		fail(errstr, errstr_size, err, "out of memory");
+		cw_avro_fail(errstr, errstr_size, err, "out of memory");
 	json_decref(doc);
 	cw_schema_set_free(set);
 	return err;
@@ -631,22 +619,22 @@ int cw_schema_set_add(struct cw_schema_set *set, const char *json, size_t len,
 	if (!set || !json || !origin)
 		return -EINVAL;
 	if (avro_schema_from_json_length(json, len, &w.schema))
-		return fail(errstr, errstr_size, -EINVAL,
-			    "%s: not an Avro schema: %s", origin,
-			    avro_strerror());
+		return cw_avro_fail(errstr, errstr_size, -EINVAL,
+				    "%s: not an Avro schema: %s", origin,
+				    avro_strerror());
 	if ((err = fingerprint_of(w.schema, &w.fp))) {
 		avro_schema_decref(w.schema);
-		return fail(errstr, errstr_size, err, "%s: no canonical form",
-			    origin);
+		return cw_avro_fail(errstr, errstr_size, err,
+				    "%s: no canonical form", origin);
 	}
 	if (fp)
 		*fp = w.fp;
 	if ((old = find(set, w.fp))) {
 		avro_schema_decref(w.schema);
 		if (old->refusal)
-			return fail(errstr, errstr_size,
-				    -CW_SCHEMA_EINCOMPATIBLE, "%s: %s", origin,
-				    old->refusal);
+			return cw_avro_fail(errstr, errstr_size,
+					    -CW_SCHEMA_EINCOMPATIBLE, "%s: %s",
+					    origin, old->refusal);
 		return 0;
 	}
 	if (set->n == set->cap) {
@@ -655,8 +643,8 @@ int cw_schema_set_add(struct cw_schema_set *set, const char *json, size_t len,
 
 		if (!p) {
 			avro_schema_decref(w.schema);
-			return fail(errstr, errstr_size, -ENOMEM,
-				    "out of memory");
+			return cw_avro_fail(errstr, errstr_size, -ENOMEM,
+					    "out of memory");
 		}
 		set->w = p;
 		set->cap = cap;
@@ -664,15 +652,16 @@ int cw_schema_set_add(struct cw_schema_set *set, const char *json, size_t len,
 	err = writer_resolve(set, &w);
 	if (err == -ENOMEM || !(w.origin = strdup(origin))) {
 		writer_clear(&w);
-		return fail(errstr, errstr_size, -ENOMEM, "out of memory");
+		return cw_avro_fail(errstr, errstr_size, -ENOMEM,
+				    "out of memory");
 	}
 	set->w[set->n++] = w;
 	if (err)
-		return fail(errstr, errstr_size, err,
-			    "%s: writer schema %016" PRIx64
-			    " cannot be read as %s: %s",
-			    origin, w.fp, avro_schema_name(set->reader),
-			    w.refusal);
+		return cw_avro_fail(errstr, errstr_size, err,
+				    "%s: writer schema %016" PRIx64
+				    " cannot be read as %s: %s",
+				    origin, w.fp, avro_schema_name(set->reader),
+				    w.refusal);
 	return 0;
 }
 
@@ -742,8 +731,9 @@ int cw_schema_set_add_dir(struct cw_schema_set *set, const char *dir,
 	if (!set || !dir)
 		return -EINVAL;
 	if (!(d = opendir(dir)))
-		return fail(errstr, errstr_size, -errno, "--schema-dir %s: %s",
-			    dir, strerror(errno));
+		return cw_avro_fail(errstr, errstr_size, -errno,
+				    "--schema-dir %s: %s", dir,
+				    strerror(errno));
 	while ((de = readdir(d))) {
 		size_t l = strlen(de->d_name);
 		char **p;
@@ -769,8 +759,8 @@ int cw_schema_set_add_dir(struct cw_schema_set *set, const char *dir,
 	for (size_t i = 0; i < n && !err; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		if ((err = slurp(path, &json, &len))) {
-			fail(errstr, errstr_size, err, "%s: %s", path,
-			     strerror(-err));
+			cw_avro_fail(errstr, errstr_size, err, "%s: %s", path,
+				     strerror(-err));
 			break;
 		}
 		err = cw_schema_set_add(set, json, len, path, NULL, errstr,
@@ -781,7 +771,7 @@ int cw_schema_set_add_dir(struct cw_schema_set *set, const char *dir,
 	}
 out:
 	if (err == -ENOMEM)
-		fail(errstr, errstr_size, err, "out of memory");
+		cw_avro_fail(errstr, errstr_size, err, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
@@ -872,8 +862,8 @@ int cw_schema_decode(struct cw_schema_set *set, const uint8_t *buf, size_t len,
 	int err, e;
 
 	if (!set || (!buf && len) || !ev)
-		return fail(errstr, errstr_size, -EINVAL,
-			    "cart event: NULL argument");
+		return cw_avro_fail(errstr, errstr_size, -EINVAL,
+				    "cart event: NULL argument");
 	if (cw_avro_frame_parse(buf, len, &fp))
 		return cw_event_decode(buf, len, ev, errstr, errstr_size);
 	if (fp == cw_event_fingerprint && !set->no_fast_path)
@@ -881,11 +871,12 @@ int cw_schema_decode(struct cw_schema_set *set, const uint8_t *buf, size_t len,
 	if (!(w = find(set, fp)))
 		return cw_event_decode(buf, len, ev, errstr, errstr_size);
 	if (w->refusal)
-		return fail(errstr, errstr_size, -CW_SCHEMA_EINCOMPATIBLE,
-			    "cart event: writer schema %016" PRIx64
-			    " (%s) cannot be read as %s: %s",
-			    fp, w->origin, avro_schema_name(set->reader),
-			    w->refusal);
+		return cw_avro_fail(errstr, errstr_size,
+				    -CW_SCHEMA_EINCOMPATIBLE,
+				    "cart event: writer schema %016" PRIx64
+				    " (%s) cannot be read as %s: %s",
+				    fp, w->origin,
+				    avro_schema_name(set->reader), w->refusal);
 
 	r = cw_avro_reader_init(buf + CW_AVRO_FRAME_HEADER,
 				len - CW_AVRO_FRAME_HEADER);
@@ -895,19 +886,20 @@ int cw_schema_decode(struct cw_schema_set *set, const uint8_t *buf, size_t len,
 		why = "trailing bytes after the body";
 	}
 	if (err)
-		return fail(errstr, errstr_size, -CW_EVENT_EBADBODY,
-			    "cart event: body does not match writer schema "
-			    "%016" PRIx64 " (%s) at byte %zu: %s",
-			    fp, w->origin, (size_t)(r.p - buf),
-			    why ? why : cw_avro_strerror(err));
+		return cw_avro_fail(
+			errstr, errstr_size, -CW_EVENT_EBADBODY,
+			"cart event: body does not match writer schema "
+			"%016" PRIx64 " (%s) at byte %zu: %s",
+			fp, w->origin, (size_t)(r.p - buf),
+			why ? why : cw_avro_strerror(err));
 	avro_reader_memory_set_source(set->input,
 				      (const char *)buf + CW_AVRO_FRAME_HEADER,
 				      (int64_t)(len - CW_AVRO_FRAME_HEADER));
 	if (avro_value_read(set->input, &w->value))
-		return fail(errstr, errstr_size, -CW_EVENT_EBADBODY,
-			    "cart event: avro-c cannot read the body "
-			    "(writer schema %016" PRIx64 "): %s",
-			    fp, avro_strerror());
+		return cw_avro_fail(errstr, errstr_size, -CW_EVENT_EBADBODY,
+				    "cart event: avro-c cannot read the body "
+				    "(writer schema %016" PRIx64 "): %s",
+				    fp, avro_strerror());
 
 	cw_event_init(ev);
 	if ((e = get_str(w, F_EVENT_ID, &ev->event_id, false)) ||
@@ -950,8 +942,9 @@ int cw_schema_decode(struct cw_schema_set *set, const uint8_t *buf, size_t len,
 	}
 	return 0;
 bad:
-	return fail(errstr, errstr_size, -CW_EVENT_EBADBODY,
-		    "cart event: writer schema %016" PRIx64
-		    " (%s) resolves to a value cartwatch cannot use: %s",
-		    fp, w->origin, why ? why : avro_strerror());
+	return cw_avro_fail(
+		errstr, errstr_size, -CW_EVENT_EBADBODY,
+		"cart event: writer schema %016" PRIx64
+		" (%s) resolves to a value cartwatch cannot use: %s",
+		fp, w->origin, why ? why : avro_strerror());
 }

@@ -6,9 +6,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "cw_avro.h"
 
 bool cw_utf8_printable(const char *s, size_t len)
 {
@@ -51,18 +52,6 @@ bool cw_utf8_printable(const char *s, size_t len)
 	return true;
 }
 
-static int refuse(char *errstr, size_t errstr_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errstr && errstr_size) {
-		va_start(ap, fmt);
-		vsnprintf(errstr, errstr_size, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 /* A string field: present when @required, at most @max bytes, printable
  * UTF-8. Returns 0 or the refusal. */
 static int check_string(const char *field, struct cw_str s, bool required,
@@ -70,19 +59,19 @@ static int check_string(const char *field, struct cw_str s, bool required,
 {
 	if (!s.ptr || !s.len) {
 		if (required)
-			return refuse(errstr, errstr_size, "%s is empty",
-				      field);
+			return cw_avro_fail(errstr, errstr_size, -EINVAL,
+					    "%s is empty", field);
 		return 0;
 	}
 	if (s.len > max)
-		return refuse(errstr, errstr_size,
-			      "%s is %zu bytes long (at most %zu)", field,
-			      s.len, max);
+		return cw_avro_fail(errstr, errstr_size, -EINVAL,
+				    "%s is %zu bytes long (at most %zu)", field,
+				    s.len, max);
 	if (!cw_utf8_printable(s.ptr, s.len))
-		return refuse(errstr, errstr_size,
-			      "%s is not printable UTF-8 (invalid byte "
-			      "sequence or control character)",
-			      field);
+		return cw_avro_fail(errstr, errstr_size, -EINVAL,
+				    "%s is not printable UTF-8 (invalid byte "
+				    "sequence or control character)",
+				    field);
 	return 0;
 }
 
@@ -106,30 +95,31 @@ int cw_event_validate(const struct cw_event *ev, char *errstr,
 	if (!c->ptr || c->len != 3 || c->ptr[0] < 'A' || c->ptr[0] > 'Z' ||
 	    c->ptr[1] < 'A' || c->ptr[1] > 'Z' || c->ptr[2] < 'A' ||
 	    c->ptr[2] > 'Z')
-		return refuse(errstr, errstr_size,
-			      "currency must be 3 capital letters (ISO 4217)");
+		return cw_avro_fail(
+			errstr, errstr_size, -EINVAL,
+			"currency must be 3 capital letters (ISO 4217)");
 	if (ev->event_time_ms < CW_EVENT_MIN_TIME_MS)
-		return refuse(errstr, errstr_size,
-			      "event_time %" PRId64
-			      " is before 1970-01-01T00:00:00Z",
-			      ev->event_time_ms);
+		return cw_avro_fail(errstr, errstr_size, -EINVAL,
+				    "event_time %" PRId64
+				    " is before 1970-01-01T00:00:00Z",
+				    ev->event_time_ms);
 	if (ev->event_time_ms > CW_EVENT_MAX_TIME_MS)
-		return refuse(errstr, errstr_size,
-			      "event_time %" PRId64
-			      " is after 9999-12-31T23:59:59.999Z",
-			      ev->event_time_ms);
+		return cw_avro_fail(errstr, errstr_size, -EINVAL,
+				    "event_time %" PRId64
+				    " is after 9999-12-31T23:59:59.999Z",
+				    ev->event_time_ms);
 	if (!item)
 		return 0;
 	if (ev->quantity <= 0 || ev->quantity > CW_EVENT_MAX_QUANTITY)
-		return refuse(errstr, errstr_size,
-			      "quantity %" PRId32 " is not in 1..%d",
-			      ev->quantity, CW_EVENT_MAX_QUANTITY);
+		return cw_avro_fail(errstr, errstr_size, -EINVAL,
+				    "quantity %" PRId32 " is not in 1..%d",
+				    ev->quantity, CW_EVENT_MAX_QUANTITY);
 	if (ev->unit_price_cents < 0 ||
 	    ev->unit_price_cents > CW_EVENT_MAX_PRICE_CENTS)
-		return refuse(errstr, errstr_size,
-			      "unit_price_cents %" PRId64
-			      " is not in 0..%" PRId64,
-			      ev->unit_price_cents, CW_EVENT_MAX_PRICE_CENTS);
+		return cw_avro_fail(
+			errstr, errstr_size, -EINVAL,
+			"unit_price_cents %" PRId64 " is not in 0..%" PRId64,
+			ev->unit_price_cents, CW_EVENT_MAX_PRICE_CENTS);
 	return 0;
 }
 
