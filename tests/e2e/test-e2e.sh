@@ -31,6 +31,11 @@
 #   revoke     INSERT on the output tables is revoked from the processor's
 #              role for longer than the idle timeout mid-run, then granted
 #              again (consumption pauses; idle watermarks must hold)
+#   diskfull   the output tables live in a tablespace on a small tmpfs
+#              that fills up mid-run for 30 s (SQLSTATE 53100, "No space
+#              left on device"); consumption pauses, idle watermarks hold,
+#              and everything is written once space is back (needs root,
+#              to mount the tmpfs)
 #   pgdown-rebalance  PostgreSQL is stopped while a second processor has
 #              joined; it leaves during the outage, PostgreSQL comes back:
 #              no partition may stay paused
@@ -38,7 +43,7 @@
 # CARTWATCH_PRODUCER and CARTWATCH_PROCESSOR (set by meson).
 set -euo pipefail
 
-mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|dlqfail|gap|pgrestart|kafkadown|pgrewind|pgpermanent|revoke|pgdown-rebalance|pgdown-take}
+mode=${1:?usage: test-e2e.sh plain|crash|rebalance|dlq|dlqfail|gap|pgrestart|kafkadown|pgrewind|pgpermanent|revoke|diskfull|pgdown-rebalance|pgdown-take}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 work=${CARTWATCH_TEST_DIR:?run through run-with-servers}
@@ -89,9 +94,13 @@ stop_processor() { # NAME [SIGNAL]
 		fail "processor $1 exited with status $rc after SIGTERM"
 	fi
 }
+small_disk=
 cleanup() {
 	for n in "${!procs[@]}"; do kill -9 "${procs[$n]}" 2>/dev/null || true; done
 	[ -n "$producer_pid" ] && kill "$producer_pid" 2>/dev/null
+	# PostgreSQL may still hold files on it: detach it now, the kernel
+	# frees it when they are closed.
+	[ -n "$small_disk" ] && umount -l "$small_disk" 2>/dev/null
 	return 0
 }
 trap cleanup EXIT
@@ -113,7 +122,7 @@ bad_records() {
 # dlqfail: the dead letters are the processor's first records to produce.
 [ "$mode" = dlqfail ] && bad_records
 case $mode in
-crash|rebalance|pgrestart|kafkadown|pgrewind|revoke|pgdown-rebalance|pgdown-take)
+crash|rebalance|pgrestart|kafkadown|pgrewind|revoke|diskfull|pgdown-rebalance|pgdown-take)
 	proc_args+=(--idle-timeout 3s)
 	"$producer" "${producer_args[@]}" --rate "${CARTWATCH_E2E_RATE:-2500}" \
 		--time-scale 1000000 >/dev/null 2>"$work/producer.log" &
@@ -376,11 +385,44 @@ revoke)
 	[ "$c" -lt "$total" ] || fail "revoked only after all work was done; the test proved nothing"
 	log "INSERT revoked at $c/$total committed"
 	wait_until 30 "the processor noticing" grep -q "flush failed" "$work/proc-p1.log"
-	# Longer than the idle timeout (3 s): a processor whose idle
+	# Ten times the idle timeout (3 s): a processor whose idle
 	# watermarks ran while paused would close sessions early.
-	sleep 10
+	sleep 30
 	sql "GRANT INSERT ON $out_tables TO cwproc"
 	log "INSERT granted again"
+	wait_until 60 "consumption resuming" grep -q "consumption resumed" "$work/proc-p1.log"
+	wait_until 180 "all events processed" done_cond
+	;;
+diskfull)
+	# Migrate first (a processor on a topic nobody writes), then move the
+	# output tables to a tablespace on a 32 MB tmpfs of their own.
+	small_disk=$work/small-disk
+	mkdir -p "$small_disk"
+	mount -t tmpfs -o size=32m tmpfs "$small_disk" ||
+		{ small_disk=; fail "cannot mount a tmpfs on $work/small-disk (diskfull needs root)"; }
+	mkdir "$small_disk/ts"
+	[ "$(id -u)" = 0 ] && chown postgres: "$small_disk/ts"
+	"$processor" -b "$bs" --topic e2e-migrate-only --group e2e-migrate >"$work/proc-m.log" 2>&1 &
+	mpid=$!
+	wait_until 60 "the schema" sql_is "SELECT to_regclass('cart_abandonments') IS NOT NULL" t
+	kill -TERM $mpid
+	wait $mpid || true
+	sql "CREATE TABLESPACE e2e_small LOCATION '$small_disk/ts'"
+	for t in cart_abandonments cart_conversions product_stats_minute abandoned_items; do
+		sql "ALTER TABLE $t SET TABLESPACE e2e_small"
+	done
+	start_processor p1
+	wait_until 60 "a third committed" committed_at_least "$((total / 3))"
+	# Fill the disk: every page the tables need next is refused.
+	dd if=/dev/zero of="$small_disk/filler" bs=1M 2>/dev/null || true
+	c=$(committed)
+	[ "$c" -lt "$total" ] || fail "the disk filled up only after all work was done; the test proved nothing"
+	log "tablespace full at $c/$total committed ($(df -h --output=avail "$small_disk" | tail -n 1) left)"
+	wait_until 30 "the processor noticing" grep -q "flush failed.*No space left on device" "$work/proc-p1.log"
+	wait_until 10 "consumption paused" grep -q "consumption paused" "$work/proc-p1.log"
+	sleep 30 # the outage: ten times the idle timeout
+	rm -f "$small_disk/filler"
+	log "space freed"
 	wait_until 60 "consumption resuming" grep -q "consumption resumed" "$work/proc-p1.log"
 	wait_until 180 "all events processed" done_cond
 	;;
