@@ -174,12 +174,14 @@ static void publish_metrics(struct daemon *d)
 	struct partition_counters pc = d->retired;
 	etime_t wall = epoch_ms();
 	int64_t lo, hi;
+	int32_t stuck; /* a partition stopped by offset_lost_stop(), or -1 */
 
 	if (!d->metrics)
 		return;
 	s->users = s->open_carts = s->open_sessions = 0;
 	s->assigned_partitions = s->n_partitions = 0;
 	s->partitions_watermark_ahead = 0;
+	stuck = -1;
 	for (int32_t i = 0; i < d->n_parts; i++) {
 		struct partition *pt = d->parts[i];
 		if (!pt)
@@ -194,6 +196,8 @@ static void publish_metrics(struct daemon *d)
 		s->open_sessions += pt->n_open_sessions;
 		s->assigned_partitions++;
 		s->partitions_watermark_ahead += pt->watermark_ahead;
+		if (pt->offset_lost && stuck < 0)
+			stuck = pt->id;
 		if (s->n_partitions == METRICS_MAX_PARTITIONS)
 			continue;
 		struct metrics_partition *mp =
@@ -225,7 +229,7 @@ static void publish_metrics(struct daemon *d)
 	quarantine_prune(d);
 	s->quarantined_partitions = (uint64_t)d->n_quarantined;
 	s->pg_ok = d->pg_ok && !d->n_quarantined;
-	s->consuming = !d->paused && !*d->stop && !d->kafka_down;
+	s->consuming = !d->paused && !*d->stop && !d->kafka_down && stuck < 0;
 	if (d->kafka_down)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "kafka unreachable");
@@ -246,6 +250,11 @@ static void publish_metrics(struct daemon *d)
 	else if (*d->stop)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "stopping");
+	else if (stuck >= 0)
+		snprintf(s->health_reason, sizeof(s->health_reason),
+			 "partition %d stopped: its next offset left the log "
+			 "(auto.offset.reset=error)",
+			 stuck);
 	else if (d->gap_reason[0] && now_ms() < d->gap_shown_until)
 		snprintf(s->health_reason, sizeof(s->health_reason), "%s",
 			 d->gap_reason);
@@ -1091,6 +1100,26 @@ static void offset_gap_check(struct daemon *d, const struct partition *pt,
 		 pt->id, pt->next_offset, m->offset - 1, lost, lo);
 }
 
+/* The consumer stopped partition @pt: its next offset is out of range
+ * (retention removed the records) and auto.offset.reset=error forbids a
+ * jump. The records are lost either way; say so loudly, count the gap
+ * and keep /healthz at 503 until an operator decides (restart with
+ * auto.offset.reset=earliest to skip them). Poll thread. */
+static void offset_lost_stop(struct daemon *d, struct partition *pt,
+			     const rd_kafka_message_t *m)
+{
+	if (pt->offset_lost)
+		return;
+	pt->offset_lost = true;
+	d->c.offset_gaps++;
+	cw_error("partition stopped: its next offset is no longer in the log "
+		 "and auto.offset.reset=error; the records before the log "
+		 "start are lost (restart with -X auto.offset.reset=earliest "
+		 "to skip them)",
+		 "partition=%d next_offset=%" PRId64 " error=\"%s\"", pt->id,
+		 pt->next_offset, rd_kafka_message_errstr(m));
+}
+
 /* Refuse record @m of @pt (dead letter, counted) and move past it. */
 static void refuse(struct daemon *d, struct partition *pt,
 		   const rd_kafka_message_t *m, uint64_t *counter,
@@ -1140,6 +1169,10 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 		if (pt)
 			partition_note_eof(pt, now);
+		return 0;
+	}
+	if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && pt) {
+		offset_lost_stop(d, pt, m);
 		return 0;
 	}
 	if (m->err) {

@@ -367,6 +367,25 @@ gap)
 	# Consumption goes on: the junk records after the gap are dead-lettered.
 	wait_until 30 "consumption after the gap" metric_at_least cartwatch_dead_letter_records_total 5
 	log "gap of $((lo - next0))+ records on partition 0 detected: $(curl -sS "$url/healthz")"
+	wait_until 30 "the junk committed" bash -c "[ \"\$(psql -X -At -c 'SELECT next_offset FROM cw_partitions WHERE partition = 0')\" = \"\$(kcat -Q -b '$bs' -t cart-events:0:-1 | awk '{ print \$NF }')\" ]"
+	stop_processor p1 TERM
+	# Again, with auto.offset.reset=error: the consumer stops the
+	# partition instead of jumping; that must not be silent either.
+	"$producer" -b "$bs" --events 2000 --seed 9 --users 3000 --rate 0 \
+		--start-time 2026-07-10T00:00:00Z >/dev/null 2>>"$work/producer2.log" ||
+		{ cat "$work/producer2.log" >&2; fail "producer failed"; }
+	python3 -c "print(('x' * 900000 + '\n') * 7, end='')" |
+		kcat -P -b "$bs" -t cart-events -p 0 -X message.max.bytes=2000000
+	gaps=$(grep -c "offset gap" "$work/proc-p1.log")
+	proc_args+=(-X auto.offset.reset=error)
+	start_processor p1
+	wait_until 30 "the stop logged" grep -q "partition stopped: its next offset is no longer in the log" "$work/proc-p1.log"
+	wait_until 10 "/healthz 503" http_status_is /healthz 503
+	curl -sS "$url/healthz" | grep -q "partition 0 stopped: its next offset left the log" ||
+		fail "/healthz does not say partition 0 stopped: $(curl -sS "$url/healthz")"
+	metric_at_least cartwatch_offset_gaps_total 1 || fail "the stop is not counted as a gap"
+	[ "$(grep -c "offset gap" "$work/proc-p1.log")" = "$gaps" ] || fail "the processor jumped the gap despite auto.offset.reset=error"
+	log "with auto.offset.reset=error: $(curl -sS "$url/healthz")"
 	stop_processor p1 TERM
 	log PASS
 	exit 0
