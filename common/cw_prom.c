@@ -14,9 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#ifndef CW_VERSION
-#define CW_VERSION "unknown"
-#endif
+#include "cw_version.h"
 
 const char *cw_version(void)
 {

@@ -5,6 +5,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,9 +22,10 @@ const struct cw_opt options_table[] = {
 	 "Topic to produce the cart events to", false},
 	{"users", 'u', CW_OPT_INT, OPT(users), "10000", "N",
 	 "Number of simulated shoppers", false},
-	{"rate", 'r', CW_OPT_DOUBLE, OPT(rate), "1000", "EVENTS/S",
+	{"rate", 'r', CW_OPT_DOUBLE, OPT(rate), NULL, "EVENTS/S",
 	 "Cap on events sent per wall-clock second; 0 sends as fast as "
-	 "possible, ignoring --time-scale",
+	 "possible, ignoring --time-scale [default: 1000 when simulating, "
+	 "0 with --stdin-json]",
 	 false},
 	{"events", 'n', CW_OPT_INT, OPT(events), "0", "N",
 	 "Stop after N events (0: no limit)", false},
@@ -88,6 +90,9 @@ int options_parse(struct options *o, int argc, char **argv)
 	char errstr[512];
 	int r;
 
+	/* --rate has no table default: unset stays NaN (no value parses to
+	 * NaN), then takes the default of the source. */
+	o->rate = NAN;
 	r = cw_config_parse(
 		options_table, options_table_size, o, PROG,
 		"Simulate Prime-Day shoppers (or read JSON lines) and "
@@ -97,6 +102,8 @@ int options_parse(struct options *o, int argc, char **argv)
 		return r;
 	if (r < 0)
 		return usage_error("%s", errstr);
+	if (isnan(o->rate))
+		o->rate = o->stdin_json ? 0 : 1000; /* a feed is not paced */
 	if (o->users < 1 || o->users > 50000000)
 		return usage_error("--users must be 1..50000000");
 	if (o->rate < 0)
