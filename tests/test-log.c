@@ -5,7 +5,8 @@
  * spaces and '=', control bytes, bytes that are not UTF-8, a value longer
  * than a record), every call writes exactly one line, and that line parses
  * back — as logfmt with an independent decoder here, as JSON with jansson —
- * into the very values the caller passed.
+ * into the very values the caller passed. Random bytes in a value and the
+ * message never split or break a record either.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -426,6 +427,51 @@ static void test_long_value(void)
 	free(v);
 }
 
+/* Random bytes (fixed seed) in a value: always one line a record, and it
+ * always parses, in both formats. */
+static void test_random_bytes(void)
+{
+	enum { RECORDS = 500 };
+	char *out, **lines = calloc(RECORDS + 1, sizeof(*lines));
+	struct kv *kv = calloc(8, sizeof(*kv));
+	unsigned seed = 12345;
+	size_t n;
+
+	REQUIRE(lines && kv);
+	capture_begin();
+	for (int i = 0; i < RECORDS; i++) {
+		char v[300];
+		size_t len = (size_t)(rand_r(&seed) % (sizeof(v) - 1));
+
+		for (size_t j = 0; j < len; j++)
+			v[j] = (char)(rand_r(&seed) % 255 + 1);
+		v[len] = '\0';
+		cw_log_set_format(i % 2 ? CW_LOG_JSON : CW_LOG_LOGFMT);
+		cw_warn(v, "k=%s n=%d", v, i);
+	}
+	cw_log_set_format(CW_LOG_LOGFMT);
+	out = capture_end();
+	n = split_lines(out, lines, RECORDS + 1);
+	CHECK_INT_EQ(n, RECORDS);
+	for (size_t i = 0; i < n; i++) {
+		if (i % 2) {
+			json_t *o = json_loads(lines[i], 0, NULL);
+
+			CHECK(o && json_integer_value(json_object_get(
+					   o, "n")) == (json_int_t)i);
+			json_decref(o);
+		} else {
+			int m = parse_logfmt(lines[i], kv, 8);
+			const char *num = m == 5 ? kv_get(kv, m, "n") : NULL;
+
+			CHECK(num && strtol(num, NULL, 10) == (long)i);
+		}
+	}
+	free(out);
+	free(lines);
+	free(kv);
+}
+
 static void test_options(void)
 {
 	enum cw_log_format f = CW_LOG_LOGFMT;
@@ -456,6 +502,7 @@ int main(int argc, char **argv)
 		{"json_round_trip", test_json_round_trip},
 		{"bad_bytes", test_bad_bytes},
 		{"long_value", test_long_value},
+		{"random_bytes", test_random_bytes},
 		{"options", test_options},
 	};
 	return harness_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
