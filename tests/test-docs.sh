@@ -21,8 +21,11 @@ for prog in processor/cartwatch-processor producer/cartwatch-producer devbroker/
 		fail=1
 	fi
 	n=0
+	# Captured once: `--help | grep -q` would let grep's early exit kill
+	# the writer with SIGPIPE, a failure under pipefail.
+	help=$("$build/$prog" --help)
 	while read -r opt; do
-		"$build/$prog" --help | grep -q -- "$opt" || { echo "$prog: $opt missing from --help" >&2; fail=1; }
+		grep -q -- "$opt" <<<"$help" || { echo "$prog: $opt missing from --help" >&2; fail=1; }
 		n=$((n + 1))
 	done < <(echo "$want" | grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
 	[ $n -ge 3 ] || { echo "$prog: only $n options found; the check is broken" >&2; fail=1; }
