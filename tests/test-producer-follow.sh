@@ -4,7 +4,8 @@
 # --stdin-json` delivers each line while the input stays open: a line
 # written into the producer's stdin is on the topic (read back with kcat)
 # within 2 s, long before the next line or the end of the input; and
-# --stdin-json is not paced at the simulator's 1,000 events/s by default.
+# --stdin-json is not paced at the simulator's 1,000 events/s by default;
+# SIGTERM while it waits for input stops it cleanly.
 # Runs under run-with-servers (CARTWATCH_BOOTSTRAP_SERVERS).
 set -uo pipefail
 
@@ -66,5 +67,23 @@ fi
 n=$(kcat -C -b "$bootstrap" -t cart-events -o beginning -e -q -f '%k\n' 2>/dev/null | grep -c '^follow-')
 kill $kpid 2>/dev/null; kpid=
 [ "$n" = 2 ] && pass "two events on the topic, once each" || fail "$n events on the topic, want 2"
+
+# SIGTERM while it waits for input that never comes: it stops at once.
+${CARTWATCH_TEST_WRAPPER:-} "$producer" -b "$bootstrap" --stdin-json --topic cart-events \
+	<"$work/in" 2>"$work/producer2.log" &
+pid=$!
+exec 3>"$work/in"
+for _ in $(seq 1 $((100 * slow))); do grep -q producing "$work/producer2.log" && break; sleep 0.1; done
+kill -TERM $pid
+status=
+for _ in $(seq 1 $((40 * slow))); do kill -0 $pid 2>/dev/null || { wait $pid; status=$?; break; }; sleep 0.05; done
+exec 3>&-
+if [ "$status" = 0 ]; then
+	pass "SIGTERM while waiting for input: exit 0 within $((2 * slow)) s"
+else
+	fail "SIGTERM while waiting for input: ${status:-still running after $((2 * slow)) s}"
+	cat "$work/producer2.log"
+fi
+[ -n "$status" ] && pid=
 [ $fails = 0 ] || cat "$work/producer.log"
 exit $((fails > 0))
