@@ -11,8 +11,8 @@
 # processor/metrics.c). Also: the dashboard uses the provisioned Prometheus
 # datasource, the Prometheus service mounts this configuration and scrapes
 # the processor's service name on its CARTWATCH_METRICS_ADDR port.
-# promtool comes with Debian's prometheus package; without it the PromQL
-# is not parsed, and the test says so on its output.
+# promtool comes with Debian's prometheus package (scripts/bootstrap
+# installs it); without it the test fails.
 set -euo pipefail
 src=${CARTWATCH_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 proc=${CARTWATCH_PROCESSOR:?run through meson test}
@@ -22,17 +22,15 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/test-prometheus.XXXXXX")
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
 
-if command -v promtool >/dev/null; then
-	promtool check config "$src/docker/prometheus/prometheus.yml" >/dev/null ||
-		fail "promtool check config rejects docker/prometheus/prometheus.yml"
-	promtool check rules "$src"/docker/prometheus/rules/*.yml >/dev/null ||
-		fail "promtool check rules rejects docker/prometheus/rules/"
-	(cd "$here/prometheus" && promtool test rules ./*.test.yml) ||
-		fail "the alert rules' unit tests (tests/prometheus/) fail"
-	echo "ok   promtool: config, rules and the rules' unit tests"
-else
-	echo "NOTE promtool not installed (Debian package prometheus): PromQL not parsed, rule unit tests not run"
-fi
+command -v promtool >/dev/null ||
+	fail "promtool not installed (Debian package prometheus; run scripts/bootstrap)"
+promtool check config "$src/docker/prometheus/prometheus.yml" >/dev/null ||
+	fail "promtool check config rejects docker/prometheus/prometheus.yml"
+promtool check rules "$src"/docker/prometheus/rules/*.yml >/dev/null ||
+	fail "promtool check rules rejects docker/prometheus/rules/"
+(cd "$here/prometheus" && promtool test rules ./*.test.yml) ||
+	fail "the alert rules' unit tests (tests/prometheus/) fail"
+echo "ok   promtool: config, rules and the rules' unit tests"
 
 # What a processor serves: PostgreSQL unreachable, so it runs, serves
 # /metrics and never gets partitions.
