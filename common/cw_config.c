@@ -72,7 +72,13 @@ const char *cw_duration_format(int64_t ms, char *buf, size_t size)
 
 const char *cw_opt_env_name(const struct cw_opt *opt, char *buf, size_t size)
 {
-	size_t n = (size_t)snprintf(buf, size, "CARTWATCH_");
+	size_t n;
+
+	if (opt->env) {
+		snprintf(buf, size, "%s", opt->env);
+		return buf;
+	}
+	n = (size_t)snprintf(buf, size, "CARTWATCH_");
 	for (const char *p = opt->name; *p && n + 1 < size; p++)
 		buf[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
 	buf[n < size ? n : size - 1] = '\0';

@@ -44,6 +44,8 @@ struct cw_opt {
 	const char *metavar; /* shown in --help, e.g. "HOST:PORT" */
 	const char *help;    /* one sentence */
 	bool no_env;	     /* true: no CARTWATCH_* variable */
+	const char *env;     /* its variable when not CARTWATCH_<NAME>
+			      * (two binaries, one option name) */
 };
 
 /* Returned by cw_config_parse() when an option that only prints was given

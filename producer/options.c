@@ -42,7 +42,7 @@ const struct cw_opt options_table[] = {
 	{"time-scale", 0, CW_OPT_DOUBLE, OPT(time_scale), "60", "X",
 	 "Simulated seconds per wall-clock second (60: a Prime-Day hour "
 	 "per minute)",
-	 false},
+	 false, "CARTWATCH_PRODUCER_TIME_SCALE"},
 	{"kafka-property", 'X', CW_OPT_KV, OPT(properties), NULL, "KEY=VALUE",
 	 "Set any librdkafka property (repeatable; wins over the built-in "
 	 "throughput defaults)",
