@@ -64,6 +64,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cw_log_set_level(o.log_level_value);
+	cw_log_set_format(o.log_format_value);
 
 	cat = catalog_new(errstr, sizeof(errstr));
 	sum = cat ? summary_new(cat) : NULL;

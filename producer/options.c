@@ -68,6 +68,8 @@ const struct cw_opt options_table[] = {
 	 "DURATION", "How long to wait for the broker before giving up", false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
+	{"log-format", 0, CW_OPT_STRING, OPT(log_format), "logfmt", "FORMAT",
+	 "logfmt (key=value lines) or json (one object a line)", false},
 };
 const size_t options_table_size =
 	sizeof(options_table) / sizeof(options_table[0]);
@@ -128,6 +130,8 @@ int options_parse(struct options *o, int argc, char **argv)
 	if (cw_log_parse_level(o->log_level, &o->log_level_value) < 0)
 		return usage_error("--log-level must be debug, info, warn or "
 				   "error");
+	if (cw_log_parse_format(o->log_format, &o->log_format_value) < 0)
+		return usage_error("--log-format must be logfmt or json");
 	if (!o->start_time)
 		/* As fast as possible is a backfill: the simulated span ends
 		 * now, so that no event is stamped in the future (processors
