@@ -4,6 +4,7 @@
  * cw_http.h.
  */
 #include "cw_http.h"
+#include "cw_time.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,13 +30,6 @@
  * at net.core.somaxconn. */
 #define LISTEN_BACKLOG	    1024
 #define MHD_LOG_INTERVAL_MS 1000 /* at most one MHD log line a second */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Split "HOST:PORT" / "[V6]:PORT" into @host (empty: every address) and
  * @port. Returns 0 or -EINVAL with the reason in @errstr. */
@@ -195,7 +189,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	static _Atomic int64_t last_ms = INT64_MIN / 2;
 	static atomic_uint_fast64_t suppressed;
-	int64_t now = mono_ms(), prev = atomic_load(&last_ms);
+	int64_t now = cw_mono_ms(), prev = atomic_load(&last_ms);
 	uint64_t skipped;
 	char buf[256];
 	size_t n;

@@ -6,6 +6,7 @@
  * under m->lock; everything else in this file runs on one side only.
  */
 #include "metrics.h"
+#include "cw_time.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -32,13 +33,6 @@ static const double flush_bounds[METRICS_FLUSH_BUCKETS] = METRICS_FLUSH_BOUNDS;
 
 static const char *const event_type_label[METRICS_EVENT_TYPES] = {
 	"cart_add", "cart_remove", "checkout_complete"};
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the exposition text ------------------------------------------------ */
 
@@ -264,7 +258,7 @@ static void on_metrics(void *opaque, struct cw_text *t)
 	pthread_mutex_lock(&m->lock);
 	*s = m->snap;
 	if (m->published)
-		age_s = (double)(mono_ms() - m->published_ms) / 1000.0;
+		age_s = (double)(cw_mono_ms() - m->published_ms) / 1000.0;
 	pthread_mutex_unlock(&m->lock);
 	render_metrics(t, s, age_s);
 	free(s);
@@ -285,7 +279,7 @@ static enum cw_health on_health(void *opaque, char *reason, size_t size)
 	consuming = m->snap.consuming;
 	pg_ok = m->snap.pg_ok;
 	memcpy(why, m->snap.health_reason, sizeof(why));
-	age_ms = mono_ms() - m->published_ms;
+	age_ms = cw_mono_ms() - m->published_ms;
 	stale_ms = m->stale_ms;
 	pthread_mutex_unlock(&m->lock);
 
@@ -360,7 +354,7 @@ void metrics_publish(struct metrics *m, const struct metrics_snapshot *snap)
 	m->snap = *snap;
 	m->snap.health_reason[sizeof(m->snap.health_reason) - 1] = '\0';
 	m->published = true;
-	m->published_ms = mono_ms();
+	m->published_ms = cw_mono_ms();
 	pthread_mutex_unlock(&m->lock);
 }
 

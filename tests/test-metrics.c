@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "cw_time.h"
 #include "metrics.h"
 
 /* ---- an HTTP client: the curl CLI --------------------------------------- */
@@ -755,13 +756,6 @@ struct flood {
 	atomic_int reconnects;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A non-blocking connection from 127.0.0.2 (another loopback address than
  * the prober's) to 127.0.0.1:@port, or -1. */
 static int flood_connect(int port)
@@ -854,14 +848,14 @@ static void test_healthz_under_flood(void)
 	atomic_store(&f.stop, false);
 	REQUIRE(pthread_create(&th, NULL, flooder, &f) == 0);
 	sleep_ms(500); /* every attacking socket is connected */
-	until = now_ms() + FLOOD_PROBE_MS;
-	while (now_ms() < until) {
+	until = cw_mono_ms() + FLOOD_PROBE_MS;
+	while (cw_mono_ms() < until) {
 		struct reply r;
-		int64_t t0 = now_ms(), dt;
+		int64_t t0 = cw_mono_ms(), dt;
 		int rc = fetch("GET", "127.0.0.1", metrics_port(m), "/healthz",
 			       &r);
 
-		dt = now_ms() - t0;
+		dt = cw_mono_ms() - t0;
 		probes++;
 		if (dt > worst)
 			worst = dt;
