@@ -24,6 +24,7 @@
 #include "intern.h"
 #include "flusher.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "pack.h"
 #include "partition.h"
 #include "pg_sink.h"
@@ -76,21 +77,10 @@ struct daemon {
 	walltime_t take_deadline;
 	walltime_t next_kafka_probe;
 
-	/* Outbox chunks whose every record the broker acknowledged, to
-	 * delete from PostgreSQL. */
-	struct outbox_ref **acked;
-	size_t n_acked, cap_acked;
-
-	/* Records whose production failed, produced again by
-	 * produce_retry() until the broker acknowledges them. */
-	struct produce_retry *retry;
-	size_t n_retry, cap_retry;
-	walltime_t next_retry;
-	/* Per partition id: its dead letters not yet acknowledged. While
-	 * one is, the partition's batch is not sealed, so its offset is
-	 * not committed (flush_submit()). */
-	uint32_t *dlq_unacked;
-	int32_t n_dlq_unacked;
+	/* Abandonments and dead letters on their way to the broker. A
+	 * partition with a dead letter not yet acknowledged is not sealed,
+	 * so its offset is not committed (flush_submit()). */
+	struct outbox *outbox;
 
 	struct daemon_counters c;
 	uint64_t messages_at_last_stats;
@@ -233,11 +223,11 @@ static void publish_metrics(struct daemon *d)
 	else if (d->n_quarantined)
 		snprintf(s->health_reason, sizeof(s->health_reason), "%s",
 			 d->quarantine_reason);
-	else if (d->paused && d->n_retry)
+	else if (d->paused && outbox_waiting(d->outbox))
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "paused: %zu records wait to be produced again (Kafka "
 			 "refused them)",
-			 d->n_retry);
+			 outbox_waiting(d->outbox));
 	else if (d->paused)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "paused: too many records wait for PostgreSQL");
@@ -359,420 +349,14 @@ static void probe_kafka(struct daemon *d, walltime_t now)
 	cw_info("Kafka reachable again", NULL);
 }
 
-/* One outbox chunk (all the abandonments of one partition in one flush)
- * being published. Its row is deleted once the broker acknowledged every
- * record in it; a record whose delivery failed is produced again (see
- * produce_retry()). Only when the processor exits first does the chunk
- * stay, to be published again by the partition's next owner (consumers
- * de-duplicate by abandonment id). */
-enum produced_kind { PRODUCED_ABANDONMENT, PRODUCED_DEAD_LETTER };
-
-struct outbox_ref {
-	enum produced_kind kind; /* first: tells the opaques apart */
-	uint32_t pending;	 /* records in flight, +1 while producing */
-	bool failed;
-	char id[BATCH_UUID_LEN + 1]; /* cw_outbox_chunks.chunk_id */
-};
-
-/* A dead letter being produced (its message opaque): the partition whose
- * offset waits for the broker's acknowledgement. */
-struct dlq_ref {
-	enum produced_kind kind; /* PRODUCED_DEAD_LETTER */
-	int32_t partition;
-};
-
-/* A record whose production failed, kept (copied) to produce again. */
-struct produce_retry {
-	const char *topic; /* one of the configuration's */
-	void *key, *value;
-	size_t key_len, len;
-	rd_kafka_headers_t *headers; /* owned; NULL: none */
-	void *opaque;		     /* its outbox_ref or dlq_ref */
-};
-
-static struct outbox_ref *outbox_ref_new(const char *chunk_id)
-{
-	struct outbox_ref *ref = calloc(1, sizeof(*ref));
-
-	if (ref) {
-		ref->kind = PRODUCED_ABANDONMENT;
-		ref->pending = 1;
-		snprintf(ref->id, sizeof(ref->id), "%s", chunk_id);
-	}
-	return ref;
-}
-
-/* Drop one hold on @ref; the last one queues the chunk for deletion (or
- * frees it when a record failed: the row stays). */
-static void outbox_ref_put(struct daemon *d, struct outbox_ref *ref)
-{
-	if (--ref->pending)
-		return;
-	if (!ref->failed) {
-		if (d->n_acked == d->cap_acked) {
-			size_t n = d->cap_acked ? d->cap_acked * 2 : 64;
-			struct outbox_ref **a =
-				realloc(d->acked, n * sizeof(*a));
-			if (!a) {
-				free(ref); /* deleted after a restart instead */
-				return;
-			}
-			d->acked = a;
-			d->cap_acked = n;
-		}
-		d->acked[d->n_acked++] = ref;
-		return;
-	}
-	free(ref);
-}
-
-/* The count of unacknowledged dead letters of partition @id, grown on
- * demand. NULL without memory. Poll thread. */
-static uint32_t *dlq_unacked_slot(struct daemon *d, int32_t id)
-{
-	if (id < 0)
-		return NULL;
-	if (id >= d->n_dlq_unacked) {
-		uint32_t *v =
-			realloc(d->dlq_unacked, (size_t)(id + 1) * sizeof(*v));
-		if (!v)
-			return NULL;
-		memset(v + d->n_dlq_unacked, 0,
-		       (size_t)(id + 1 - d->n_dlq_unacked) * sizeof(*v));
-		d->dlq_unacked = v;
-		d->n_dlq_unacked = id + 1;
-	}
-	return &d->dlq_unacked[id];
-}
-
-static bool dlq_pending(const struct daemon *d, int32_t id)
-{
-	return id < d->n_dlq_unacked && d->dlq_unacked[id];
-}
-
-/* The dead letter of @ref is acknowledged (or given up at exit). */
-static void dlq_ref_done(struct daemon *d, struct dlq_ref *ref)
-{
-	uint32_t *n = dlq_unacked_slot(d, ref->partition);
-
-	if (n && *n)
-		(*n)--;
-	free(ref);
-}
-
-/* Keep a copy of a record whose production failed, to produce it again
- * (produce_retry()). Takes ownership of @headers in every case. Returns 0
- * or -ENOMEM. */
-static int retry_add(struct daemon *d, const char *topic, const void *key,
-		     size_t key_len, const void *value, size_t len,
-		     rd_kafka_headers_t *headers, void *opaque)
-{
-	struct produce_retry *pr;
-
-	if (d->n_retry == d->cap_retry) {
-		size_t n = d->cap_retry ? d->cap_retry * 2 : 16;
-		pr = realloc(d->retry, n * sizeof(*pr));
-		if (!pr)
-			goto nomem;
-		d->retry = pr;
-		d->cap_retry = n;
-	}
-	pr = &d->retry[d->n_retry];
-	*pr = (struct produce_retry){.topic = topic,
-				     .key_len = key_len,
-				     .len = len,
-				     .headers = headers,
-				     .opaque = opaque};
-	if ((key_len && !(pr->key = malloc(key_len))) ||
-	    (len && !(pr->value = malloc(len)))) {
-		free(pr->key);
-		goto nomem;
-	}
-	if (key_len)
-		memcpy(pr->key, key, key_len);
-	if (len)
-		memcpy(pr->value, value, len);
-	d->n_retry++;
-	return 0;
-nomem:
-	if (headers)
-		rd_kafka_headers_destroy(headers);
-	return -ENOMEM;
-}
-
-/* A record that will not be produced again (exit, or no memory to keep
- * it): an abandonment's chunk stays in the outbox for the partition's next
- * owner; a dead letter's partition offset was not committed past it
- * while it was pending, so the record is read again after a restart. */
-static void produced_abandon(struct daemon *d, void *opaque)
-{
-	struct outbox_ref *ref = opaque;
-
-	if (ref->kind == PRODUCED_DEAD_LETTER) {
-		dlq_ref_done(d, opaque);
-		return;
-	}
-	ref->failed = true;
-	outbox_ref_put(d, ref);
-}
-
-/* Delivery report of an abandonment (opaque: its outbox_ref) or a dead
- * letter (opaque: its dlq_ref). A failed delivery is produced again from
- * the report's copy (payload, key and headers) by produce_retry(), so no
- * offset or outbox row moves past what the broker acknowledged. Runs in
- * rd_kafka_poll() on the loop thread. */
+/* The producer's delivery reports (rd_kafka_poll(), poll thread). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			void *opaque)
 {
 	struct daemon *d = opaque;
-	struct outbox_ref *ref = m->_private;
-	bool dlq = ref && ref->kind == PRODUCED_DEAD_LETTER;
-	rd_kafka_headers_t *hdrs = NULL;
 
 	(void)rk;
-	if (!ref)
-		return; /* not ours to track */
-	if (!m->err) {
-		if (dlq) {
-			dlq_ref_done(d, m->_private);
-			return;
-		}
-		d->c.abandonments_published++;
-		outbox_ref_put(d, ref);
-		return;
-	}
-	if (dlq)
-		d->c.dlq_failures++;
-	else
-		d->c.publish_failures++;
-	if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
-	    m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-		produced_abandon(d, m->_private); /* exiting */
-		return;
-	}
-	if (!rd_kafka_message_headers(m, &hdrs))
-		hdrs = rd_kafka_headers_copy(hdrs);
-	else
-		hdrs = NULL;
-	/* The configuration's topic name: it outlives the message's. */
-	if (retry_add(d, dlq ? d->cfg->dlq_topic : d->cfg->abandonment_topic,
-		      m->key, m->key_len, m->payload, m->len, hdrs,
-		      m->_private) < 0) {
-		produced_abandon(d, m->_private);
-		if (dlq)
-			d->fatal = -ENOMEM; /* exit: read again after restart */
-		return;
-	}
-	/* Rate-limited: a broker refusing everything fails each record. */
-	if (d->n_retry <= 10 || d->n_retry % 1000 == 0)
-		cw_error(dlq ? "dead letter not delivered, producing it again"
-			     : "abandonment not published, producing it "
-			       "again",
-			 "error=\"%s\" waiting=%zu", rd_kafka_err2str(m->err),
-			 d->n_retry);
-}
-
-/* Produce again the records whose production failed, at most once a
- * second; those refused again stay for the next round. Poll thread. */
-static void produce_retry(struct daemon *d, walltime_t now)
-{
-	size_t kept = 0;
-	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-
-	if (!d->n_retry || now < d->next_retry)
-		return;
-	d->next_retry = now + 1000;
-	for (size_t i = 0; i < d->n_retry; i++) {
-		struct produce_retry *pr = &d->retry[i];
-		/* librdkafka owns the headers once producev() succeeds. */
-		rd_kafka_headers_t *hdrs =
-			pr->headers ? rd_kafka_headers_copy(pr->headers) : NULL;
-
-		if (!err)
-			err = rd_kafka_producev(
-				d->producer, RD_KAFKA_V_TOPIC(pr->topic),
-				RD_KAFKA_V_KEY(pr->key, pr->key_len),
-				RD_KAFKA_V_VALUE(pr->value, pr->len),
-				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-				RD_KAFKA_V_HEADERS(hdrs),
-				RD_KAFKA_V_OPAQUE(pr->opaque), RD_KAFKA_V_END);
-		if (err) {
-			/* Keep it and the rest, in order, for later. */
-			if (hdrs)
-				rd_kafka_headers_destroy(hdrs);
-			d->retry[kept++] = *pr;
-			continue;
-		}
-		free(pr->key);
-		free(pr->value);
-		if (pr->headers)
-			rd_kafka_headers_destroy(pr->headers);
-	}
-	if (err)
-		cw_warn("records still not produced, retrying",
-			"error=\"%s\" waiting=%zu", rd_kafka_err2str(err),
-			kept);
-	d->n_retry = kept;
-}
-
-/* Give up every record waiting to be produced again (exit). */
-static void produce_retry_clear(struct daemon *d)
-{
-	for (size_t i = 0; i < d->n_retry; i++) {
-		free(d->retry[i].key);
-		free(d->retry[i].value);
-		if (d->retry[i].headers)
-			rd_kafka_headers_destroy(d->retry[i].headers);
-		produced_abandon(d, d->retry[i].opaque);
-	}
-	d->n_retry = 0;
-	free(d->retry);
-	d->retry = NULL;
-}
-
-/* Wait up to @timeout_ms for the broker to acknowledge every dead letter
- * in flight, so that their partitions can commit (revocation, shutdown).
- * Poll thread. */
-static void dlq_settle(struct daemon *d, int64_t timeout_ms)
-{
-	walltime_t end = cw_mono_ms() + timeout_ms;
-
-	for (;;) {
-		bool pending = false;
-		for (int32_t i = 0; i < d->n_dlq_unacked && !pending; i++)
-			pending = d->dlq_unacked[i] != 0;
-		if (!pending || cw_mono_ms() >= end)
-			return;
-		produce_retry(d, cw_mono_ms());
-		rd_kafka_poll(d->producer, 50);
-	}
-}
-
-/* Produce one abandonment record of the outbox chunk @ref (whose row is
- * deleted once the broker acknowledged all its records). */
-static void publish_abandonment(struct daemon *d, struct outbox_ref *ref,
-				const char *user_id, size_t user_id_len,
-				const uint8_t *avro, size_t len)
-{
-	rd_kafka_resp_err_t err;
-
-	ref->pending++;
-	for (;;) {
-		err = rd_kafka_producev(
-			d->producer,
-			RD_KAFKA_V_TOPIC(d->cfg->abandonment_topic),
-			RD_KAFKA_V_KEY(user_id, user_id_len),
-			RD_KAFKA_V_VALUE((void *)avro, len),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_OPAQUE(ref), RD_KAFKA_V_END);
-		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			break;
-		rd_kafka_poll(d->producer, 100);
-	}
-	if (err) {
-		d->c.publish_failures++;
-		cw_warn("abandonment not published, producing it again",
-			"outbox_chunk=%s error=\"%s\"", ref->id,
-			rd_kafka_err2str(err));
-		if (retry_add(d, d->cfg->abandonment_topic, user_id,
-			      user_id_len, avro, len, NULL, ref) < 0)
-			produced_abandon(d, ref); /* stays in the outbox */
-	}
-}
-
-/* A dead letter of @partition about to be produced: its partition will
- * not commit until the broker acknowledges it. NULL without memory. */
-static struct dlq_ref *dlq_ref_new(struct daemon *d, int32_t partition)
-{
-	uint32_t *n = dlq_unacked_slot(d, partition);
-	struct dlq_ref *ref = n ? malloc(sizeof(*ref)) : NULL;
-
-	if (ref) {
-		ref->kind = PRODUCED_DEAD_LETTER;
-		ref->partition = partition;
-		(*n)++;
-	}
-	return ref;
-}
-
-/* The headers of a dead letter of @m: the reason, its origin (@part and
- * @off as text) and @extra (NULL or name/value pairs ending with a NULL
- * name). The caller owns them. */
-static rd_kafka_headers_t *dlq_headers(const rd_kafka_message_t *m,
-				       const char *why, const char *part,
-				       const char *off,
-				       const char *const *extra)
-{
-	rd_kafka_headers_t *h = rd_kafka_headers_new(8);
-
-	rd_kafka_header_add(h, "cartwatch.error", -1, why, -1);
-	rd_kafka_header_add(h, "cartwatch.source.topic", -1,
-			    rd_kafka_topic_name(m->rkt), -1);
-	rd_kafka_header_add(h, "cartwatch.source.partition", -1, part, -1);
-	rd_kafka_header_add(h, "cartwatch.source.offset", -1, off, -1);
-	for (size_t i = 0; extra && extra[i]; i += 2)
-		rd_kafka_header_add(h, extra[i], -1, extra[i + 1], -1);
-	return h;
-}
-
-/* A dead letter producev refused: keep it (payload and headers @h, which
- * this takes) to produce again each second until acknowledged. */
-static void dlq_keep(struct daemon *d, const rd_kafka_message_t *m,
-		     rd_kafka_headers_t *h, struct dlq_ref *ref)
-{
-	if (retry_add(d, d->cfg->dlq_topic, m->key, m->key_len, m->payload,
-		      m->len, h, ref) < 0) {
-		dlq_ref_done(d, ref);
-		d->fatal = -ENOMEM; /* exit before its offset is committed */
-	}
-}
-
-/* Send a record that could not be processed to the dead-letter topic with
- * its origin and the reason in headers, plus @extra: NULL or name/value
- * pairs ending with a NULL name. Its partition does not commit past it
- * until the broker acknowledged it (dlq_unacked). */
-static void dead_letter(struct daemon *d, const rd_kafka_message_t *m,
-			const char *why, const char *const *extra)
-{
-	char part[16], off[32];
-	rd_kafka_resp_err_t err;
-	rd_kafka_headers_t *hdrs;
-	struct dlq_ref *ref = dlq_ref_new(d, m->partition);
-
-	snprintf(part, sizeof(part), "%" PRId32, m->partition);
-	snprintf(off, sizeof(off), "%" PRId64, m->offset);
-	d->c.dlq_records++;
-	if (!ref) {
-		d->fatal = -ENOMEM; /* exit before its offset is committed */
-		return;
-	}
-	for (;;) {
-		hdrs = dlq_headers(m, why, part, off, extra);
-		/* On success the message owns the headers. */
-		err = rd_kafka_producev(
-			d->producer, RD_KAFKA_V_TOPIC(d->cfg->dlq_topic),
-			RD_KAFKA_V_KEY(m->key, m->key_len),
-			RD_KAFKA_V_VALUE(m->payload, m->len),
-			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(ref),
-			RD_KAFKA_V_END);
-		if (err)
-			rd_kafka_headers_destroy(hdrs);
-		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			break;
-		rd_kafka_poll(d->producer, 100);
-	}
-	if (err) {
-		d->c.dlq_failures++;
-		cw_error("dead letter not produced, producing it again",
-			 "error=\"%s\"", rd_kafka_err2str(err));
-		dlq_keep(d, m, dlq_headers(m, why, part, off, extra), ref);
-	}
-	/* Rate-limit the log: the first few, then every 1000th. */
-	if (d->c.dlq_records <= 10 || d->c.dlq_records % 1000 == 0)
-		cw_warn("record sent to the dead-letter topic",
-			"partition=%s offset=%s reason=\"%s\" total=%" PRIu64,
-			part, off, why, d->c.dlq_records);
+	outbox_on_delivery(d->outbox, m);
 }
 
 /* ---- partitions: assignment, restore, fencing ------------------------- */
@@ -807,7 +391,7 @@ static int outbox_cb(void *opaque, const char *chunk_id, const uint8_t *chunk,
 {
 	struct restore_ctx *rc = opaque;
 	struct pack_reader pr = pack_reader_init(chunk, len);
-	struct outbox_ref *ref = outbox_ref_new(chunk_id);
+	struct outbox_ref *ref = outbox_chunk_new(chunk_id);
 	const uint8_t *key, *val;
 	size_t klen, vlen;
 	int r;
@@ -815,15 +399,15 @@ static int outbox_cb(void *opaque, const char *chunk_id, const uint8_t *chunk,
 	if (!ref)
 		return -ENOMEM;
 	while ((r = pack_next(&pr, &key, &klen, &val, &vlen)) > 0 && val)
-		publish_abandonment(rc->d, ref, (const char *)key, klen, val,
-				    vlen);
+		outbox_publish(rc->d->outbox, ref, (const char *)key, klen, val,
+			       vlen);
 	if (r != 0) {
 		/* Not ours to fix: leave the row, say which one. */
-		ref->failed = true;
+		outbox_chunk_unreadable(ref);
 		cw_error("unreadable outbox chunk, left in place",
 			 "partition=%d outbox_chunk=%s", rc->pt->id, chunk_id);
 	}
-	outbox_ref_put(rc->d, ref);
+	outbox_chunk_done(rc->d->outbox, ref);
 	return 0;
 }
 
@@ -1037,7 +621,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		 * the flush fails, uncommitted work is simply redone there.
 		 * Dead letters in flight get a moment to be acknowledged
 		 * first, or their partitions do not commit past them. */
-		dlq_settle(d, 5000);
+		outbox_settle(d->outbox, 5000);
 		if (flush(d, true) < 0)
 			cw_warn("final flush before revocation failed; the "
 				"next owner redoes the uncommitted part",
@@ -1120,7 +704,7 @@ static void refuse(struct daemon *d, struct partition *pt,
 		   const char *why, const char *const *extra)
 {
 	(*counter)++;
-	dead_letter(d, m, why, extra);
+	outbox_dead_letter(d->outbox, m, why, extra);
 	pt->next_offset = m->offset + 1;
 }
 
@@ -1376,7 +960,7 @@ static void after_commit(struct daemon *d, int fk)
 		struct batch *b = pt->sealed;
 		struct outbox_ref *ref =
 			b->abandonments.n
-				? outbox_ref_new(
+				? outbox_chunk_new(
 					  b->abandonments.v[0].abandonment_id)
 				: NULL;
 		/* Without memory for the ref the chunk stays in the outbox
@@ -1385,12 +969,12 @@ static void after_commit(struct daemon *d, int fk)
 			const struct batch_abandonment *a =
 				&b->abandonments.v[k];
 			if (a->avro)
-				publish_abandonment(d, ref, a->user_id,
-						    strlen(a->user_id), a->avro,
-						    a->avro_len);
+				outbox_publish(d->outbox, ref, a->user_id,
+					       strlen(a->user_id), a->avro,
+					       a->avro_len);
 		}
 		if (ref)
-			outbox_ref_put(d, ref);
+			outbox_chunk_done(d->outbox, ref);
 		if (b->next_offset >= 0)
 			rd_kafka_topic_partition_list_add(offsets,
 							  d->cfg->topic, i)
@@ -1414,20 +998,15 @@ static int flush_submit(struct daemon *d, int fk)
 
 	if (flusher_busy(d->flushers[fk]))
 		return 0;
-	if (d->n_acked) {
-		const char **ids = malloc(d->n_acked * sizeof(*ids));
-		for (size_t i = 0; ids && i < d->n_acked; i++)
-			ids[i] = d->acked[i]->id;
-		r = ids ? pg_sink_outbox_delete(d->sink, ids, d->n_acked)
-			: -ENOMEM;
+	const char **ids;
+	size_t n_ids = outbox_acked(d->outbox, &ids);
+	if (n_ids) {
+		r = pg_sink_outbox_delete(d->sink, ids, n_ids);
 		free(ids);
-		if (r == 0) {
-			for (size_t i = 0; i < d->n_acked; i++)
-				free(d->acked[i]);
-			d->n_acked = 0;
-		} else {
+		if (r == 0)
+			outbox_acked_clear(d->outbox);
+		else
 			pg_failed(d);
-		}
 	}
 	if ((size_t)d->n_parts > d->cap_flush_batches[fk]) {
 		struct batch **b = realloc(d->flush_batches[fk],
@@ -1446,7 +1025,7 @@ static int flush_submit(struct daemon *d, int fk)
 		/* Not past a dead letter the broker has not acknowledged:
 		 * sealed at a later round (a batch sealed before it was
 		 * produced is retried as it is). */
-		if (!pt->sealed && dlq_pending(d, i))
+		if (!pt->sealed && outbox_dlq_pending(d->outbox, i))
 			continue;
 		if ((r = partition_prepare_flush(pt)) < 0)
 			return r;
@@ -1664,7 +1243,7 @@ static int housekeeping(struct daemon *d, walltime_t now)
 	if (d->fatal)
 		return d->fatal;
 	probe_kafka(d, now);
-	produce_retry(d, now);
+	outbox_retry(d->outbox, now);
 	/* Idle watermarks hold while Kafka is unreachable and while
 	 * consumption is paused (PostgreSQL or memory): the partitions are
 	 * silent because we do not read them, not because shoppers left. */
@@ -1769,7 +1348,7 @@ int daemon_run(struct daemon *d)
 	/* Drain: flush (a few tries), leave the group, deliver the rest. */
 	publish_metrics(d);
 	cw_info("stopping: final flush", NULL);
-	dlq_settle(d, 10000);
+	outbox_settle(d->outbox, 10000);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if ((r = flush(d, true)) == 0)
 			break;
@@ -1782,13 +1361,16 @@ int daemon_run(struct daemon *d)
 	rd_kafka_consumer_close(d->consumer);
 	/* Deliver the rest, failed abandonments again too. */
 	for (walltime_t end = cw_mono_ms() + 10000;
-	     cw_mono_ms() < end &&
-	     (d->n_retry || rd_kafka_outq_len(d->producer) > 0);) {
-		produce_retry(d, cw_mono_ms());
+	     cw_mono_ms() < end && (outbox_waiting(d->outbox) ||
+				    rd_kafka_outq_len(d->producer) > 0);) {
+		outbox_retry(d->outbox, cw_mono_ms());
 		rd_kafka_poll(d->producer, 100);
 	}
-	if (d->n_acked)
+	const char **ids;
+	if (outbox_acked(d->outbox, &ids)) {
+		free(ids);
 		flush(d, true); /* deletes acknowledged outbox rows */
+	}
 	log_stats(d, cw_mono_ms(), 0);
 	return 0;
 fatal:
@@ -1907,6 +1489,12 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 		rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
 	if (!d->producer)
 		goto fail;
+	d->outbox = outbox_new(d->producer, cfg->abandonment_topic,
+			       cfg->dlq_topic, &d->c, &d->fatal);
+	if (!d->outbox) {
+		snprintf(errstr, errstr_size, "out of memory");
+		goto fail;
+	}
 
 	/* Consumer: offsets come from PostgreSQL, so no auto commit. */
 	if (!(conf = kafka_conf(cfg, errstr, errstr_size)))
@@ -1987,8 +1575,7 @@ void daemon_destroy(struct daemon *d)
 		rd_kafka_poll(d->producer, 0);
 		rd_kafka_destroy(d->producer);
 	}
-	produce_retry_clear(d);
-	free(d->dlq_unacked);
+	outbox_destroy(d->outbox);
 	/* The flush thread may still hold sealed batches: stop it first. */
 	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
 		flusher_destroy(d->flushers[fk]);
@@ -1997,9 +1584,6 @@ void daemon_destroy(struct daemon *d)
 	for (int32_t i = 0; i < d->n_parts; i++)
 		partition_destroy(d->parts[i]);
 	free(d->parts);
-	for (size_t i = 0; i < d->n_acked; i++)
-		free(d->acked[i]);
-	free(d->acked);
 	pg_sink_destroy(d->sink);
 	intern_destroy(d->intern);
 	cw_schema_set_free(d->schemas);
