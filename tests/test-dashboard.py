@@ -28,7 +28,9 @@ every minute (each cart at its last activity), the rate over the range,
 missed revenue per currency with a carried-over cart counted once, the
 carried-over carts, the abandonment causes, carts at risk now and that no
 panel counts the stopped instance. Dashboard variables are expanded
-($currency to every currency in the data, $bucket to 1m).
+($currency to every currency in the data, $bucket to 1m). The provisioned
+alert rules (docker/grafana/provisioning/alerting) must parse, have the
+fields Grafana requires, and their queries must run and give a value.
 
 Event panels are run over the event-time range of the data (2026-07-08),
 processor status panels over the wall-clock minutes of the run.
@@ -53,6 +55,7 @@ SRC = os.environ.get("CARTWATCH_SOURCE_ROOT") or os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))
 DASHBOARD = os.path.join(SRC, "docker/grafana/dashboards/cartwatch.json")
 DATASOURCES = os.path.join(SRC, "docker/grafana/provisioning/datasources/cartwatch.yaml")
+ALERTS = os.path.join(SRC, "docker/grafana/provisioning/alerting/cartwatch.yaml")
 ROLES_SCRIPT = os.path.join(SRC, "docker/postgres/initdb/10-cartwatch-roles.sh")
 WRITER, READER = "cartwatch_writer", "cartwatch_reader"
 EVENTS = 20000
@@ -651,6 +654,63 @@ def check_truth(dash, event_range, wall_range, variables):
         fail(f"panel {r[0]!r}: lists the stopped instance {STALE}")
 
 
+def check_alert_rules(ds_uid):
+    """The provisioned alert rules parse, have the fields Grafana requires,
+    and every query runs as the read-only role and gives a numeric value."""
+    import yaml
+    try:
+        doc = yaml.safe_load(open(ALERTS))
+    except (OSError, yaml.YAMLError) as e:
+        fail(f"{ALERTS}: {e}")
+        return
+    if doc.get("apiVersion") != 1 or not doc.get("groups"):
+        fail(f"{ALERTS}: want apiVersion 1 and groups")
+        return
+    uids, n = set(), 0
+    for g in doc["groups"]:
+        for key in ("orgId", "name", "folder", "interval", "rules"):
+            if key not in g:
+                fail(f"{ALERTS}: group {g.get('name')!r} has no {key}")
+        for r in g.get("rules", []):
+            n += 1
+            title = r.get("title")
+            for key in ("uid", "title", "condition", "data", "noDataState", "execErrState",
+                        "for", "annotations"):
+                if key not in r:
+                    fail(f"alert {title!r}: no {key}")
+            if r.get("uid") in uids:
+                fail(f"alert {title!r}: duplicate uid {r.get('uid')}")
+            uids.add(r.get("uid"))
+            refs = {d.get("refId"): d for d in r.get("data", [])}
+            if r.get("condition") not in refs:
+                fail(f"alert {title!r}: condition {r.get('condition')} is no refId")
+            for ref, d in refs.items():
+                model = d.get("model", {})
+                if d.get("datasourceUid") == "__expr__":
+                    if model.get("expression") not in refs:
+                        fail(f"alert {title!r}: {ref} refers to {model.get('expression')}")
+                    continue
+                if d.get("datasourceUid") != ds_uid:
+                    fail(f"alert {title!r}: {ref} datasource {d.get('datasourceUid')} is not {ds_uid}")
+                    continue
+                if not d.get("relativeTimeRange"):
+                    fail(f"alert {title!r}: {ref} has no relativeTimeRange")
+                try:
+                    cols, types, rows = run_target(model.get("rawSql", ""))
+                except RuntimeError as e:
+                    fail(f"alert {title!r}: {ref}: {e}")
+                    continue
+                if "value" not in cols or types["value"] not in NUMERIC or not rows or \
+                        any(x[cols.index("value")] == "" for x in rows):
+                    fail(f"alert {title!r}: {ref} gives {cols} {rows[:3]}, want a numeric value")
+                elif r.get("uid") == "cw-no-processor" and rows[0][0] != "1":
+                    fail(f"alert {title!r}: {rows[0][0]} running processors, want 1 "
+                         f"(the stopped {STALE} left out)")
+    if n < 5:
+        fail(f"{ALERTS}: {n} rules, want 5")
+    log(f"{n} alert rules parse and their queries run")
+
+
 def dashboard_variables(dash):
     """Each dashboard variable as the test expands it: $currency as every
     currency in the data (Grafana's "All", quoted), $bucket as 1m."""
@@ -752,6 +812,7 @@ def main():
     if checked < 10:
         fail(f"only {checked} panel queries ran; the dashboard lost panels")
     check_truth(dash, event_range, wall_range, variables)
+    check_alert_rules(ds_uid)
     if failures:
         die(f"{len(failures)} failure(s)")
     log(f"all {checked} panel queries return the columns their panels use")
