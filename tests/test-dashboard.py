@@ -21,7 +21,8 @@ Beyond the shape, the panels must tell the truth (issue 14). A few
 JSON-lines events in EUR are added to the simulated USD ones: a cart
 carried over and abandoned twice, a cart abandoned after a removal, a
 checkout. A processor_status row and history of a stopped instance
-(updated 3 minutes ago) are inserted. The test then computes in Python,
+(updated 3 minutes ago) are inserted, and a row of a running one with 7
+open sessions. The test then computes in Python,
 from the raw rows of cart_abandonments and cart_conversions (not from the
 views), what the panels must show and compares: the abandonment rate at
 every minute (each cart at its last activity), the rate over the range,
@@ -461,7 +462,8 @@ def status_panel(panel):
 # ------------------------------------------------- what the panels must say
 
 STALE = "stale-test"
-STALE_BIG = 10 ** 7  # no real processor holds this many carts or lags this much
+STALE_BIG = 10 ** 7
+LIVE = "live-test"  # a running instance with 7 open sessions  # no real processor holds this many carts or lags this much
 
 
 def insert_stale_instance():
@@ -476,7 +478,12 @@ def insert_stale_instance():
                     {STALE_BIG}, {STALE_BIG}, {STALE_BIG}, 1.0
              FROM generate_series(0, 59) i;
              -- The test's processor has just stopped: as if it were still running.
-             UPDATE processor_status SET updated_at = now() WHERE instance <> '{STALE}'""",
+             UPDATE processor_status SET updated_at = now() WHERE instance <> '{STALE}';
+             -- A second running one with carts at risk (open sessions) and
+             -- more carts in memory than sessions (carried-over carts).
+             INSERT INTO processor_status (instance, updated_at, started_at, partitions,
+                 open_carts, open_sessions, consumer_lag)
+             VALUES ('{LIVE}', now(), now() - interval '1 hour', '{{2,3}}', 50, 7, 11)""",
          WRITER)
 
 
@@ -541,6 +548,8 @@ def expected_values():
         causes[k] = causes.get(k, 0) + 1
     live = rows_of(f"""SELECT coalesce(sum(open_sessions), 0), coalesce(sum(consumer_lag), 0)
                        FROM processor_status WHERE instance <> '{STALE}'""")[0]
+    if int(live[0]) < 7:
+        fail(f"the running instances hold {live[0]} open sessions, want at least {LIVE}'s 7")
     return dict(rate=rate, total_rate=total_rate, missed=missed, carried=carried,
                 superseded=superseded, causes=causes, users={a["id"]: a["user"] for a in ab},
                 open_sessions=int(live[0]), consumer_lag=int(live[1]))
@@ -652,6 +661,8 @@ def check_truth(dash, event_range, wall_range, variables):
     r = run(16, wall_range)
     if r and any(x.get("instance") == STALE for x in r[1]):
         fail(f"panel {r[0]!r}: lists the stopped instance {STALE}")
+    if r and not any(x.get("instance") == LIVE for x in r[1]):
+        fail(f"panel {r[0]!r}: does not list the running instance {LIVE}")
 
 
 def check_alert_rules(ds_uid):
@@ -703,8 +714,8 @@ def check_alert_rules(ds_uid):
                 if "value" not in cols or types["value"] not in NUMERIC or not rows or \
                         any(x[cols.index("value")] == "" for x in rows):
                     fail(f"alert {title!r}: {ref} gives {cols} {rows[:3]}, want a numeric value")
-                elif r.get("uid") == "cw-no-processor" and rows[0][0] != "1":
-                    fail(f"alert {title!r}: {rows[0][0]} running processors, want 1 "
+                elif r.get("uid") == "cw-no-processor" and rows[0][0] != "2":
+                    fail(f"alert {title!r}: {rows[0][0]} running processors, want 2 "
                          f"(the stopped {STALE} left out)")
     if n < 5:
         fail(f"{ALERTS}: {n} rules, want 5")
