@@ -17,6 +17,22 @@ numeric values; every column the panel names (field overrides, the table's
 organize transformation, a stat's or bar chart's field) must be in the
 result. The datasource uid of every panel must be the provisioned one.
 
+Beyond the shape, the panels must tell the truth (issue 14). A few
+JSON-lines events in EUR are added to the simulated USD ones: a cart
+carried over and abandoned twice, a cart abandoned after a removal, a
+checkout. A processor_status row and history of a stopped instance
+(updated 3 minutes ago) are inserted, and a row of a running one with 7
+open sessions. The test then computes in Python,
+from the raw rows of cart_abandonments and cart_conversions (not from the
+views), what the panels must show and compares: the abandonment rate at
+every minute (each cart at its last activity), the rate over the range,
+missed revenue per currency with a carried-over cart counted once, the
+carried-over carts, the abandonment causes, carts at risk now and that no
+panel counts the stopped instance. Dashboard variables are expanded
+($currency to every currency in the data, $bucket to 1m). The provisioned
+alert rules (docker/grafana/provisioning/alerting) must parse, have the
+fields Grafana requires, and their queries must run and give a value.
+
 Event panels are run over the event-time range of the data (2026-07-08),
 processor status panels over the wall-clock minutes of the run.
 Needs CARTWATCH_PRODUCER, CARTWATCH_PROCESSOR (meson), PG* and
@@ -24,6 +40,7 @@ CARTWATCH_BOOTSTRAP_SERVERS (run-with-servers); honours
 CARTWATCH_TEST_WRAPPER and CARTWATCH_SLOW.
 """
 import csv
+import decimal
 import datetime as dt
 import io
 import json
@@ -39,6 +56,7 @@ SRC = os.environ.get("CARTWATCH_SOURCE_ROOT") or os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))
 DASHBOARD = os.path.join(SRC, "docker/grafana/dashboards/cartwatch.json")
 DATASOURCES = os.path.join(SRC, "docker/grafana/provisioning/datasources/cartwatch.yaml")
+ALERTS = os.path.join(SRC, "docker/grafana/provisioning/alerting/cartwatch.yaml")
 ROLES_SCRIPT = os.path.join(SRC, "docker/postgres/initdb/10-cartwatch-roles.sh")
 WRITER, READER = "cartwatch_writer", "cartwatch_reader"
 EVENTS = 20000
@@ -111,7 +129,54 @@ def produce(work):
     log(f"{EVENTS} events produced")
 
 
-def run_processor(work):
+# Event time of the extra EUR events: the day after the simulated sale.
+EXTRA_BASE_MS = 1783555200000  # 2026-07-09T00:00:00Z
+MINUTE_MS = 60000
+
+
+def extra_events():
+    """JSON-lines events in EUR: a carried-over cart abandoned twice, a cart
+    abandoned after a removal, and a checkout (session timeout 10m)."""
+    b, m = EXTRA_BASE_MS, MINUTE_MS
+    ev = [
+        ("eur_carry", "cart_add", "ECHO_DOT_5TH_GEN", 2, 1999, None, b),
+        ("eur_carry", "cart_add", "MACBOOK_PRO_2023", 1, 150000, None, b + 30 * m),
+        ("eur_cause", "cart_add", "ECHO_DOT_5TH_GEN", 1, 1999, None, b + 1 * m),
+        ("eur_cause", "cart_remove", "ECHO_DOT_5TH_GEN", 1, None, "Too expensive", b + 2 * m),
+        ("eur_cause", "cart_add", "MACBOOK_PRO_2023", 1, 150000, None, b + 3 * m),
+        ("eur_buy", "cart_add", "ECHO_DOT_5TH_GEN", 1, 1999, None, b + 1 * m),
+        ("eur_buy", "checkout_complete", None, None, None, None, b + 4 * m),
+    ]
+    lines = []
+    for user, typ, prod, qty, price, reason, t in ev:
+        o = {"user_id": user, "event_type": typ, "currency": "EUR", "event_time": t}
+        if prod:
+            o["product_id"] = prod
+        if qty:
+            o["quantity"] = qty
+        if price:
+            o["unit_price_cents"] = price
+        if reason:
+            o["reason"] = reason
+        lines.append(json.dumps(o))
+    return "\n".join(lines) + "\n"
+
+
+def produce_extra(work):
+    text = extra_events()
+    cmd = wrapper() + [os.environ["CARTWATCH_PRODUCER"],
+                       "-b", os.environ["CARTWATCH_BOOTSTRAP_SERVERS"], "--stdin-json", "--strict"]
+    with open(os.path.join(work, "producer-extra.log"), "w") as logf:
+        r = subprocess.run(cmd, input=text, text=True, stdout=subprocess.DEVNULL, stderr=logf,
+                           timeout=120 * SLOW)
+    if r.returncode != 0:
+        die(f"cartwatch-producer --stdin-json exited {r.returncode}, see {work}/producer-extra.log")
+    n = text.count("\n")
+    log(f"{n} extra EUR events produced")
+    return n
+
+
+def run_processor(work, total):
     env = dict(os.environ, PGUSER=WRITER)
     env.pop("CARTWATCH_PG", None)  # its conninfo names the superuser
     cmd = wrapper() + [os.environ["CARTWATCH_PROCESSOR"],
@@ -129,7 +194,7 @@ def run_processor(work):
                     + open(logpath).read()[-2000:])
             done = psql("SELECT coalesce(sum(next_offset), 0) = %d AND "
                         "(SELECT count(*) FROM cw_state_chunks) = 0 "
-                        "FROM cw_partitions" % EVENTS, WRITER, check=False)
+                        "FROM cw_partitions" % total, WRITER, check=False)
             if done.returncode == 0 and done.stdout.strip() == "t":
                 break
             if time.monotonic() > deadline:
@@ -244,8 +309,11 @@ def panel_interval_ms(panel, t_from, t_to, ds_min_interval):
 MACRO_RE = re.compile(r"\$([_a-zA-Z0-9]+)\(([^\)]*)\)")
 
 
-def expand(sql, t_from, t_to, interval_ms):
-    """The SQL Grafana's PostgreSQL datasource sends for a range and interval."""
+def expand(sql, t_from, t_to, interval_ms, variables=None):
+    """The SQL Grafana's PostgreSQL datasource sends for a range and interval,
+    with the dashboard VARIABLES (name: text as Grafana interpolates it)."""
+    for name, value in (variables or {}).items():
+        sql = re.sub(r"\$\{%s\}|\$%s(?!\w)" % (name, name), lambda _m: value, sql)
     # Template variables first (frontend and sqleng.Interpolate): _ms first.
     for name, value in (("__interval_ms", str(interval_ms)),
                         ("__interval", format_interval(interval_ms)),
@@ -369,6 +437,9 @@ def check_target(panel, target, cols, types, rows):
         if not value_cols:
             fail(f"{where}: no value column besides time, got {cols}")
     for c in value_cols:
+        # A stat may name its rows by a text column (one value per currency).
+        if panel["type"] == "stat" and fields and not re.search(pat, c):
+            continue
         if panel["type"] in ("timeseries", "stat") and types[c] not in NUMERIC:
             fail(f"{where}: value column {c} is {types[c]}, not numeric")
     numeric = [c for c in value_cols if types[c] in NUMERIC]
@@ -388,6 +459,293 @@ def status_panel(panel):
                for t in panel.get("targets", []))
 
 
+# ------------------------------------------------- what the panels must say
+
+STALE = "stale-test"
+STALE_BIG = 10 ** 7
+LIVE = "live-test"  # a running instance with 7 open sessions  # no real processor holds this many carts or lags this much
+
+
+def insert_stale_instance():
+    """A processor that stopped 3 minutes ago: its status and history stay."""
+    psql(f"""INSERT INTO processor_status (instance, updated_at, started_at, partitions,
+                 open_carts, open_sessions, consumer_lag)
+             VALUES ('{STALE}', now() - interval '3 minutes', now() - interval '1 hour',
+                     '{{0,1}}', {STALE_BIG}, {STALE_BIG}, {STALE_BIG});
+             INSERT INTO processor_status_history
+                 (instance, at, open_carts, open_sessions, consumer_lag, events_per_second)
+             SELECT '{STALE}', now() - interval '3 minutes' - i * interval '1 second',
+                    {STALE_BIG}, {STALE_BIG}, {STALE_BIG}, 1.0
+             FROM generate_series(0, 59) i;
+             -- The test's processor has just stopped: as if it were still running.
+             UPDATE processor_status SET updated_at = now() WHERE instance <> '{STALE}';
+             -- A second running one with carts at risk (open sessions) and
+             -- more carts in memory than sessions (carried-over carts).
+             INSERT INTO processor_status (instance, updated_at, started_at, partitions,
+                 open_carts, open_sessions, consumer_lag)
+             VALUES ('{LIVE}', now(), now() - interval '1 hour', '{{2,3}}', 50, 7, 11)""",
+         WRITER)
+
+
+def rows_of(sql, user=WRITER):
+    out = psql(None, user, csv_out=True, stdin=sql + ";\n")
+    return list(csv.reader(io.StringIO(out.stdout)))[1:]
+
+
+def round4(num, den):
+    """num / den rounded to 4 places the way PostgreSQL rounds numeric (half up)."""
+    q = decimal.Decimal(num) / decimal.Decimal(den)
+    return float(q.quantize(decimal.Decimal("0.0001"), rounding=decimal.ROUND_HALF_UP))
+
+
+def expected_values():
+    """What the panels must show, computed here from the raw rows."""
+    ab = [dict(id=r[0], user=r[1], start=float(r[2]), last=float(r[3]), value=int(r[4]),
+               currency=r[5], reason=r[6] or None, recovered=r[7] == "t")
+          for r in rows_of("""SELECT abandonment_id, user_id, extract(epoch from session_start),
+                                     extract(epoch from last_activity_at), cart_value_cents,
+                                     currency, last_remove_reason, recovered_at IS NOT NULL
+                              FROM cart_abandonments""")]
+    cv = [dict(user=r[0], t=float(r[1]), recovering=r[2] == "t")
+          for r in rows_of("""SELECT user_id, extract(epoch from checkout_at),
+                                     recovered_abandonment_id IS NOT NULL
+                              FROM cart_conversions""")]
+    by_user = {}
+    for c in cv:
+        by_user.setdefault(c["user"], []).append(c["t"])
+    ab_by_user = {}
+    for a in ab:
+        ab_by_user.setdefault(a["user"], []).append(a)
+
+    # Each ended cart at its last activity; a recovering checkout is no new cart.
+    minutes = {}
+    for a in ab:
+        minutes.setdefault(a["last"] // 60 * 60, [0, 0])[0] += 1
+    for c in cv:
+        if not c["recovering"]:
+            minutes.setdefault(c["t"] // 60 * 60, [0, 0])[1] += 1
+    rate = {m: round4(n, n + k) for m, (n, k) in minutes.items()}
+    n_ab = sum(n for n, _ in minutes.values())
+    total_rate = round4(n_ab, sum(n + k for n, k in minutes.values()))
+
+    missed, carried, superseded = {}, {}, set()
+    for a in ab:
+        if a["recovered"]:
+            continue
+        later = [n for n in ab_by_user[a["user"]] if n["start"] > a["last"]]
+        same_cart = [n for n in later
+                     if not any(a["last"] < t <= n["last"] for t in by_user.get(a["user"], []))]
+        if same_cart:
+            superseded.add(a["id"])
+            continue
+        missed[a["currency"]] = missed.get(a["currency"], 0) + a["value"]
+        if not any(t > a["last"] for t in by_user.get(a["user"], [])):
+            n, v = carried.get(a["currency"], (0, 0))
+            carried[a["currency"]] = (n + 1, v + a["value"])
+    causes = {}
+    for a in ab:
+        k = a["reason"] or "(nothing removed)"
+        causes[k] = causes.get(k, 0) + 1
+    live = rows_of(f"""SELECT coalesce(sum(open_sessions), 0), coalesce(sum(consumer_lag), 0)
+                       FROM processor_status WHERE instance <> '{STALE}'""")[0]
+    if int(live[0]) < 7:
+        fail(f"the running instances hold {live[0]} open sessions, want at least {LIVE}'s 7")
+    return dict(rate=rate, total_rate=total_rate, missed=missed, carried=carried,
+                superseded=superseded, causes=causes, users={a["id"]: a["user"] for a in ab},
+                open_sessions=int(live[0]), consumer_lag=int(live[1]))
+
+
+def num(text):
+    """A numeric cell rounded to 4 places; None for NULL."""
+    return None if text == "" else round(float(text), 4)
+
+
+def money(text):
+    """A money cell (units) in cents; None for NULL."""
+    return None if text == "" else round(float(text) * 100)
+
+
+def check_truth(dash, event_range, wall_range, variables):
+    """Run the panels the issue found wrong and compare with expected_values()."""
+    exp = expected_values()
+    log(f"expected: missed {exp['missed']}, carried over {exp['carried']}, "
+        f"{len(exp['superseded'])} superseded abandonments, overall rate {exp['total_rate']}, "
+        f"{len(exp['rate'])} minutes with ended carts, causes {exp['causes']}")
+    # The EUR events alone: the carried-over cart once (2 x 19.99 + 1500.00)
+    # and the cart abandoned after a removal (1500.00).
+    if exp["missed"].get("EUR") != 2 * 1999 + 150000 + 150000:
+        fail(f"the pipeline's EUR rows are not the ones fed in: missed EUR {exp['missed'].get('EUR')}")
+    if not any(exp["users"][i] == "eur_carry" for i in exp["superseded"]):
+        fail("eur_carry's first abandonment is not superseded by its second")
+    panels = {p.get("id"): p for p in panels_of(dash)}
+
+    def run(pid, rng=event_range):
+        p = panels.get(pid)
+        if p is None:
+            fail(f"no panel with id {pid}")
+            return None
+        try:
+            sql = expand(p["targets"][0]["rawSql"], rng[0], rng[1], 60000, variables)
+            cols, _, rows = run_target(sql)
+        except (ValueError, RuntimeError) as e:
+            fail(f"panel {p.get('title')!r}: {e}")
+            return None
+        return p.get("title"), [dict(zip(cols, r)) for r in rows]
+
+    def need(got, title, col):
+        if got and col not in got[0]:
+            fail(f"panel {title!r}: no column {col} in {list(got[0])}")
+            return False
+        return True
+
+    r = run(8)  # abandonment rate over time, 1-minute buckets
+    if r and need(r[1], r[0], "abandonment_rate"):
+        got = {float(x["time"]): num(x["abandonment_rate"]) for x in r[1]}
+        wrong = sorted(m for m in set(got) | set(exp["rate"]) if got.get(m) != exp["rate"].get(m))
+        if wrong:
+            m = wrong[0]
+            fail(f"panel {r[0]!r}: wrong at {len(wrong)} of {len(exp['rate'])} minutes, first "
+                 f"{rfc3339nano(dt.datetime.fromtimestamp(m, dt.timezone.utc))}: "
+                 f"{got.get(m)} instead of {exp['rate'].get(m)}")
+        else:
+            log(f"truth: {r[0]!r} right at all {len(got)} minutes")
+    r = run(2)
+    if r and need(r[1], r[0], "abandonment_rate"):
+        got = num(r[1][0]["abandonment_rate"])
+        if got != exp["total_rate"]:
+            fail(f"panel {r[0]!r}: {got} instead of {exp['total_rate']}")
+    r = run(3)  # missed revenue, per currency, carried-over carts once
+    if r and need(r[1], r[0], "currency"):
+        got = {x["currency"]: money(x["missed_value"]) for x in r[1]}
+        if got != exp["missed"]:
+            fail(f"panel {r[0]!r}: {got} (cents) instead of {exp['missed']}")
+    r = run(9)  # missed revenue per minute: per currency, adds up to the same
+    if r and need(r[1], r[0], "metric"):
+        got = {}
+        for x in r[1]:
+            got[x["metric"]] = got.get(x["metric"], 0) + float(x["missed_value"] or 0)
+        got = {k: round(v * 100) for k, v in got.items()}
+        if got != exp["missed"]:
+            fail(f"panel {r[0]!r}: adds up to {got} (cents) instead of {exp['missed']}")
+    r = run(18)  # carried-over carts
+    if r and need(r[1], r[0], "carried_over_carts"):
+        got = {x["currency"]: (int(x["carried_over_carts"]), money(x["carried_over_value"]))
+               for x in r[1]}
+        if got != exp["carried"]:
+            fail(f"panel {r[0]!r}: {got} instead of {exp['carried']}")
+    r = run(17)  # why carts were abandoned
+    if r and need(r[1], r[0], "cause"):
+        got = {x["cause"]: int(x["carts"]) for x in r[1]}
+        if got != exp["causes"]:
+            fail(f"panel {r[0]!r}: {got} instead of {exp['causes']}")
+    r = run(19)  # recent abandonments
+    if r and need(r[1], r[0], "superseded"):
+        rows = [x for x in r[1] if x["user_id"] == "eur_carry"]
+        if sorted(x["superseded"] for x in rows) != ["f", "t"]:
+            fail(f"panel {r[0]!r}: eur_carry's rows {rows}, want one superseded, one not")
+    r = run(5, wall_range)  # carts at risk now
+    if r:
+        got = [v for v in r[1][0].values()]
+        if len(got) != 1 or int(float(got[0] or 0)) != exp["open_sessions"]:
+            fail(f"panel {r[0]!r}: {r[1][0]} instead of the running processors' "
+                 f"open_sessions {exp['open_sessions']}")
+    r = run(6, wall_range)
+    if r and need(r[1], r[0], "consumer_lag") and \
+            int(float(r[1][0]["consumer_lag"] or 0)) != exp["consumer_lag"]:
+        fail(f"panel {r[0]!r}: {r[1][0]} instead of {exp['consumer_lag']}")
+    for pid in (14, 15):
+        r = run(pid, wall_range)
+        if r and any(float(v) >= STALE_BIG for x in r[1] for k, v in x.items()
+                     if k != "time" and v != ""):
+            fail(f"panel {r[0]!r}: counts the stopped instance {STALE}")
+    r = run(16, wall_range)
+    if r and any(x.get("instance") == STALE for x in r[1]):
+        fail(f"panel {r[0]!r}: lists the stopped instance {STALE}")
+    if r and not any(x.get("instance") == LIVE for x in r[1]):
+        fail(f"panel {r[0]!r}: does not list the running instance {LIVE}")
+
+
+def check_alert_rules(ds_uid):
+    """The provisioned alert rules parse, have the fields Grafana requires,
+    and every query runs as the read-only role and gives a numeric value."""
+    import yaml
+    try:
+        doc = yaml.safe_load(open(ALERTS))
+    except (OSError, yaml.YAMLError) as e:
+        fail(f"{ALERTS}: {e}")
+        return
+    if doc.get("apiVersion") != 1 or not doc.get("groups"):
+        fail(f"{ALERTS}: want apiVersion 1 and groups")
+        return
+    uids, n = set(), 0
+    for g in doc["groups"]:
+        for key in ("orgId", "name", "folder", "interval", "rules"):
+            if key not in g:
+                fail(f"{ALERTS}: group {g.get('name')!r} has no {key}")
+        for r in g.get("rules", []):
+            n += 1
+            title = r.get("title")
+            for key in ("uid", "title", "condition", "data", "noDataState", "execErrState",
+                        "for", "annotations"):
+                if key not in r:
+                    fail(f"alert {title!r}: no {key}")
+            if r.get("uid") in uids:
+                fail(f"alert {title!r}: duplicate uid {r.get('uid')}")
+            uids.add(r.get("uid"))
+            refs = {d.get("refId"): d for d in r.get("data", [])}
+            if r.get("condition") not in refs:
+                fail(f"alert {title!r}: condition {r.get('condition')} is no refId")
+            for ref, d in refs.items():
+                model = d.get("model", {})
+                if d.get("datasourceUid") == "__expr__":
+                    if model.get("expression") not in refs:
+                        fail(f"alert {title!r}: {ref} refers to {model.get('expression')}")
+                    continue
+                if d.get("datasourceUid") != ds_uid:
+                    fail(f"alert {title!r}: {ref} datasource {d.get('datasourceUid')} is not {ds_uid}")
+                    continue
+                if not d.get("relativeTimeRange"):
+                    fail(f"alert {title!r}: {ref} has no relativeTimeRange")
+                try:
+                    cols, types, rows = run_target(model.get("rawSql", ""))
+                except RuntimeError as e:
+                    fail(f"alert {title!r}: {ref}: {e}")
+                    continue
+                if "value" not in cols or types["value"] not in NUMERIC or not rows or \
+                        any(x[cols.index("value")] == "" for x in rows):
+                    fail(f"alert {title!r}: {ref} gives {cols} {rows[:3]}, want a numeric value")
+                elif r.get("uid") == "cw-no-processor" and rows[0][0] != "2":
+                    fail(f"alert {title!r}: {rows[0][0]} running processors, want 2 "
+                         f"(the stopped {STALE} left out)")
+    if n < 5:
+        fail(f"{ALERTS}: {n} rules, want 5")
+    log(f"{n} alert rules parse and their queries run")
+
+
+def dashboard_variables(dash):
+    """Each dashboard variable as the test expands it: $currency as every
+    currency in the data (Grafana's "All", quoted), $bucket as 1m."""
+    currencies = scalar("""SELECT string_agg(quote_literal(c), ',' ORDER BY c) FROM (
+                               SELECT currency AS c FROM cart_abandonments
+                               UNION SELECT currency FROM cart_conversions) s""")
+    known = {"currency": currencies, "bucket": "1m"}
+    out = {}
+    for v in dash.get("templating", {}).get("list", []):
+        if v.get("name") not in known:
+            fail(f"dashboard variable {v.get('name')!r} is unknown to this test")
+            continue
+        out[v["name"]] = known[v["name"]]
+        if v.get("type") == "query":
+            try:
+                _, _, rows = run_target(v.get("query", ""))
+            except RuntimeError as e:
+                fail(f"variable {v['name']}: {e}")
+                continue
+            if ",".join("'%s'" % r[0] for r in rows) != currencies:
+                fail(f"variable {v['name']}: query gives {rows}, want {currencies}")
+    return out
+
+
 def main():
     for var in ("CARTWATCH_PRODUCER", "CARTWATCH_PROCESSOR", "CARTWATCH_BOOTSTRAP_SERVERS",
                 "PGHOST", "PGDATABASE", "PGUSER"):
@@ -405,8 +763,11 @@ def main():
     run_started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     create_roles()
     produce(work)
-    run_processor(work)
+    extra = produce_extra(work)
+    run_processor(work, EVENTS + extra)
     ensure_status_rows()
+    insert_stale_instance()
+    variables = dashboard_variables(dash)
     if psql("INSERT INTO processor_status (instance, updated_at, started_at) "
             "VALUES ('x', now(), now())", READER, check=False).returncode == 0:
         fail(f"{READER} can write: it must be read-only")
@@ -450,7 +811,7 @@ def main():
             if target.get("rawQuery") is False or target.get("editorMode") != "code":
                 fail(f"panel {title!r}: target {target.get('refId')} is not a raw SQL (code) query")
             try:
-                sql = expand(target.get("rawSql", ""), t_from, t_to, interval_ms)
+                sql = expand(target.get("rawSql", ""), t_from, t_to, interval_ms, variables)
                 cols, types, rows = run_target(sql)
             except (ValueError, RuntimeError) as e:
                 fail(f"panel {title!r}, target {target.get('refId')}: {e}")
@@ -461,6 +822,8 @@ def main():
                 f"{len(rows)} rows, columns {', '.join(cols)}")
     if checked < 10:
         fail(f"only {checked} panel queries ran; the dashboard lost panels")
+    check_truth(dash, event_range, wall_range, variables)
+    check_alert_rules(ds_uid)
     if failures:
         die(f"{len(failures)} failure(s)")
     log(f"all {checked} panel queries return the columns their panels use")

@@ -3,7 +3,8 @@
 # test-report — scripts/report on the run-with-servers PostgreSQL: the
 # migrations apply with plain `psql -f` (as documented in them), and on a
 # database with a few rows the report prints every section, the top-N
-# limit and dollars, and exits 0; a bad option exits 2.
+# limit and money per currency, counts a carried-over cart once, lists the
+# abandonment causes, and exits 0; a bad option exits 2.
 set -euo pipefail
 
 source_root=${CARTWATCH_SOURCE_ROOT:?run through meson test}
@@ -52,22 +53,55 @@ INSERT INTO remove_reasons_minute
 SELECT '2026-07-08 10:00Z'::timestamptz + i * interval '1 minute', 'product-' || (i % 15),
        (ARRAY['too expensive', 'changed mind', 'found elsewhere'])[1 + i % 3], 1 + i % 5
 FROM generate_series(1, 60) i;
+-- EUR: eu1's cart carried over and abandoned again (missed once, 80.00 EUR),
+-- eu2's cart abandoned after a removal (25.00 EUR).
+INSERT INTO cart_abandonments (abandonment_id, user_id, session_start, last_activity_at,
+    abandoned_at, item_count, cart_value_cents, currency, last_remove_reason,
+    recovered_at, recovered_value_cents, kafka_partition)
+VALUES ('20000000-0000-4000-8000-000000000001', 'eu1', '2026-07-08 13:00Z',
+        '2026-07-08 13:05Z', '2026-07-08 13:35Z', 1, 5000, 'EUR', NULL, NULL, NULL, 0),
+       ('20000000-0000-4000-8000-000000000002', 'eu1', '2026-07-08 14:00Z',
+        '2026-07-08 14:05Z', '2026-07-08 14:35Z', 2, 8000, 'EUR', NULL, NULL, NULL, 0),
+       ('20000000-0000-4000-8000-000000000003', 'eu2', '2026-07-08 13:10Z',
+        '2026-07-08 13:15Z', '2026-07-08 13:45Z', 1, 2500, 'EUR', 'too expensive', NULL, NULL, 1);
 SQL
 
 out=$("$report" --pg "$db" --top 3 --hours 2) || fail "report exited $?"
 printf '%s\n' "$out"
 for title in 'Funnel (all time)' 'Recovery (all time)' \
+	'Missed revenue by currency (all time; a cart abandoned again counts once)' \
 	'Top abandoned products by value (top 3)' 'Why units left carts (top 3)' \
-	'Missed revenue per hour, UTC (last 2 hours with abandonments)'; do
+	'Why carts were abandoned (top 3)' \
+	'Missed revenue per hour and currency, UTC (last 2 hours with abandonments)'; do
 	grep -qF -- "$title" <<<"$out" || fail "missing section: $title"
 done
 grep -qF '$9,879.16' <<<"$out" || fail "no dollar amounts"
-# --top 3: three product rows (product-N), --hours 2: two hour rows.
+# --top 3: three product rows (product-N), --hours 2: two hours (rows per
+# currency).
 [ "$(grep -c '^ *product-' <<<"$out")" = 3 ] || fail "--top 3 not applied"
-[ "$(grep -c '^ *2026-07-08 ' <<<"$out")" = 2 ] || fail "--hours 2 not applied"
+[ "$(grep -oE '^ *2026-07-08 [0-9:]+' <<<"$out" | sort -u | wc -l)" = 2 ] || fail "--hours 2 not applied"
 # Recovered 5 + i minutes after abandoning, i = 4, 8, ..., 40: median 27:00.
-grep -qE '40 +\| +10 +\| +25\.0% +\| +\$10,000\.00 +\| +00:27:00' <<<"$out" ||
-	fail "recovery row wrong"
+grep -qE '43 +\| +10 +\| +23\.3% +\| +00:27:00' <<<"$out" || fail "recovery row wrong"
+# Per currency, each cart missed once: EUR 3 abandonments, 2 missed carts
+# (eu1's later one supersedes its first) worth 105.00 EUR, both carried
+# over; USD 30 unrecovered carts, users 1..19 checked out later (not
+# carried over), 10 recovered worth $10,000.00.
+grep -qE '^ *EUR +\| +3 +\| +2 +\| +105\.00 EUR +\| +2 +\| +105\.00 EUR +\| +0 +\| +0\.00 EUR *$' \
+	<<<"$out" || fail "EUR missed revenue row wrong"
+usd_missed=$(psql -X -At -d "$db" -c "SELECT to_char(sum(cart_value_cents) / 100.0,
+	'FM999,999,990.00') FROM cart_abandonments WHERE currency = 'USD' AND recovered_at IS NULL")
+grep -qE "^ *USD +\| +40 +\| +30 +\| +\\\$$usd_missed +\| +[0-9]+ +\| +[^|]+\| +10 +\| +\\\$10,000\.00 *\$" \
+	<<<"$out" || fail "USD missed revenue row wrong (want 30 carts, \$$usd_missed)"
+# Causes: the USD carts without a reason, then 'too expensive' (13 + 1).
+grep -qE '^ *\(nothing removed\) +\| +29 +\|' <<<"$out" || fail "causes: nothing removed wrong"
+grep -qE '^ *too expensive +\| +14 +\|' <<<"$out" || fail "causes: too expensive wrong"
+# Hourly: 14:00 misses eu1's cart at its last abandonment; 13:00 only eu2's
+# (eu1's first abandonment there is superseded).
+grep -qE '^ *2026-07-08 14:00 +\| +EUR +\| +1 +\| +0 +\| +80\.00 EUR +\| +0\.00 EUR +\| +1 +\| +80\.00 EUR *$' \
+	<<<"$out" || fail "hourly EUR row at 14:00 wrong"
+out3=$("$report" --pg "$db" --hours 3) || fail "report --hours 3 exited $?"
+grep -qE '^ *2026-07-08 13:00 +\| +EUR +\| +2 +\| +0 +\| +75\.00 EUR +\| +0\.00 EUR +\| +1 +\| +25\.00 EUR *$' \
+	<<<"$out3" || fail "hourly EUR row at 13:00 wrong"
 
 # The libpq environment works without --pg.
 PGDATABASE=t_report "$report" >/dev/null || fail "report without --pg failed"
