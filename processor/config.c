@@ -74,8 +74,8 @@ const struct cw_opt processor_opts[] = {
 	 "host:pid]",
 	 false},
 	{"metrics-addr", 0, CW_OPT_STRING, OPT(metrics_addr), "", "HOST:PORT",
-	 "Serve Prometheus /metrics and /healthz on this address (e.g. "
-	 "127.0.0.1:9464; port 0: any free port; empty: off)",
+	 "Serve Prometheus /metrics, /livez and /readyz (= /healthz) on this "
+	 "address (e.g. 127.0.0.1:9464; port 0: any free port; empty: off)",
 	 false},
 	{"schema-dir", 0, CW_OPT_STRING, OPT(schema_dir), "", "DIR",
 	 "Also accept cart events written with any writer schema (*.avsc) in "

@@ -329,6 +329,26 @@ static void test_metrics_exposition(void)
 	CHECK_LINE(r.body, "cartwatch_consuming 1");
 	CHECK_LINE(r.body, "cartwatch_postgresql_up 1");
 	CHECK(sample(r.body, "cartwatch_snapshot_age_seconds") >= 0);
+	/* What every daemon says about itself. */
+	{
+		char want[96];
+		snprintf(want, sizeof(want),
+			 "cartwatch_build_info{binary=\"processor\","
+			 "version=\"%s\"} 1",
+			 cw_version());
+		CHECK_LINE(r.body, want);
+		CHECK(strcmp(cw_version(), "unknown") != 0);
+	}
+	CHECK(sample(r.body, "process_cpu_seconds_total") >= 0);
+	CHECK(sample(r.body, "process_resident_memory_bytes") > 1e6);
+	CHECK(sample(r.body, "process_virtual_memory_bytes") >=
+	      sample(r.body, "process_resident_memory_bytes"));
+	CHECK(sample(r.body, "process_open_fds") >= 3);
+	CHECK(sample(r.body, "process_max_fds") >=
+	      sample(r.body, "process_open_fds"));
+	/* Started a moment ago (a minute at most, valgrind included). */
+	CHECK(fabs(sample(r.body, "process_start_time_seconds") -
+		   (double)time(NULL)) < 60);
 	reply_free(&r);
 	free(s);
 	metrics_destroy(m);
@@ -447,6 +467,17 @@ static void test_healthz_transitions(void)
 	CHECK_INT_EQ(r.status, 503);
 	CHECK_STR_EQ(r.body, "postgresql unreachable: connection refused\n");
 	reply_free(&r);
+	/* /readyz is /healthz; /livez stays 200 through an outage, so a
+	 * liveness probe never restarts a processor waiting for it. */
+	REQUIRE(fetch("GET", "127.0.0.1", port, "/readyz", &r) == 0);
+	CHECK_INT_EQ(r.status, 503);
+	CHECK_STR_EQ(r.body, "postgresql unreachable: connection refused\n");
+	reply_free(&r);
+	REQUIRE(fetch("GET", "127.0.0.1", port, "/livez", &r) == 0);
+	CHECK_INT_EQ(r.status, 200);
+	CHECK_STR_EQ(r.body,
+		     "ok: postgresql unreachable: connection refused\n");
+	reply_free(&r);
 	REQUIRE(fetch("GET", "127.0.0.1", port, "/metrics", &r) == 0);
 	CHECK_LINE(r.body, "cartwatch_postgresql_up 0");
 	CHECK_LINE(r.body, "cartwatch_consuming 1");
@@ -508,6 +539,11 @@ static void test_healthz_stale(void)
 			sleep_ms(50);
 	}
 	CHECK(stale);
+	/* A wedged poll loop is not alive: /livez fails too. */
+	REQUIRE(fetch("GET", "127.0.0.1", port, "/livez", &r) == 0);
+	CHECK_INT_EQ(r.status, 503);
+	CHECK(strncmp(r.body, "stale: no snapshot", 18) == 0);
+	reply_free(&r);
 
 	metrics_publish(m, s);
 	REQUIRE(fetch("GET", "127.0.0.1", port, "/healthz", &r) == 0);

@@ -49,7 +49,6 @@ wrap=${CARTWATCH_TEST_WRAPPER:-}
 events=${CARTWATCH_E2E_EVENTS:-60000}
 # pgrewind waits out a long idle timeout at the end: fewer events.
 [ "$mode" = pgrewind ] && events=${CARTWATCH_E2E_EVENTS:-30000}
-slow=${CARTWATCH_SLOW:-1}
 [ "$mode" = gap ] && events=5000
 
 # Short timeouts so a test hour closes quickly; the watermark then runs at
@@ -62,8 +61,14 @@ proc_args=(--session-timeout 10m --cart-ttl 2h --recovery-window 1h
 	# at the broker's minimum so restarts and rebalances are quick.
 	-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
 
-fail() { echo "test-e2e($mode): FAIL: $*" >&2; exit 1; }
-log() { echo "test-e2e($mode): $*" >&2; }
+test_name="test-e2e($mode)"
+check_alive() {
+	for n in "${!procs[@]}"; do
+		kill -0 "${procs[$n]}" 2>/dev/null || { tail -n 20 "$work/proc-$n.log" >&2; fail "processor $n died"; }
+	done
+}
+# shellcheck source=tests/e2e/lib.sh
+. "$here/lib.sh"
 
 declare -A procs=()
 start_processor() { # NAME
@@ -90,22 +95,6 @@ cleanup() {
 	return 0
 }
 trap cleanup EXIT
-
-sql() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-committed() { sql "SELECT coalesce(sum(next_offset), 0) FROM cw_partitions" 2>/dev/null || echo 0; }
-
-# Poll until COND (a shell command) holds, or fail after SECONDS.
-wait_until() { # SECONDS DESCRIPTION CMD...
-	local deadline=$((SECONDS + $1 * slow)) what=$2
-	shift 2
-	until "$@"; do
-		[ $SECONDS -lt $deadline ] || fail "timed out waiting for $what"
-		for n in "${!procs[@]}"; do
-			kill -0 "${procs[$n]}" 2>/dev/null || { tail -n 20 "$work/proc-$n.log" >&2; fail "processor $n died"; }
-		done
-		sleep 0.1
-	done
-}
 
 # 1. Events into Kafka. For most modes all of them go in before processing
 #    starts. crash and rebalance need the processors to work while events
@@ -184,7 +173,7 @@ crash)
 	for round in 1 2 3; do
 		# Kill once the restarted processor has committed new work.
 		target=$((last + total / 10))
-		wait_until 120 "offset $target committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $target ]"
+		wait_until 120 "offset $target committed" committed_at_least "$target"
 		c=$(committed) last=$c
 		stop_processor p1 KILL
 		[ "$c" -lt "$total" ] && kills=$((kills + 1))
@@ -196,7 +185,7 @@ crash)
 	;;
 rebalance)
 	start_processor p1
-	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	wait_until 60 "a third committed" committed_at_least "$((total / 3))"
 	start_processor p2
 	wait_until 60 "p2 owns a partition" bash -c "grep -q 'partition assigned' '$work/proc-p2.log'"
 	c=$(committed)
@@ -212,17 +201,16 @@ pgrestart)
 	proc_args+=(--metrics-addr "127.0.0.1:$port")
 	url=http://127.0.0.1:$port
 	start_processor p1
-	metric() { curl -fsS "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 	health() { curl -sS -o /dev/null -w '%{http_code}' "$url/healthz"; }
-	wait_until 30 "/healthz 200" bash -c "[ \"\$(curl -sS -o /dev/null -w '%{http_code}' $url/healthz)\" = 200 ]"
+	wait_until 30 "/healthz 200" http_status_is /healthz 200
 	adds0=$(metric 'cartwatch_events_consumed_total{type="cart_add"}')
-	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	wait_until 60 "a third committed" committed_at_least "$((total / 3))"
 	c=$(committed)
 	"$src/tests/pg/pg-stop" "$work/pg"
 	[ "$c" -lt "$total" ] || fail "PostgreSQL stopped only after all work was done; the test proved nothing"
 	log "PostgreSQL stopped at $c/$total committed"
 	wait_until 30 "the processor noticing" bash -c "grep -q 'flush failed' '$work/proc-p1.log'"
-	wait_until 30 "/healthz 503" bash -c "[ \"\$(curl -sS -o /dev/null -w '%{http_code}' $url/healthz)\" = 503 ]"
+	wait_until 30 "/healthz 503" http_status_is /healthz 503
 	curl -sS "$url/healthz" | grep -q "postgresql unreachable" || fail "/healthz does not say why"
 	[ "$(metric cartwatch_flush_failures_total)" -ge 1 ] || fail "flush failures not counted in /metrics"
 	log "/healthz: 503 ($(curl -sS "$url/healthz" | head -c 80))"
@@ -232,7 +220,7 @@ pgrestart)
 	"${runuser[@]}" "$bindir/pg_ctl" -D "$work/pg/data" -l "$work/pg/postgres.log" -w start >/dev/null
 	log "PostgreSQL restarted"
 	wait_until 60 "consumption resuming" grep -q "consumption resumed" "$work/proc-p1.log"
-	wait_until 30 "/healthz 200 again" bash -c "[ \"\$(curl -sS -o /dev/null -w '%{http_code}' $url/healthz)\" = 200 ]"
+	wait_until 30 "/healthz 200 again" http_status_is /healthz 200
 	adds1=$(metric 'cartwatch_events_consumed_total{type="cart_add"}')
 	[ "$adds1" -gt "${adds0:-0}" ] || fail "cart_add counter did not move ($adds0 -> $adds1)"
 	log "/metrics: cart_add consumed $adds0 -> $adds1; /healthz back to 200"
@@ -241,7 +229,7 @@ pgrestart)
 kafkadown)
 	broker_pid=${CARTWATCH_DEVBROKER_PID:?kafkadown needs the embedded broker}
 	start_processor p1
-	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	wait_until 60 "a third committed" committed_at_least "$((total / 3))"
 	c=$(committed)
 	kill -USR1 "$broker_pid"
 	[ "$c" -lt "$total" ] || fail "brokers went down only after all work was done"
@@ -269,9 +257,8 @@ pgrewind)
 	port=$("$src/tests/lib/free-port")
 	proc_args+=(--metrics-addr "127.0.0.1:$port")
 	url=http://127.0.0.1:$port
-	metric() { curl -fsS "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 	start_processor p1
-	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	wait_until 60 "a third committed" committed_at_least "$((total / 3))"
 	runuser=()
 	[ "$(id -u)" = 0 ] && runuser=(runuser -u postgres --)
 	bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
@@ -284,7 +271,7 @@ pgrewind)
 	for attempt in 1 2 3 4 5 6; do
 		c0=$(committed)
 		[ "$c0" -lt "$total" ] || break
-		wait_until 60 "a fresh commit" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -gt $c0 ]"
+		wait_until 60 "a fresh commit" committed_at_least "$((c0 + 1))"
 		kill -STOP "${procs[p1]}"
 		c=$(committed)
 		"${runuser[@]}" "$bindir/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null
@@ -297,7 +284,7 @@ pgrewind)
 	done
 	[ -n "$rewound" ] || fail "no immediate stop lost a commit; the test proved nothing"
 	wait_until 60 "the rewind detected" grep -q "went back in time" "$work/proc-p1.log"
-	wait_until 30 "the rewind counted" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_postgresql_rewinds_total\" { print \$2 }')\" -ge 1 ]"
+	wait_until 30 "the rewind counted" metric_at_least cartwatch_postgresql_rewinds_total 1
 	log "rewinds: $(metric cartwatch_postgresql_rewinds_total); $(grep -m1 'went back in time' "$work/proc-p1.log" | grep -o 'error="[^"]*"')"
 	wait_until 180 "all events processed" done_cond
 	;;
@@ -313,7 +300,6 @@ pgpermanent)
 	port=$("$src/tests/lib/free-port")
 	proc_args+=(--metrics-addr "127.0.0.1:$port")
 	url=http://127.0.0.1:$port
-	metric() { curl -fsS "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 	start_processor p1
 	wait_until 60 "a partition quarantined" grep -q "partition quarantined" "$work/proc-p1.log"
 	victim=$(grep -m1 "partition quarantined" "$work/proc-p1.log" | sed 's/.* partition=\([0-9]*\) .*/\1/')
@@ -346,9 +332,8 @@ gap)
 	port=$("$src/tests/lib/free-port")
 	proc_args+=(--metrics-addr "127.0.0.1:$port")
 	url=http://127.0.0.1:$port
-	metric() { curl -fsS "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 	start_processor p1
-	wait_until 60 "all events committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $total ]"
+	wait_until 60 "all events committed" committed_at_least "$total"
 	stop_processor p1 TERM
 	# Unread events, then partition 0 filled past the embedded broker's
 	# log limit (5 MB): the oldest records, the unread events among them,
@@ -365,13 +350,13 @@ gap)
 	log "partition 0: committed $next0, log now starts at $lo"
 	start_processor p1
 	wait_until 30 "the gap logged" grep -q "offset gap" "$work/proc-p1.log"
-	wait_until 30 "the gap counted" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_offset_gaps_total\" { print \$2 }')\" -ge 1 ]"
+	wait_until 30 "the gap counted" metric_at_least cartwatch_offset_gaps_total 1
 	[ "$(metric cartwatch_offset_gap_records_total)" -ge $((lo - next0)) ] ||
 		fail "records lost not counted: $(metric cartwatch_offset_gap_records_total) < $((lo - next0))"
 	curl -sS "$url/healthz" | grep -q "records lost: partition 0" ||
 		fail "/healthz does not show the gap: $(curl -sS "$url/healthz")"
 	# Consumption goes on: the junk records after the gap are dead-lettered.
-	wait_until 30 "consumption after the gap" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_dead_letter_records_total\" { print \$2 }')\" -ge 5 ]"
+	wait_until 30 "consumption after the gap" metric_at_least cartwatch_dead_letter_records_total 5
 	log "gap of $((lo - next0))+ records on partition 0 detected: $(curl -sS "$url/healthz")"
 	stop_processor p1 TERM
 	log PASS
@@ -384,7 +369,7 @@ revoke)
 	CARTWATCH_PG=$(sed 's/user=[^ ]*/user=cwproc/' <<<"$CARTWATCH_PG")
 	export CARTWATCH_PG
 	start_processor p1
-	wait_until 60 "a third committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 3)) ]"
+	wait_until 60 "a third committed" committed_at_least "$((total / 3))"
 	out_tables="cart_abandonments, cart_conversions, product_stats_minute"
 	sql "REVOKE INSERT ON $out_tables FROM cwproc"
 	c=$(committed)
@@ -402,7 +387,7 @@ revoke)
 pgdown-rebalance|pgdown-take)
 	[ "$mode" = pgdown-take ] && proc_args+=(-X max.poll.interval.ms=6000)
 	start_processor p1
-	wait_until 60 "a fifth committed" bash -c "[ \$(psql -X -At -c 'SELECT coalesce(sum(next_offset),0) FROM cw_partitions' 2>/dev/null || echo 0) -ge $((total / 5)) ]"
+	wait_until 60 "a fifth committed" committed_at_least "$((total / 5))"
 	start_processor p2
 	wait_until 60 "p2 flushed" bash -c "[ \$(psql -X -At -c \"SELECT count(*) FROM cw_partitions WHERE owner = 'p2'\") -ge 1 ]"
 	c=$(committed)
