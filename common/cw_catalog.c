@@ -95,8 +95,8 @@ static int read_record(const char **p, const char *end, struct record *rec,
 						return -EINVAL;
 					continue;
 				}
-			} else if (!quoted && (c == ',' || c == '\n' ||
-					       c == '\r')) {
+			} else if (!quoted &&
+				   (c == ',' || c == '\n' || c == '\r')) {
 				break;
 			} else if (c == '\n') {
 				(*line)++;
@@ -246,8 +246,8 @@ struct cw_catalog *cw_catalog_parse(const char *text, size_t len,
 	} while (r == 1 && blank(&rec));
 	if (r <= 0) {
 		fail(errstr, errstr_size,
-		     r == 0	? "%s: empty (want a header line "
-				  "product_id,unit_price_cents,...)"
+		     r == 0	    ? "%s: empty (want a header line "
+				      "product_id,unit_price_cents,...)"
 		     : r == -ENOMEM ? "%s: out of memory"
 				    : "%s:1: malformed header line",
 		     name);
@@ -370,8 +370,8 @@ struct cw_catalog *cw_catalog_load(const char *path, char *errstr,
 
 			if (cap >= CW_CATALOG_MAX_BYTES + 1) {
 				fail(errstr, errstr_size,
-				     "catalog %s is larger than %u bytes",
-				     path, CW_CATALOG_MAX_BYTES);
+				     "catalog %s is larger than %u bytes", path,
+				     CW_CATALOG_MAX_BYTES);
 				goto out;
 			}
 			if (ncap > CW_CATALOG_MAX_BYTES + 1)
@@ -424,7 +424,8 @@ const struct cw_catalog_item *cw_catalog_find(const struct cw_catalog *cat,
 		return NULL;
 	for (size_t s = hash(product_id, len) & cat->mask; cat->slots[s];
 	     s = (s + 1) & cat->mask) {
-		const struct cw_catalog_item *it = &cat->items[cat->slots[s] - 1];
+		const struct cw_catalog_item *it =
+			&cat->items[cat->slots[s] - 1];
 		if (it->product_id_len == len &&
 		    memcmp(it->product_id, product_id, len) == 0)
 			return it;

@@ -15,9 +15,8 @@
 #include "cw_validate.h"
 
 static const char *const known_fields[] = {
-	"user_id",  "event_type",	"product_id", "reason",
-	"quantity", "unit_price_cents", "currency",   "event_time",
-	"event_id",
+	"user_id",	    "event_type", "product_id", "reason",   "quantity",
+	"unit_price_cents", "currency",	  "event_time", "event_id",
 };
 #define N_KNOWN (sizeof(known_fields) / sizeof(known_fields[0]))
 
@@ -37,8 +36,7 @@ static const char *ascii(const char *s, size_t len, char *out, size_t size)
 }
 
 __attribute__((format(printf, 3, 4))) static int
-refuse(struct cw_event_json_error *err, const char *field, const char *fmt,
-       ...)
+refuse(struct cw_event_json_error *err, const char *field, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -170,8 +168,7 @@ int cw_event_json_parse_time(const char *text, size_t len, int64_t *ms)
 		return -EINVAL;
 	}
 	if (p != end || mon < 1 || mon > 12 || day < 1 ||
-	    day > days_in_month(year, mon) || hour > 23 || min > 59 ||
-	    sec > 60)
+	    day > days_in_month(year, mon) || hour > 23 || min > 59 || sec > 60)
 		return -EINVAL;
 	/* A leap second (:60) is the last instant of its minute. */
 	if (sec == 60) {
@@ -237,9 +234,9 @@ static int fill_time(const json_t *obj, const struct cw_event_json_opts *o,
 			err, "event_time",
 			"is %s ahead of the receiver's clock, more than the "
 			"allowed clock skew of %s",
-			cw_duration_format(
-				(ev->event_time_ms - o->now_ms) / 1000 * 1000,
-				d1, sizeof(d1)),
+			cw_duration_format((ev->event_time_ms - o->now_ms) /
+						   1000 * 1000,
+					   d1, sizeof(d1)),
 			cw_duration_format(o->max_skew_ms, d2, sizeof(d2)));
 	return 0;
 }
@@ -261,7 +258,8 @@ int cw_event_json_to_event(const json_t *obj,
 	cw_event_init(ev);
 	if (!json_is_object(obj))
 		return refuse(err, "event", "is not a JSON object");
-	json_object_foreach ((json_t *)obj, key, value) {
+	json_object_foreach((json_t *)obj, key, value)
+	{
 		size_t i;
 
 		for (i = 0; i < N_KNOWN; i++)
@@ -291,8 +289,8 @@ int cw_event_json_to_event(const json_t *obj,
 	if ((r = get_int(obj, "quantity", &v, &present, err)))
 		return r;
 	if (present && (v < 1 || v > CW_EVENT_MAX_QUANTITY))
-		return refuse(err, "quantity", "%" PRId64 " is not in 1..%d",
-			      v, CW_EVENT_MAX_QUANTITY);
+		return refuse(err, "quantity", "%" PRId64 " is not in 1..%d", v,
+			      CW_EVENT_MAX_QUANTITY);
 	if (present)
 		ev->quantity = (int32_t)v;
 
@@ -313,8 +311,8 @@ int cw_event_json_to_event(const json_t *obj,
 				err, "product_id",
 				"unknown product '%s': no unit_price_cents "
 				"given and %s",
-				ascii(ev->product_id.ptr, ev->product_id.len,
-				      q, 64),
+				ascii(ev->product_id.ptr, ev->product_id.len, q,
+				      64),
 				o->catalog ? "not in the catalog"
 					   : "no catalog loaded");
 		ev->unit_price_cents = item->unit_price_cents;
@@ -323,12 +321,12 @@ int cw_event_json_to_event(const json_t *obj,
 	if (item && item->currency[0]) {
 		if (ev->currency.ptr &&
 		    !cw_str_eq(ev->currency, cw_str_c(item->currency)))
-			return refuse(err, "currency",
-				      "'%s' differs from the catalog's %s for "
-				      "the product's price",
-				      ascii(ev->currency.ptr, ev->currency.len,
-					    q, 8),
-				      item->currency);
+			return refuse(
+				err, "currency",
+				"'%s' differs from the catalog's %s for "
+				"the product's price",
+				ascii(ev->currency.ptr, ev->currency.len, q, 8),
+				item->currency);
 		ev->currency = (struct cw_str){item->currency, 3};
 	} else if (!ev->currency.ptr) {
 		ev->currency = (struct cw_str){"USD", 3};

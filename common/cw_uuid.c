@@ -50,7 +50,7 @@ int cw_uuid_v7(char out[CW_UUID_LEN + 1])
 		got += (size_t)n;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
-	cw_uuid_v7_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-			  rnd, out);
+	cw_uuid_v7_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, rnd,
+			  out);
 	return 0;
 }
