@@ -61,9 +61,8 @@ const struct cw_opt gateway_opts[] = {
 	 "How long the answer to a request with an Idempotency-Key is "
 	 "replayed to its retries",
 	 false},
-	{"idempotency-max", 0, CW_OPT_INT, OPT(idempotency_max), "100000",
-	 "N", "Idempotency keys remembered (the oldest is forgotten first)",
-	 false},
+	{"idempotency-max", 0, CW_OPT_INT, OPT(idempotency_max), "100000", "N",
+	 "Idempotency keys remembered (the oldest is forgotten first)", false},
 	{"max-buffered", 0, CW_OPT_STRING, OPT(max_buffered), "64MB", "SIZE",
 	 "Request bodies held in memory at once, over all connections; "
 	 "beyond it requests are answered 503",
@@ -79,16 +78,17 @@ const struct cw_opt gateway_opts[] = {
 	 "takes a comma-separated list)",
 	 false},
 };
-const size_t gateway_opts_count = sizeof(gateway_opts) / sizeof(gateway_opts[0]);
+const size_t gateway_opts_count =
+	sizeof(gateway_opts) / sizeof(gateway_opts[0]);
 
 int gateway_size_parse(const char *text, size_t *bytes)
 {
 	static const struct {
 		const char *unit;
 		int shift;
-	} units[] = {{"", 0},	  {"B", 0},    {"KB", 10}, {"KiB", 10},
-		     {"MB", 20},  {"MiB", 20}, {"GB", 30}, {"GiB", 30},
-		     {"K", 10},	  {"M", 20},   {"G", 30}};
+	} units[] = {{"", 0},	 {"B", 0},    {"KB", 10}, {"KiB", 10},
+		     {"MB", 20}, {"MiB", 20}, {"GB", 30}, {"GiB", 30},
+		     {"K", 10},	 {"M", 20},   {"G", 30}};
 	unsigned long long v = 0;
 	const char *p = text;
 

@@ -42,8 +42,8 @@
 /* Seconds a client is told to wait before retrying a 503. */
 #define RETRY_AFTER "1"
 /* How often the prober asks Kafka for the topic's metadata. */
-#define PROBE_DOWN_MS 500
-#define PROBE_UP_MS   5000
+#define PROBE_DOWN_MS	 500
+#define PROBE_UP_MS	 5000
 #define PROBE_TIMEOUT_MS 2000
 
 enum route {
@@ -61,9 +61,8 @@ static const unsigned status_codes[] = {200, 202, 204, 400, 401, 404, 405,
 #define N_STATUS (sizeof(status_codes) / sizeof(status_codes[0]))
 
 /* Produce latency: from the first message queued to the last report. */
-static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025,
-					0.05,  0.1,    0.25,  0.5,  1,
-					2.5,   5,      10};
+static const double latency_bounds[] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define N_LATENCY_BOUNDS (sizeof(latency_bounds) / sizeof(latency_bounds[0]))
 
 struct gateway {
@@ -229,9 +228,9 @@ static enum MHD_Result respond(struct request *r, unsigned status,
 					     MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					     "Bearer") == MHD_YES;
 	if (ok && cfg->cors_origin && r->route == ROUTE_EVENTS) {
-		ok = MHD_add_response_header(
-			     resp, "Access-Control-Allow-Origin",
-			     cfg->cors_origin) == MHD_YES &&
+		ok = MHD_add_response_header(resp,
+					     "Access-Control-Allow-Origin",
+					     cfg->cors_origin) == MHD_YES &&
 		     MHD_add_response_header(resp, "Vary", "Origin") ==
 			     MHD_YES &&
 		     MHD_add_response_header(resp,
@@ -245,9 +244,9 @@ static enum MHD_Result respond(struct request *r, unsigned status,
 				     resp, "Access-Control-Allow-Headers",
 				     "Content-Type, Authorization, "
 				     "Idempotency-Key") == MHD_YES &&
-			     MHD_add_response_header(
-				     resp, "Access-Control-Max-Age", "600") ==
-				     MHD_YES;
+			     MHD_add_response_header(resp,
+						     "Access-Control-Max-Age",
+						     "600") == MHD_YES;
 	}
 	if (!ok) {
 		MHD_destroy_response(resp);
@@ -305,7 +304,8 @@ static enum MHD_Result respond_error(struct request *r, unsigned status,
 	return respond_json(r, status, json_pack("{s:s}", "error", message));
 }
 
-/* ---- /metrics and health -------------------------------------------------- */
+/* ---- /metrics and health --------------------------------------------------
+ */
 
 static void render_metrics(struct gateway *gw, struct cw_text *t)
 {
@@ -326,7 +326,8 @@ static void render_metrics(struct gateway *gw, struct cw_text *t)
 		}
 	cw_prom_family(t, "cartwatch_gateway_events_accepted_total", "counter",
 		       "Events Kafka acknowledged (answered 202).");
-	cw_text_printf(t, "cartwatch_gateway_events_accepted_total %" PRIu64 "\n",
+	cw_text_printf(t,
+		       "cartwatch_gateway_events_accepted_total %" PRIu64 "\n",
 		       (uint64_t)atomic_load(&gw->events_accepted));
 	cw_prom_family(t, "cartwatch_gateway_events_rejected_total", "counter",
 		       "Invalid events (answered 422), by the field at fault.");
@@ -344,10 +345,9 @@ static void render_metrics(struct gateway *gw, struct cw_text *t)
 	cw_prom_family(t, "cartwatch_gateway_idempotent_replays_total",
 		       "counter",
 		       "Requests answered from the Idempotency-Key memory.");
-	cw_text_printf(t,
-		       "cartwatch_gateway_idempotent_replays_total %" PRIu64
-		       "\n",
-		       (uint64_t)atomic_load(&gw->idem_replays));
+	cw_text_printf(
+		t, "cartwatch_gateway_idempotent_replays_total %" PRIu64 "\n",
+		(uint64_t)atomic_load(&gw->idem_replays));
 	cw_prom_family(t, "cartwatch_gateway_idempotency_keys", "gauge",
 		       "Idempotency keys remembered.");
 	cw_text_printf(t, "cartwatch_gateway_idempotency_keys %zu\n",
@@ -404,8 +404,8 @@ static enum MHD_Result serve_status(struct request *r, const char *url)
 			cw_text_free(&t);
 			return MHD_NO;
 		}
-		ret = respond(r, MHD_HTTP_OK, CW_HTTP_CONTENT_PROM, t.buf, t.len,
-			      NULL);
+		ret = respond(r, MHD_HTTP_OK, CW_HTTP_CONTENT_PROM, t.buf,
+			      t.len, NULL);
 		cw_text_free(&t);
 		return ret;
 	}
@@ -428,7 +428,8 @@ static enum MHD_Result serve_status(struct request *r, const char *url)
 		       body, strlen(body), NULL);
 }
 
-/* ---- POST /v1/events ------------------------------------------------------ */
+/* ---- POST /v1/events ------------------------------------------------------
+ */
 
 /* Equal without an early exit: the time taken depends on the lengths only,
  * never on where the first difference is. */
@@ -455,8 +456,8 @@ static bool authorized(struct request *r)
 	if (h && strncasecmp(h, "Bearer ", 7) == 0)
 		tok = h + 7;
 	else /* navigator.sendBeacon() cannot set headers */
-		tok = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
-						  "access_token");
+		tok = MHD_lookup_connection_value(
+			r->conn, MHD_GET_ARGUMENT_KIND, "access_token");
 	if (!tok)
 		return false;
 	while (*tok == ' ')
@@ -644,9 +645,9 @@ static unsigned produce_batch(struct request *r, const struct ingest_batch *b,
 		const struct ingest_msg *m = &b->msgs[queued];
 
 		if (rd_kafka_produce(gw->rkt, RD_KAFKA_PARTITION_UA,
-				     RD_KAFKA_MSG_F_COPY,
-				     b->buf + m->value_off, m->value_len,
-				     b->buf + m->key_off, m->key_len, r) < 0)
+				     RD_KAFKA_MSG_F_COPY, b->buf + m->value_off,
+				     m->value_len, b->buf + m->key_off,
+				     m->key_len, r) < 0)
 			break;
 	}
 	if (queued < b->n) {
@@ -723,7 +724,8 @@ static enum MHD_Result body_complete(struct request *r)
 	pthread_rwlock_unlock(&gw->catalog_lock);
 	for (int i = 0; i < INGEST_REASONS; i++)
 		if (b.rejected[i])
-			atomic_fetch_add(&gw->events_rejected[i], b.rejected[i]);
+			atomic_fetch_add(&gw->events_rejected[i],
+					 b.rejected[i]);
 	if (err < 0) {
 		cw_error("cannot process a request", "error=\"%s\"",
 			 strerror(-err));
@@ -764,8 +766,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		if (strcmp(url, "/v1/events") == 0) {
 			r->route = ROUTE_EVENTS;
 			if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
-				return respond(r, MHD_HTTP_NO_CONTENT, NULL,
-					       "", 0, "POST, OPTIONS");
+				return respond(r, MHD_HTTP_NO_CONTENT, NULL, "",
+					       0, "POST, OPTIONS");
 			if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
 				return respond(r, MHD_HTTP_METHOD_NOT_ALLOWED,
 					       CW_HTTP_CONTENT_JSON,
@@ -782,10 +784,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		else
 			r->route = ROUTE_OTHER;
 		if (r->route == ROUTE_OTHER)
-			return respond(r, MHD_HTTP_NOT_FOUND,
-				       CW_HTTP_CONTENT_TEXT,
-				       "not found: POST /v1/events\n", 27,
-				       NULL);
+			return respond(
+				r, MHD_HTTP_NOT_FOUND, CW_HTTP_CONTENT_TEXT,
+				"not found: POST /v1/events\n", 27, NULL);
 		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 			return respond(r, MHD_HTTP_METHOD_NOT_ALLOWED,
@@ -817,8 +818,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 
 /* MHD's completion callback: the request is over (answered, or the
  * client went away). */
-static void on_completed(void *cls, struct MHD_Connection *conn,
-			 void **req_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
 {
 	struct gateway *gw = cls;
 	struct request *r = *req_cls;
@@ -838,7 +839,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	*req_cls = NULL;
 }
 
-/* ---- Kafka ------------------------------------------------------------------ */
+/* ---- Kafka ------------------------------------------------------------------
+ */
 
 /* Delivery reports, on the main thread (rd_kafka_poll()). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
@@ -877,8 +879,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	    err == RD_KAFKA_RESP_ERR__RESOLVE ||
 	    err == RD_KAFKA_RESP_ERR__AUTHENTICATION)
 		set_kafka_state(gw, false, rd_kafka_err2str(err));
-	cw_debug("kafka", "error=\"%s\" reason=\"%s\"",
-		 rd_kafka_err2str(err), reason);
+	cw_debug("kafka", "error=\"%s\" reason=\"%s\"", rd_kafka_err2str(err),
+		 reason);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac,
@@ -912,9 +914,9 @@ static void *prober_main(void *arg)
 			char why[160];
 			snprintf(why, sizeof(why), "topic %s: %s",
 				 gw->cfg->topic,
-				 md->topic_cnt ? rd_kafka_err2str(
-							 md->topics[0].err)
-					       : "not in the metadata");
+				 md->topic_cnt
+					 ? rd_kafka_err2str(md->topics[0].err)
+					 : "not in the metadata");
 			set_kafka_state(gw, false, why);
 		} else if (!atomic_load(&gw->fatal)) {
 			set_kafka_state(gw, true, NULL);
@@ -922,7 +924,7 @@ static void *prober_main(void *arg)
 		if (md)
 			rd_kafka_metadata_destroy(md);
 		wait_ms = atomic_load(&gw->kafka_up) ? PROBE_UP_MS
-						      : PROBE_DOWN_MS;
+						     : PROBE_DOWN_MS;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += wait_ms / 1000;
 		ts.tv_nsec += (wait_ms % 1000) * 1000000;
@@ -958,7 +960,8 @@ static int kafka_open(struct gateway *gw, char *errstr, size_t errstr_size)
 	rd_kafka_conf_t *kconf = rd_kafka_conf_new();
 	char timeout[32], queue[32], err[512];
 
-	snprintf(timeout, sizeof(timeout), "%" PRId64, cfg->delivery_timeout_ms);
+	snprintf(timeout, sizeof(timeout), "%" PRId64,
+		 cfg->delivery_timeout_ms);
 	/* librdkafka's own bound sits above ours, so a full queue is our
 	 * 503 before it is librdkafka's refusal halfway through a request. */
 	snprintf(queue, sizeof(queue), "%" PRId64, cfg->max_queue + 100000);
@@ -1000,7 +1003,8 @@ fail:
 	return -EINVAL;
 }
 
-/* ---- setup -------------------------------------------------------------------- */
+/* ---- setup
+ * -------------------------------------------------------------------- */
 
 /* Read the tokens of @path, one a line, blank lines and '#' comments
  * skipped. */
@@ -1098,7 +1102,8 @@ struct gateway *gateway_new(const struct gateway_config *cfg,
 	pthread_cond_init(&gw->prober_cond, NULL);
 
 	if (cfg->catalog) {
-		gw->catalog = cw_catalog_load(cfg->catalog, errstr, errstr_size);
+		gw->catalog =
+			cw_catalog_load(cfg->catalog, errstr, errstr_size);
 		if (!gw->catalog)
 			goto fail;
 		cw_info("catalog loaded", "file=\"%s\" products=%zu",
@@ -1112,8 +1117,8 @@ struct gateway *gateway_new(const struct gateway_config *cfg,
 			"events",
 			"listen=%s", cfg->listen);
 	}
-	gw->idem = idem_new((size_t)cfg->idempotency_max,
-			    cfg->idempotency_ttl_ms);
+	gw->idem =
+		idem_new((size_t)cfg->idempotency_max, cfg->idempotency_ttl_ms);
 	if (!gw->idem) {
 		snprintf(errstr, errstr_size, "out of memory");
 		goto fail;
@@ -1134,8 +1139,8 @@ struct gateway *gateway_new(const struct gateway_config *cfg,
 	lim = (struct cw_http_limits){
 		.connections = (unsigned)cfg->max_connections,
 		.per_ip = (unsigned)cfg->max_connections_per_ip,
-		.timeout_s = (unsigned)((cfg->connection_timeout_ms + 999) /
-					1000),
+		.timeout_s =
+			(unsigned)((cfg->connection_timeout_ms + 999) / 1000),
 		.threads = (unsigned)cfg->http_threads,
 		.suspend = true,
 	};

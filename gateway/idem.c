@@ -13,7 +13,7 @@
 #include <string.h>
 
 struct idem_entry {
-	struct idem_entry *chain;      /* next in the bucket */
+	struct idem_entry *chain;	/* next in the bucket */
 	struct idem_entry *prev, *next; /* FIFO, oldest first */
 	uint64_t token;
 	int64_t expires_ms;

@@ -10,8 +10,8 @@
 #include <string.h>
 
 const char *const ingest_reason_names[INGEST_REASONS] = {
-	"user_id",  "event_type",	"product_id", "reason",
-	"quantity", "unit_price_cents", "currency",   "event_time",
+	"user_id",  "event_type",	"product_id",	 "reason",
+	"quantity", "unit_price_cents", "currency",	 "event_time",
 	"event_id", "unknown_field",	"not_an_object",
 };
 
@@ -80,7 +80,8 @@ static int one_event(struct ingest_batch *b, const json_t *obj, size_t index,
 		     size_t line, const struct cw_event_json_opts *o)
 {
 	struct cw_event_json_error err;
-	char id[CW_UUID_LEN + 1], text[sizeof(err.field) + sizeof(err.reason) + 2];
+	char id[CW_UUID_LEN + 1],
+		text[sizeof(err.field) + sizeof(err.reason) + 2];
 	struct cw_event ev;
 	json_t *e;
 	int r;
@@ -106,8 +107,8 @@ static int one_event(struct ingest_batch *b, const json_t *obj, size_t index,
 			     "error", text)
 		 : json_pack("{s:I,s:s,s:s}", "index", (json_int_t)index,
 			     "field", err.field, "error", text);
-	if (!e || json_array_append_new(json_object_get(b->answer, "errors"),
-					e) < 0)
+	if (!e ||
+	    json_array_append_new(json_object_get(b->answer, "errors"), e) < 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -117,8 +118,9 @@ static int malformed(struct ingest_batch *b, size_t line, size_t column,
 {
 	char text[320];
 
-	snprintf(text, sizeof(text), "malformed JSON at line %zu, column %zu: %s",
-		 line, column, what);
+	snprintf(text, sizeof(text),
+		 "malformed JSON at line %zu, column %zu: %s", line, column,
+		 what);
 	b->status = 400;
 	json_decref(b->answer);
 	b->answer = json_pack("{s:s,s:I,s:I}", "error", text, "line",
