@@ -26,6 +26,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -318,6 +319,16 @@ def main():
                                    event_time=None, event_id=None)
 
     # SIGTERM with requests in flight: every one answered, then exit 0.
+    # One is surely in flight: its body is still arriving when the signal
+    # comes.
+    body = json.dumps({"user_id": "term_slow", "event_type": "checkout_complete"}).encode()
+    slow = socket.create_connection(("127.0.0.1", gw.port), timeout=30 * SLOW)
+    slow.sendall(b"POST /v1/events HTTP/1.1\r\nHost: gateway\r\n"
+                 b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+                 b"Content-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+    wait_until("the slow request in flight", lambda: "cartwatch_gateway_requests_in_flight 1\n" in
+               request(gw, "GET", "/metrics", token=None)[2])
     answers = []
 
     def sender(i):
@@ -331,6 +342,20 @@ def main():
         th.start()
     time.sleep(0.01)
     gw.proc.send_signal(signal.SIGTERM)
+    wait_until("draining", lambda: 'msg="draining"' in gw.text())
+    slow.sendall(body[10:])
+    reply = b""
+    while b"\r\n\r\n" not in reply or not reply.endswith(b"}"):
+        chunk = slow.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    slow.close()
+    check(reply.startswith(b"HTTP/1.1 202") and reply.endswith(b'{"accepted":1}')
+          and b"Connection: close" in reply, "in-flight request answered: %r" % reply)
+    expected["term_slow"] = dict(event_type="checkout_complete", product_id=None, reason=None,
+                                 quantity=1, unit_price_cents=0, currency="USD",
+                                 event_time=None, event_id=None)
     for th in threads:
         th.join()
     rc = gw.proc.wait(timeout=30 * SLOW)
