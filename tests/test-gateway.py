@@ -159,6 +159,15 @@ def main():
     with open(os.path.join(work, "tokens"), "w") as f:
         f.write("# shop front\nother-token\n" + TOKEN + "\n")
     gw = Gateway(work)
+    try:
+        return run(work, gw)
+    finally:
+        if gw.proc.poll() is None:  # a failure on the way: no orphan
+            gw.proc.kill()
+            gw.proc.wait()
+
+
+def run(work, gw):
     check("no --token-file" not in gw.text(), "no open-gateway warning with tokens")
     wait_until("/healthz 200", lambda: request(gw, "GET", "/healthz", token=None)[0] == 200)
 
