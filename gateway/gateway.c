@@ -45,6 +45,9 @@
 #define PROBE_DOWN_MS	 500
 #define PROBE_UP_MS	 5000
 #define PROBE_TIMEOUT_MS 2000
+/* Longest Idempotency-Key header accepted; the memory's key adds the
+ * client's token index (idem.h allows for it). */
+#define GATEWAY_MAX_IDEM_KEY 255
 
 enum route {
 	ROUTE_EVENTS,
@@ -447,12 +450,16 @@ static bool ct_equal(const char *a, size_t alen, const char *b, size_t blen)
 	return diff == 0;
 }
 
-static bool authorized(struct request *r)
+/* Is the request's bearer token one of --token-file's? *@who: which one
+ * (0 without --token-file), so that clients with different tokens never
+ * share Idempotency-Keys. */
+static bool authorized(struct request *r, size_t *who)
 {
 	struct gateway *gw = r->gw;
 	const char *h, *tok = NULL;
 	bool ok = false;
 
+	*who = 0;
 	if (!gw->tokens)
 		return true;
 	h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -467,9 +474,12 @@ static bool authorized(struct request *r)
 	while (*tok == ' ')
 		tok++;
 	/* Every token is compared, whichever matches. */
-	for (size_t i = 0; i < gw->n_tokens; i++)
-		ok |= ct_equal(tok, strlen(tok), gw->tokens[i],
-			       strlen(gw->tokens[i]));
+	for (size_t i = 0; i < gw->n_tokens; i++) {
+		bool match = ct_equal(tok, strlen(tok), gw->tokens[i],
+				      strlen(gw->tokens[i]));
+		ok |= match;
+		*who = match ? i : *who;
+	}
 	return ok;
 }
 
@@ -502,10 +512,10 @@ static enum MHD_Result begin_events(struct request *r)
 	const char *cl, *key;
 	unsigned status;
 	char *body = NULL;
-	size_t body_len = 0;
+	size_t body_len = 0, who;
 	int fmt;
 
-	if (!authorized(r))
+	if (!authorized(r, &who))
 		return respond_error(r, MHD_HTTP_UNAUTHORIZED,
 				     "missing or wrong bearer token");
 	fmt = body_format(r->conn);
@@ -523,7 +533,7 @@ static enum MHD_Result begin_events(struct request *r)
 					  "Idempotency-Key");
 	if (key) {
 		size_t n = strlen(key);
-		bool printable = n > 0 && n <= IDEM_MAX_KEY_LEN;
+		bool printable = n > 0 && n <= GATEWAY_MAX_IDEM_KEY;
 
 		for (size_t i = 0; printable && i < n; i++)
 			printable = key[i] > 0x20 && key[i] < 0x7f;
@@ -531,8 +541,12 @@ static enum MHD_Result begin_events(struct request *r)
 			return respond_error(r, MHD_HTTP_BAD_REQUEST,
 					     "Idempotency-Key must be 1 to 255 "
 					     "printable ASCII characters");
-		switch (idem_begin(gw->idem, key, n, mono_ms(), &r->idem_token,
-				   &status, &body, &body_len)) {
+		/* Remembered per client: "<token index>:<key>". */
+		r->idem_len = (size_t)snprintf(r->idem_key, sizeof(r->idem_key),
+					       "%zu:%s", who, key);
+		switch (idem_begin(gw->idem, r->idem_key, r->idem_len,
+				   mono_ms(), &r->idem_token, &status, &body,
+				   &body_len)) {
 		case IDEM_PENDING:
 			return respond_error(r, MHD_HTTP_CONFLICT,
 					     "a request with this "
@@ -548,8 +562,6 @@ static enum MHD_Result begin_events(struct request *r)
 			return ret;
 		}
 		case IDEM_NEW:
-			memcpy(r->idem_key, key, n);
-			r->idem_len = n;
 			break;
 		}
 	}

@@ -26,7 +26,7 @@ enum idem_state {
 };
 
 /* Longest key accepted, in bytes. */
-#define IDEM_MAX_KEY_LEN 255
+#define IDEM_MAX_KEY_LEN 300
 
 /* A cache of at most @max keys (0: keep nothing), each kept @ttl_ms after
  * its answer. Returns NULL on ENOMEM. */

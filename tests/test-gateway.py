@@ -277,6 +277,14 @@ def run(work, gw):
     check(first[0] == 202 and again[0] == 202 and first[2] == again[2]
           and again[1].get("Idempotent-Replayed") == "true",
           "idempotent replay: %s %s" % (first, again))
+    # The same key from another client (token) is another request.
+    other = request(gw, body={"user_id": "idem_2", "event_type": "checkout_complete"},
+                    token="other-token", headers={"Idempotency-Key": "order-42"})
+    check(other[0] == 202 and other[1].get("Idempotent-Replayed") is None,
+          "same key, other token: %s" % (other,))
+    expected["idem_2"] = dict(event_type="checkout_complete", product_id=None, reason=None,
+                              quantity=1, unit_price_cents=0, currency="USD",
+                              event_time=None, event_id=None)
     expected["idem_1"] = dict(event_type="checkout_complete", product_id=None, reason=None,
                               quantity=1, unit_price_cents=0, currency="USD",
                               event_time=None, event_id=None)
