@@ -29,12 +29,14 @@ for k in ("prefix", "bindir", "datadir", "mandir"):
 bin=$dest$prefix/$bindir share=$dest$prefix/$datadir man1=$dest$prefix/$mandir/man1
 unitdir=$dest$prefix/lib/systemd/system
 
-progs=(cartwatch-processor cartwatch-producer cartwatch-devbroker)
+progs=(cartwatch-processor cartwatch-producer cartwatch-devbroker cartwatch-gateway)
+daemons=(processor gateway)
 expected=()
 for p in "${progs[@]}" cartwatch-report; do expected+=("$bin/$p" "$man1/$p.1"); done
 expected+=("$share/cartwatch/schemas/cart_event.avsc" "$share/cartwatch/schemas/cart_abandonment.avsc"
 	"$share/cartwatch/schemas/history/cart_event.v1.avsc" "$share/cartwatch/migrations/001_schema.sql"
-	"$share/cartwatch/examples/processor.env" "$unitdir/cartwatch-processor@.service")
+	"$share/cartwatch/examples/processor.env" "$unitdir/cartwatch-processor@.service"
+	"$share/cartwatch/examples/gateway.env" "$unitdir/cartwatch-gateway@.service")
 for f in "${expected[@]}"; do
 	[ -s "$f" ] && ok "installed ${f#"$dest"}" || fail "not installed: ${f#"$dest"}"
 done
@@ -80,25 +82,27 @@ done
 # The unit: systemd's own checker, on a copy whose ExecStart points into
 # the destdir (verify insists the binary exists) and with the installed
 # man pages on MANPATH (it checks Documentation=man:...).
-unit=$unitdir/cartwatch-processor@.service
-grep -qx "ExecStart=$prefix/$bindir/cartwatch-processor" "$unit" && ok "unit runs $prefix/$bindir/cartwatch-processor" ||
+for daemon in "${daemons[@]}"; do
+unit=$unitdir/cartwatch-$daemon@.service
+grep -qx "ExecStart=$prefix/$bindir/cartwatch-$daemon" "$unit" && ok "unit runs $prefix/$bindir/cartwatch-$daemon" ||
 	fail "unit ExecStart: $(grep ExecStart= "$unit")"
 for key in DynamicUser=yes ProtectSystem=strict NoNewPrivileges=yes Restart=on-failure \
 	'EnvironmentFile=/etc/cartwatch/%i.env'; do
-	grep -qx -- "$key" "$unit" && ok "unit has $key" || fail "unit lacks $key"
+	grep -qx -- "$key" "$unit" && ok "$daemon unit has $key" || fail "$daemon unit lacks $key"
 done
 stop=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s$/\1/p' "$unit")
-[ "${stop:-0}" -gt 30 ] && ok "TimeoutStopSec=${stop}s outlasts the drain (>30 s)" || fail "TimeoutStopSec '${stop}' too short"
+[ "${stop:-0}" -gt 30 ] && ok "$daemon: TimeoutStopSec=${stop}s outlasts the drain (>30 s)" || fail "$daemon: TimeoutStopSec '${stop}' too short"
 if ! command -v systemd-analyze >/dev/null; then
 	fail "systemd-analyze not found (Debian package systemd; scripts/bootstrap installs it)"
 else
-	mkdir "$work/units"
-	sed "s|^ExecStart=$prefix/$bindir/|ExecStart=$bin/|" "$unit" >"$work/units/cartwatch-processor@check.service"
+	mkdir -p "$work/units"
+	sed "s|^ExecStart=$prefix/$bindir/|ExecStart=$bin/|" "$unit" >"$work/units/cartwatch-$daemon@check.service"
 	if out=$(MANPATH=$dest$prefix/$mandir: SYSTEMD_LOG_COLOR=0 systemd-analyze verify \
-		"$work/units/cartwatch-processor@check.service" 2>&1) && [ -z "$out" ]; then
-		ok "systemd-analyze verify cartwatch-processor@.service: clean"
+		"$work/units/cartwatch-$daemon@check.service" 2>&1) && [ -z "$out" ]; then
+		ok "systemd-analyze verify cartwatch-$daemon@.service: clean"
 	else
-		fail "systemd-analyze verify cartwatch-processor@.service: $out"
+		fail "systemd-analyze verify cartwatch-$daemon@.service: $out"
 	fi
 fi
+done
 exit $((fails > 0))
