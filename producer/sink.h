@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sink — where events go: a Kafka topic (idempotent librdkafka producer,
- * key = user_id, value = the Avro single-object framed event) or, with
+ * key = user_id, value = the Avro single-object framed event), with --http
+ * a cartwatch-gateway (JSON lines of docs/json-events.md in batches,
+ * http_out.h), or, with
  * --output, a file of JSON lines or of length-prefixed Avro messages
  * (4-byte big-endian length, then the framed event) for inspection and test
  * oracles.
@@ -30,8 +32,11 @@ enum sink_format {
 };
 
 struct sink_config {
-	const char *output;	 /* file path, "-" for stdout, NULL: Kafka */
-	enum sink_format format; /* for output only */
+	const char *output;   /* file path, "-" for stdout, NULL: Kafka */
+	const char *http_url; /* gateway POST URL, NULL: Kafka */
+	const char *http_token_file; /* bearer token for http_url, or NULL */
+	int64_t http_timeout_ms;     /* retry a batch this long */
+	enum sink_format format;     /* for output only */
 	const char *bootstrap_servers;
 	const char *topic;
 	const struct cw_kv_list *properties; /* -X pairs, applied last */
@@ -46,8 +51,9 @@ struct sink_stats {
 
 struct sink;
 
-/* Open the sink: for Kafka, create the idempotent producer and check that
- * the broker answers and the topic exists within connect_timeout_ms.
+/* Open the sink: for --http, prepare the client (the first batch shows
+ * whether the gateway answers); for Kafka, create the idempotent producer and
+ * check that the broker answers and the topic exists within connect_timeout_ms.
  * Returns NULL with a reason in @errstr (bad -X property, broker
  * unreachable, unknown topic, cannot open the file). Free with
  * sink_destroy(). */
