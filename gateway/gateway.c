@@ -220,6 +220,10 @@ static enum MHD_Result respond(struct request *r, unsigned status,
 	if (ok && status == MHD_HTTP_SERVICE_UNAVAILABLE)
 		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
 					     RETRY_AFTER) == MHD_YES;
+	/* Draining: keep-alive clients must move to another gateway. */
+	if (ok && atomic_load(&r->gw->draining))
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+					     "close") == MHD_YES;
 	if (ok && r->replayed)
 		ok = MHD_add_response_header(resp, "Idempotent-Replayed",
 					     "true") == MHD_YES;

@@ -4,19 +4,20 @@
 # only with what they accept. No Docker engine is needed: docker-compose
 # `config -q` validates the file (with and without the simulate profile),
 # then `config` (variables substituted) is read with Python's yaml and, for
-# the processor (cartwatch-processor) and simulator (cartwatch-producer)
-# services, every CARTWATCH_* variable and every --option of the command
+# the processor (cartwatch-processor), simulator (cartwatch-producer) and gateway
+# (cartwatch-gateway) services, every CARTWATCH_* variable and every --option of the command
 # must appear in that binary's --help as "(env CARTWATCH_X)" / "--option",
 # and the binary run with that environment and those options plus --help
 # must exit 0 (so every value parses). A misspelled name or a bad value
 # fails. Also checked: the services, healthchecks and start order the
 # stack relies on, and the topics kafka-init creates.
-# Needs CARTWATCH_PROCESSOR, CARTWATCH_PRODUCER (meson) and docker-compose.
+# Needs CARTWATCH_PROCESSOR, CARTWATCH_PRODUCER, CARTWATCH_GATEWAY (meson)
+# and docker-compose.
 set -euo pipefail
 
 src=${CARTWATCH_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 compose=$src/docker/compose.yaml
-: "${CARTWATCH_PROCESSOR:?run through meson test}" "${CARTWATCH_PRODUCER:?run through meson test}"
+: "${CARTWATCH_PROCESSOR:?run through meson test}" "${CARTWATCH_PRODUCER:?run through meson test}" "${CARTWATCH_GATEWAY:?run through meson test}"
 fail() { echo "test-compose: FAIL: $*" >&2; exit 1; }
 
 command -v docker-compose >/dev/null ||
@@ -34,19 +35,21 @@ trap 'rm -rf "$work"' EXIT
 docker-compose -f "$compose" --profile simulate config >"$work/resolved.yaml"
 "$CARTWATCH_PROCESSOR" --help >"$work/processor.help"
 "$CARTWATCH_PRODUCER" --help >"$work/producer.help"
+"$CARTWATCH_GATEWAY" --help >"$work/gateway.help"
 
-/usr/bin/python3 - "$work" "$CARTWATCH_PROCESSOR" "$CARTWATCH_PRODUCER" <<'PY'
+/usr/bin/python3 - "$work" "$CARTWATCH_PROCESSOR" "$CARTWATCH_PRODUCER" "$CARTWATCH_GATEWAY" <<'PY'
 import os, re, subprocess, sys
 import yaml  # python3-yaml, a dependency of Debian's docker-compose
 
-work, processor, producer = sys.argv[1:4]
+work, processor, producer, gateway = sys.argv[1:5]
 cfg = yaml.safe_load(open(os.path.join(work, "resolved.yaml")))
 services = cfg["services"]
 bad = []
 
 # service -> (binary path, the program name its command must start with)
 binaries = {"processor": (processor, "cartwatch-processor", "processor.help"),
-            "simulator": (producer, "cartwatch-producer", "producer.help")}
+            "simulator": (producer, "cartwatch-producer", "producer.help"),
+            "gateway": (gateway, "cartwatch-gateway", "gateway.help")}
 
 def env_of(svc):
     env = svc.get("environment") or {}
@@ -101,7 +104,7 @@ def dep(svc, on):
     d = services[svc].get("depends_on") or {}
     return d.get(on, {}).get("condition") if isinstance(d, dict) else None
 
-for svc in ("kafka", "postgres", "processor"):
+for svc in ("kafka", "postgres", "processor", "gateway"):
     if not services.get(svc, {}).get("healthcheck"):
         bad.append(f"{svc} has no healthcheck")
 checks = [("processor", "kafka-init", "service_completed_successfully"),
@@ -119,6 +122,13 @@ addr = env_of(services["processor"]).get("CARTWATCH_METRICS_ADDR", "")
 port = addr.rsplit(":", 1)[-1] if addr else None
 if not port or f"localhost:{port}/healthz" not in hc:
     bad.append(f"processor healthcheck {hc!r} does not fetch /healthz on CARTWATCH_METRICS_ADDR {addr!r}")
+if "gateway" in services:
+    hc = " ".join(as_list(services["gateway"].get("healthcheck", {}).get("test")))
+    addr = env_of(services["gateway"]).get("CARTWATCH_LISTEN", "")
+    if "localhost:8080/healthz" not in hc or not addr.endswith(":8080"):
+        bad.append(f"gateway must listen on 8080 (CARTWATCH_LISTEN {addr!r}) with a /healthz healthcheck ({hc!r})")
+    if dep("gateway", "kafka-init") != "service_completed_successfully":
+        bad.append("gateway must start after kafka-init completed")
 init = " ".join(as_list(services["kafka-init"].get("entrypoint")) +
                 as_list(services["kafka-init"].get("command")))
 topics = {"cart-events": r"cart-events:6(?![\w-])|--topic\s+cart-events\s+--partitions\s+6\b",

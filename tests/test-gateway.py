@@ -12,6 +12,8 @@ CARTWATCH_BOOTSTRAP_SERVERS (run-with-servers, embedded or real):
     (index, field; nothing of the request produced), 401, 413, 415, 404,
     405, 409; CORS preflight and header; the Idempotency-Key replay;
   * SIGHUP re-reads the catalog;
+  * 1,000 idle connections from one address do not keep another client
+    from being served;
   * embedded broker only: Kafka down (devbroker SIGUSR1) -> /healthz and
     POST answer 503 with Retry-After while a client keeps sending, and
     back (SIGUSR2) -> 202; every event ever answered 202 is on the topic;
@@ -20,12 +22,15 @@ CARTWATCH_BOOTSTRAP_SERVERS (run-with-servers, embedded or real):
 Needs CARTWATCH_GATEWAY (meson) and CARTWATCH_BOOTSTRAP_SERVERS;
 honours CARTWATCH_TEST_WRAPPER and CARTWATCH_SLOW.
 """
+import http.client
 import io
 import json
 import os
 import re
+import resource
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,7 +82,8 @@ class Gateway:
                        "--catalog", os.path.join(work, "catalog.csv"),
                        "--token-file", os.path.join(work, "tokens"),
                        "--cors-origin", ORIGIN, "--max-body", "64KB",
-                       "--delivery-timeout", "5s"] + list(extra),
+                       "--delivery-timeout", "5s", "--max-connections", "512"]
+            + list(extra),
             stdout=subprocess.DEVNULL, stderr=self.log)
         self.port = wait_until("the gateway's port", self._port)
         self.url = "http://127.0.0.1:%d" % self.port
@@ -317,7 +323,45 @@ def main():
                                    quantity=1, unit_price_cents=0, currency="USD",
                                    event_time=None, event_id=None)
 
+    # 1,000 idle connections from one address: another client is served.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    idle = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(1000)]
+    t = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10 * SLOW,
+                                      source_address=("127.0.0.2", 0))
+    conn.request("POST", "/v1/events", json.dumps(
+        {"user_id": "busy_1", "event_type": "checkout_complete"}),
+        {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    check(resp.status == 202 and json.loads(resp.read()) == {"accepted": 1},
+          "served next to 1000 idle connections: %s" % resp.status)
+    conn.close()
+    print("served next to 1000 idle connections in %.3fs" % (time.monotonic() - t))
+    expected["busy_1"] = dict(event_type="checkout_complete", product_id=None, reason=None,
+                              quantity=1, unit_price_cents=0, currency="USD",
+                              event_time=None, event_id=None)
+    for sock in idle:
+        sock.close()
+
+    def served():
+        try:
+            return request(gw, "GET", "/livez", token=None)[0] == 200
+        except OSError:
+            return False
+    wait_until("127.0.0.1 served again", served)
+
     # SIGTERM with requests in flight: every one answered, then exit 0.
+    # One is surely in flight: its body is still arriving when the signal
+    # comes.
+    body = json.dumps({"user_id": "term_slow", "event_type": "checkout_complete"}).encode()
+    slow = socket.create_connection(("127.0.0.1", gw.port), timeout=30 * SLOW)
+    slow.sendall(b"POST /v1/events HTTP/1.1\r\nHost: gateway\r\n"
+                 b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+                 b"Content-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+    wait_until("the slow request in flight", lambda: "cartwatch_gateway_requests_in_flight 1\n" in
+               request(gw, "GET", "/metrics", token=None)[2])
     answers = []
 
     def sender(i):
@@ -331,6 +375,20 @@ def main():
         th.start()
     time.sleep(0.01)
     gw.proc.send_signal(signal.SIGTERM)
+    wait_until("draining", lambda: 'msg="draining"' in gw.text())
+    slow.sendall(body[10:])
+    reply = b""
+    while b"\r\n\r\n" not in reply or not reply.endswith(b"}"):
+        chunk = slow.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    slow.close()
+    check(reply.startswith(b"HTTP/1.1 202") and reply.endswith(b'{"accepted":1}')
+          and b"Connection: close" in reply, "in-flight request answered: %r" % reply)
+    expected["term_slow"] = dict(event_type="checkout_complete", product_id=None, reason=None,
+                                 quantity=1, unit_price_cents=0, currency="USD",
+                                 event_time=None, event_id=None)
     for th in threads:
         th.join()
     rc = gw.proc.wait(timeout=30 * SLOW)
