@@ -71,7 +71,10 @@ int sink_send(struct sink *sk, const struct cw_event *ev);
 /* Produce the pending batch (sink_send() batches up to 1024 events), then
  * serve delivery reports, waiting up to @timeout_ms for one (0: don't
  * wait). The run loop calls it whenever it waits, so paced events never
- * sit in the batch. Can't fail (failures land in the counters). */
+ * sit in the batch. With --http: POST the pending batch once its oldest
+ * event waited HTTP_OUT_LINGER_MS (blocks while it is retried; a refused
+ * batch makes the next sink_send() return -EPIPE). Can't fail (failures
+ * land in the counters). */
 void sink_poll(struct sink *sk, int timeout_ms);
 
 /* Wait up to @timeout_ms until every sent event has its delivery report
