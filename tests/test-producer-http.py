@@ -8,7 +8,8 @@ cartwatch-gateway to the broker in CARTWATCH_BOOTSTRAP_SERVERS
     and key = user_id, the ones the same options write with --output, as
     many as --summary-json counts, in ceil(N / 500) requests of up to 500;
   * --stdin-json --catalog: the issue's example priced from the shop's
-    catalog, generated UUIDv7 ids, a product with no price refused;
+    catalog, generated UUIDv7 ids, a product with no price refused; a
+    line reaches the gateway while the input stays open;
   * a wrong token: exit 1 at once, the gateway's 401 and its body logged;
   * no gateway listening yet: retried until one starts, then delivered;
     no gateway at all: given up after --http-timeout, exit 1;
@@ -105,6 +106,13 @@ class Gateway:
         return sum(int(n) for n in re.findall(
             r'cartwatch_gateway_requests_total\{route="[^"]*events[^"]*",status="202"\} (\d+)',
             text))
+
+    def events_accepted(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port,
+                                    timeout=10 * SLOW) as r:
+            m = re.search(r"^cartwatch_gateway_events_accepted_total (\d+)$",
+                          r.read().decode(), re.M)
+        return int(m.group(1)) if m else 0
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -221,6 +229,23 @@ def main():
     check(mug.get("unit_price_cents") == 899 and mug.get("currency") == "EUR"
           and mug.get("quantity") == 2, "catalog-only product: %s" % mug)
     check("feed_ghost" not in fed, "no event for the product without a price")
+
+    # --- a line reaches the gateway while the input stays open ------------
+    with open(os.path.join(work, "follow.err"), "w+") as err:
+        p = subprocess.Popen(WRAPPER + [PRODUCER, "--stdin-json"] + http, stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=err, text=True)
+        for i in (1, 2):
+            n = gw.events_accepted()
+            t = time.monotonic()
+            p.stdin.write('{"user_id":"follow_%d","product_id":"SHOP_MUG",'
+                          '"event_type":"cart_add","unit_price_cents":5}\n' % i)
+            p.stdin.flush()
+            wait_until("line %d at the gateway" % i, lambda: gw.events_accepted() > n, timeout=5)
+            took = time.monotonic() - t
+            check(took < 2 * SLOW, "line %d accepted %.0f ms after it was written, input open"
+                  % (i, took * 1000))
+        p.stdin.close()
+        check(p.wait(timeout=30 * SLOW) == 0, "follow: exit 0 at the end of input")
 
     # --- 4xx: wrong token -> loud, at once --------------------------------
     t = time.monotonic()
