@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "cw_event_json.h"
 
 #define PROG	   "cartwatch-producer"
 #define OPT(field) offsetof(struct options, field)
@@ -169,7 +170,8 @@ int options_parse(struct options *o, int argc, char **argv)
 		 * refuse events beyond their --max-clock-skew). */
 		o->start_ms =
 			clock_wall_ms() - (o->rate == 0 ? o->duration_ms : 0);
-	else if (clock_parse_time(o->start_time, &o->start_ms) < 0)
+	else if (cw_event_json_parse_time(o->start_time, strlen(o->start_time),
+					  &o->start_ms) < 0)
 		return usage_error("--start-time '%s' is neither RFC 3339 "
 				   "(2024-07-16T00:00:00Z) nor epoch ms",
 				   o->start_time);
