@@ -32,6 +32,7 @@ struct http_out {
 	char *url;
 	char *auth; /* "Authorization: Bearer ..." or NULL */
 	int64_t retry_timeout_ms;
+	const volatile sig_atomic_t *stop;
 	struct http_out_stats st;
 	char *body;
 	size_t len, nevents;
@@ -91,7 +92,8 @@ static char *read_token(const char *path, char *errstr, size_t errstr_size)
 }
 
 struct http_out *http_out_new(const char *url, const char *token_file,
-			      int64_t retry_timeout_ms, char *errstr,
+			      int64_t retry_timeout_ms,
+			      const volatile sig_atomic_t *stop, char *errstr,
 			      size_t errstr_size)
 {
 	struct http_out *h = calloc(1, sizeof(*h));
@@ -102,6 +104,7 @@ struct http_out *http_out_new(const char *url, const char *token_file,
 		goto fail;
 	}
 	h->retry_timeout_ms = retry_timeout_ms;
+	h->stop = stop;
 	if (token_file &&
 	    !(h->auth = read_token(token_file, errstr, errstr_size)))
 		goto fail;
@@ -194,11 +197,17 @@ static long long accepted(const struct http_out *h)
 	return n;
 }
 
-static void sleep_ms(int64_t ms)
+static bool stopping(const struct http_out *h)
+{
+	return h->stop && *h->stop;
+}
+
+/* Sleep @ms, or less when a stop is requested. */
+static void sleep_ms(const struct http_out *h, int64_t ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !stopping(h))
 		;
 }
 
@@ -271,12 +280,12 @@ int http_out_send(struct http_out *h)
 						  : retry_after) *
 						 1000
 				       : backoff;
-		if (mono_ms() + wait > deadline) {
+		if (mono_ms() + wait > deadline || stopping(h)) {
 			cw_error("gateway unavailable, giving up the batch",
 				 "url=%s status=%ld error=\"%s\" body=\"%s\" "
-				 "attempts=%d events=%zu",
+				 "attempts=%d events=%zu stop_requested=%s",
 				 h->url, status, cerr, resp_text(h), attempt,
-				 h->nevents);
+				 h->nevents, stopping(h) ? "true" : "false");
 			batch_done(h, false);
 			r = -EPIPE;
 			break;
@@ -287,7 +296,7 @@ int http_out_send(struct http_out *h)
 				"attempt=%d retry_in_ms=%" PRId64,
 				h->url, status, cerr, resp_text(h), attempt,
 				wait);
-		sleep_ms(wait);
+		sleep_ms(h, wait);
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
 						       : backoff * 2;
 	}

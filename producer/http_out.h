@@ -18,6 +18,7 @@
  */
 #pragma once
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,11 +34,15 @@ struct http_out_stats {
 };
 
 /* Prepare a client for @url with the bearer token read from @token_file
- * (NULL: none); a batch is retried for up to @retry_timeout_ms. Returns
+ * (NULL: none); a batch is retried for up to @retry_timeout_ms, or until
+ * *@stop (borrowed, may be NULL; set by the SIGINT/SIGTERM handler)
+ * becomes non-zero, so a stop request never waits out an unavailable
+ * gateway: the batch is then given up and counted as failed. Returns
  * NULL with the reason in @errstr (libcurl cannot start, token file
  * unreadable or empty, out of memory). Free with http_out_destroy(). */
 struct http_out *http_out_new(const char *url, const char *token_file,
-			      int64_t retry_timeout_ms, char *errstr,
+			      int64_t retry_timeout_ms,
+			      const volatile sig_atomic_t *stop, char *errstr,
 			      size_t errstr_size);
 
 /* Free @h (NULL is fine); events not sent are dropped (call

@@ -128,7 +128,8 @@ int main(int argc, char **argv)
 				      .topic = o.topic,
 				      .properties = &o.properties,
 				      .connect_timeout_ms =
-					      o.connect_timeout_ms},
+					      o.connect_timeout_ms,
+				      .stop = &stop_requested},
 		errstr, sizeof(errstr));
 	sigprocmask(SIG_SETMASK, &orig, NULL);
 	if (!sk) {

@@ -181,8 +181,8 @@ struct sink *sink_new(const struct sink_config *conf, char *errstr,
 	sk->conf = *conf;
 	if (conf->http_url) {
 		sk->http = http_out_new(conf->http_url, conf->http_token_file,
-					conf->http_timeout_ms, errstr,
-					errstr_size);
+					conf->http_timeout_ms, conf->stop,
+					errstr, errstr_size);
 		if (!sk->http)
 			goto fail;
 		return sk;

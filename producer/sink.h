@@ -19,6 +19,7 @@
  */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,7 +37,8 @@ struct sink_config {
 	const char *http_url; /* gateway POST URL, NULL: Kafka */
 	const char *http_token_file; /* bearer token for http_url, or NULL */
 	int64_t http_timeout_ms;     /* retry a batch this long */
-	enum sink_format format;     /* for output only */
+	const volatile sig_atomic_t *stop; /* --http: give up retrying */
+	enum sink_format format;	   /* for output only */
 	const char *bootstrap_servers;
 	const char *topic;
 	const struct cw_kv_list *properties; /* -X pairs, applied last */

@@ -12,7 +12,8 @@ cartwatch-gateway to the broker in CARTWATCH_BOOTSTRAP_SERVERS
     line reaches the gateway while the input stays open;
   * a wrong token: exit 1 at once, the gateway's 401 and its body logged;
   * no gateway listening yet: retried until one starts, then delivered;
-    no gateway at all: given up after --http-timeout, exit 1;
+    no gateway at all: given up after --http-timeout, exit 1, or at once
+    on SIGTERM;
   * embedded broker only: Kafka down (devbroker SIGUSR1) -> the gateway
     answers 503, the producer retries, Kafka back (SIGUSR2) -> every
     event on the topic, exit 0.
@@ -277,6 +278,22 @@ def main():
                        work, "gone")
     check(st == 1 and "giving up the batch" in err and time.monotonic() - t < 15 * SLOW,
           "no gateway: given up after --http-timeout, exit %d" % st)
+
+    # SIGTERM while retrying: the batch is given up at once, not after
+    # --http-timeout.
+    with open(os.path.join(work, "term.err"), "w+") as err:
+        p = subprocess.Popen(WRAPPER + [PRODUCER, "--events", "5", "--rate", "0", "--http", url,
+                                        "--http-timeout", "10m"],
+                             stdout=subprocess.DEVNULL, stderr=err)
+        wait_until("a retry", lambda: "gateway unavailable, retrying" in open(err.name).read())
+        t = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        st = p.wait(timeout=60 * SLOW)
+        text = open(err.name).read()
+    check(st == 1 and time.monotonic() - t < 8 * SLOW
+          and re.search(r"giving up the batch.*events=5 stop_requested=true", text),
+          "SIGTERM while retrying: batch given up at once, exit %d (%.1f s) %s"
+          % (st, time.monotonic() - t, text))
 
     # --- Kafka down: 503 retried until it is back --------------------------
     if EMBEDDED:
