@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * clock — time values the producer reads from people and from the system:
- * RFC 3339 / epoch-millisecond parsing for --start-time and the JSON
- * feed's event_time, and the wall and monotonic clocks.
+ * clock — time values the producer shows people and reads from the
+ * system: RFC 3339 formatting, the wall and monotonic clocks. (Parsing
+ * --start-time and event_time is cw_event_json_parse_time()'s, one parser
+ * for the gateway and the producer.)
  *
  * Event time and wall time are kept apart: the simulation never calls the
  * clock functions here, only the pacing, the progress line and the JSON
@@ -14,12 +15,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* Parse @text as an RFC 3339 timestamp ("2024-07-16T00:00:00Z",
- * "2024-07-16 07:00:00.250+07:00"; fractions beyond milliseconds are
- * truncated) or, if it is all digits, as milliseconds since the epoch.
- * Returns 0 and sets *@ms, or -EINVAL. Thread-safe. */
-int clock_parse_time(const char *text, int64_t *ms);
 
 /* Format @ms as RFC 3339 UTC with milliseconds into @buf. Returns @buf.
  * Can't fail (truncates to @size). */

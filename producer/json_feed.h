@@ -3,17 +3,18 @@
  * json_feed — the --stdin-json source: one JSON object per input line, e.g.
  *   {"user_id":"user_10","product_id":"MACBOOK_PRO_2023",
  *    "event_type":"cart_remove","reason":"Too expensive"}
- * validated and completed into a cart event. Missing event_id gets a
- * UUIDv4 from the seeded PRNG, missing event_time the wall clock, a
- * missing unit_price_cents the catalog's Prime-Day deal price when the
- * product is known. Optional: quantity, unit_price_cents, currency,
- * event_time (epoch ms number or RFC 3339 string), event_id, reason.
+ * turned into a cart event by common/cw_event_json, the code the gateway
+ * runs, so both accept and refuse the same objects (docs/json-events.md):
+ * generated event ids are UUIDv7 (unique across runs), a missing event_time
+ * is the wall clock, event times more than 15 min ahead are refused, and a
+ * missing unit_price_cents comes from the price list: the shop's
+ * --catalog FILE when given, else the simulator's built-in catalog at its
+ * Prime-Day deal price. A product with no price anywhere is refused,
+ * naming the product.
  *
- * A bad line (not JSON, not an object, unknown event_type, missing
- * user_id, missing product_id on an add/remove, quantity below 1, wrong
- * field type, oversized string) is reported as a logfmt warning naming the
- * line number and the problem, counted and skipped, or, in strict mode,
- * ends the feed with an error.
+ * A bad line (not JSON, or refused by cw_event_json) is reported as a
+ * logfmt warning naming the line number, the field and the problem,
+ * counted and skipped, or, in strict mode, ends the feed with an error.
  *
  * Not for: the simulation's hot path (jansson allocates per line).
  */
@@ -24,26 +25,32 @@
 #include <stdio.h>
 
 #include "catalog.h"
+#include "cw_catalog.h"
 #include "cw_event.h"
 
-/* Longest accepted string field, in bytes (keeps every event encodable). */
-#define JSON_FEED_MAX_STRING 512
+/* Event times further ahead of the wall clock are refused (the gateway's
+ * --max-clock-skew default). */
+#define JSON_FEED_MAX_SKEW_MS (15 * 60 * 1000)
 
 struct json_feed;
 
-/* Read lines from @in (borrowed, not closed) pricing with @cat (borrowed);
- * @seed seeds the event-id PRNG. Returns NULL when out of memory. Free
- * with json_feed_destroy(). */
+/* Read lines from @in (borrowed, not closed). Prices come from @shop
+ * (borrowed; NULL: none) or, when it is NULL, from @cat (borrowed), the
+ * built-in catalog, which also gives the summary its product indexes.
+ * Returns NULL with the reason in @errstr when out of memory. Free with
+ * json_feed_destroy(). */
 struct json_feed *json_feed_new(FILE *in, const struct catalog *cat,
-				uint64_t seed, bool strict);
+				const struct cw_catalog *shop, bool strict,
+				char *errstr, size_t errstr_size);
 
 /* Free @jf (NULL is fine). */
 void json_feed_destroy(struct json_feed *jf);
 
-/* Read up to the next valid line and fill @ev and *@product (catalog index
- * or -1). Returns 1, 0 at end of input or when a signal interrupted the
- * read, -EINVAL for a bad line in strict mode (already logged) or -EIO on a
- * read error. @ev's strings live until the next call. */
+/* Read up to the next valid line and fill @ev and *@product (built-in
+ * catalog index or -1). Returns 1, 0 at end of input or when a signal
+ * interrupted the read, -EINVAL for a bad line in strict mode (already
+ * logged), -EIO on a read error, or a negative errno when no event id
+ * could be generated (logged). @ev's strings live until the next call. */
 int json_feed_next(struct json_feed *jf, struct cw_event *ev, long *product);
 
 /* Lines read and lines skipped as invalid so far. Can't fail. */

@@ -2,7 +2,7 @@
 /*
  * cartwatch-producer — simulate Prime-Day shoppers (or read JSON lines) and
  * produce their cart events, Avro single-object framed and keyed by
- * user_id, to Kafka or to a file.
+ * user_id, to Kafka, to a cartwatch-gateway (--http) or to a file.
  *
  * main only wires the modules together: parse options, build the catalog,
  * the source (sim or json_feed), the summary and the sink, install the
@@ -19,6 +19,7 @@
 
 #include "catalog.h"
 #include "clock.h"
+#include "cw_catalog.h"
 #include "cw_log.h"
 #include "json_feed.h"
 #include "options.h"
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
 {
 	struct options o = {0};
 	struct catalog *cat = NULL;
+	struct cw_catalog *shop = NULL;
 	struct summary *sum = NULL;
 	struct sim *sim = NULL;
 	struct json_feed *feed = NULL;
@@ -73,10 +75,26 @@ int main(int argc, char **argv)
 			 cat ? "out of memory" : errstr);
 		goto out;
 	}
+	if (o.catalog && !o.stdin_json)
+		cw_warn("--catalog only prices --stdin-json events; the "
+			"simulation uses its built-in catalog",
+			"catalog=%s", o.catalog);
+	if (o.stdin_json && o.catalog) {
+		shop = cw_catalog_load(o.catalog, errstr, sizeof(errstr));
+		if (!shop) {
+			cw_error("cannot load the catalog",
+				 "path=%s error=\"%s\"", o.catalog, errstr);
+			goto out;
+		}
+		cw_info("catalog loaded", "path=%s products=%zu", o.catalog,
+			cw_catalog_count(shop));
+	}
 	if (o.stdin_json) {
-		feed = json_feed_new(stdin, cat, (uint64_t)o.seed, o.strict);
+		feed = json_feed_new(stdin, cat, shop, o.strict, errstr,
+				     sizeof(errstr));
 		if (!feed) {
-			cw_error("out of memory", NULL);
+			cw_error("cannot start the JSON feed", "error=\"%s\"",
+				 errstr);
 			goto out;
 		}
 	} else {
@@ -100,11 +118,19 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	sk = sink_new(&(struct sink_config){o.output, o.sink_format,
-					    o.bootstrap_servers, o.topic,
-					    &o.properties,
-					    o.connect_timeout_ms},
-		      errstr, sizeof(errstr));
+	sk = sink_new(
+		&(struct sink_config){.output = o.output,
+				      .http_url = o.http,
+				      .http_token_file = o.http_token_file,
+				      .http_timeout_ms = o.http_timeout_ms,
+				      .format = o.sink_format,
+				      .bootstrap_servers = o.bootstrap_servers,
+				      .topic = o.topic,
+				      .properties = &o.properties,
+				      .connect_timeout_ms =
+					      o.connect_timeout_ms,
+				      .stop = &stop_requested},
+		errstr, sizeof(errstr));
 	sigprocmask(SIG_SETMASK, &orig, NULL);
 	if (!sk) {
 		cw_error("cannot open the sink", "error=\"%s\"", errstr);
@@ -114,8 +140,10 @@ int main(int argc, char **argv)
 		"source=%s sink=%s topic=%s seed=%" PRId64 " rate=%g "
 		"time_scale=%g events=%" PRId64,
 		sim ? "simulation" : "stdin-json",
-		o.output ? o.output : "kafka", o.topic, o.seed, o.rate,
-		o.time_scale, o.events);
+		o.output ? o.output
+		: o.http ? o.http
+			 : "kafka",
+		o.topic, o.seed, o.rate, o.time_scale, o.events);
 
 	t0 = clock_mono_ns();
 	r = run_loop(&(struct run_config){o.rate, o.time_scale,
@@ -146,6 +174,7 @@ out:
 	json_feed_destroy(feed);
 	sim_destroy(sim);
 	summary_destroy(sum);
+	cw_catalog_destroy(shop);
 	catalog_destroy(cat);
 	options_free(&o);
 	return status;

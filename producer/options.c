@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "cw_event_json.h"
 
 #define PROG	   "cartwatch-producer"
 #define OPT(field) offsetof(struct options, field)
@@ -32,8 +33,9 @@ const struct cw_opt options_table[] = {
 	{"duration", 'd', CW_OPT_DURATION, OPT(duration_ms), "48h", "DURATION",
 	 "Simulated time to run, from --start-time (0: no limit)", false},
 	{"seed", 's', CW_OPT_INT, OPT(seed), "1", "N",
-	 "Seed of the simulation and of generated event ids; the same "
-	 "options and seed give the same events",
+	 "Seed of the simulation and of its event ids; the same options and "
+	 "seed give the same events (--stdin-json generates UUIDv7 ids, "
+	 "unique across runs)",
 	 false},
 	{"start-time", 0, CW_OPT_STRING, OPT(start_time), NULL, "TIME",
 	 "Event time of the simulation start, RFC 3339 or epoch ms "
@@ -49,6 +51,26 @@ const struct cw_opt options_table[] = {
 	 false},
 	{"stdin-json", 0, CW_OPT_BOOL, OPT(stdin_json), "false", NULL,
 	 "Send the JSON-lines events read from stdin instead of simulating",
+	 false},
+	{"catalog", 0, CW_OPT_STRING, OPT(catalog), NULL, "FILE",
+	 "The shop's price list (CSV with a header, at least "
+	 "product_id,unit_price_cents; the gateway's --catalog) for "
+	 "--stdin-json events without unit_price_cents [default: the "
+	 "built-in Prime-Day catalog]",
+	 false},
+	{"http", 0, CW_OPT_STRING, OPT(http), NULL, "URL",
+	 "Send the events to a cartwatch-gateway's POST /v1/events at URL "
+	 "(e.g. http://localhost:8080/v1/events) instead of Kafka",
+	 false},
+	{"http-token-file", 0, CW_OPT_STRING, OPT(http_token_file), NULL,
+	 "FILE",
+	 "Bearer token for --http, read from FILE (the gateway's "
+	 "--token-file)",
+	 false},
+	{"http-timeout", 0, CW_OPT_DURATION, OPT(http_timeout_ms), "5m",
+	 "DURATION",
+	 "How long --http retries a batch (503, connection errors) before "
+	 "counting it as failed",
 	 false},
 	{"output", 'o', CW_OPT_STRING, OPT(output), NULL, "FILE",
 	 "Write the events to FILE ('-': stdout) instead of Kafka", false},
@@ -118,7 +140,17 @@ int options_parse(struct options *o, int argc, char **argv)
 		return usage_error("--connect-timeout must be 1ms..24d");
 	if (!o->topic || !*o->topic)
 		return usage_error("--topic must not be empty");
-	if (!o->output && (!o->bootstrap_servers || !*o->bootstrap_servers))
+	if (o->http && o->output)
+		return usage_error("--http and --output exclude each other");
+	if (o->http && strncmp(o->http, "http://", 7) &&
+	    strncmp(o->http, "https://", 8))
+		return usage_error("--http wants an http:// or https:// URL, "
+				   "not '%s'",
+				   o->http);
+	if (o->http_timeout_ms < 1)
+		return usage_error("--http-timeout must be > 0");
+	if (!o->output && !o->http &&
+	    (!o->bootstrap_servers || !*o->bootstrap_servers))
 		return usage_error("--bootstrap-servers must not be empty");
 	if (!strcmp(o->format, "json"))
 		o->sink_format = SINK_FORMAT_JSON;
@@ -138,7 +170,8 @@ int options_parse(struct options *o, int argc, char **argv)
 		 * refuse events beyond their --max-clock-skew). */
 		o->start_ms =
 			clock_wall_ms() - (o->rate == 0 ? o->duration_ms : 0);
-	else if (clock_parse_time(o->start_time, &o->start_ms) < 0)
+	else if (cw_event_json_parse_time(o->start_time, strlen(o->start_time),
+					  &o->start_ms) < 0)
 		return usage_error("--start-time '%s' is neither RFC 3339 "
 				   "(2024-07-16T00:00:00Z) nor epoch ms",
 				   o->start_time);

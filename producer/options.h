@@ -29,6 +29,10 @@ struct options {
 	double time_scale;
 	struct cw_kv_list properties;
 	bool stdin_json;
+	char *catalog;
+	char *http;
+	char *http_token_file;
+	int64_t http_timeout_ms;
 	char *output;
 	char *format;
 	char *summary_json;

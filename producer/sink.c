@@ -13,6 +13,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cw_log.h"
+#include "http_out.h"
 
 /* Large enough for any event the simulation or the JSON feed (which caps
  * its strings) makes. */
@@ -34,6 +35,9 @@ struct sink {
 	size_t nbatch;
 	size_t arena_used;
 	uint8_t arena[ARENA_SIZE];
+	/* --http */
+	struct http_out *http;
+	bool http_broken; /* a batch was refused or given up: stop */
 	/* file */
 	FILE *out;
 	bool out_is_stdout;
@@ -175,6 +179,14 @@ struct sink *sink_new(const struct sink_config *conf, char *errstr,
 		return NULL;
 	}
 	sk->conf = *conf;
+	if (conf->http_url) {
+		sk->http = http_out_new(conf->http_url, conf->http_token_file,
+					conf->http_timeout_ms, conf->stop,
+					errstr, errstr_size);
+		if (!sk->http)
+			goto fail;
+		return sk;
+	}
 	if (!conf->output) {
 		if (kafka_open(sk, errstr, errstr_size) < 0)
 			goto fail;
@@ -233,8 +245,10 @@ static char *json_string(char *p, struct cw_str s)
 	return p;
 }
 
-/* One JSON line with the schema's field names; event_time in epoch ms. */
-static int write_json(struct sink *sk, const struct cw_event *ev)
+/* One JSON object with the schema's field names (docs/json-events.md);
+ * event_time in epoch ms. Formats into sk->line, without the newline, and
+ * returns its length or -EMSGSIZE. */
+static ssize_t format_json(struct sink *sk, const struct cw_event *ev)
 {
 	size_t need = 256 + 6 * (ev->event_id.len + ev->user_id.len +
 				 ev->product_id.len + ev->currency.len +
@@ -260,11 +274,47 @@ static int write_json(struct sink *sk, const struct cw_event *ev)
 	p += sprintf(p, ",\"reason\":");
 	p = json_string(p, ev->reason);
 	*p++ = '}';
-	*p++ = '\n';
-	return fwrite(sk->line, 1, (size_t)(p - sk->line), sk->out) ==
-			       (size_t)(p - sk->line)
-		       ? 0
-		       : -EIO;
+	return p - sk->line;
+}
+
+/* One JSON line to the output file. */
+static int write_json(struct sink *sk, const struct cw_event *ev)
+{
+	ssize_t len = format_json(sk, ev);
+
+	if (len < 0)
+		return (int)len;
+	sk->line[len++] = '\n';
+	return fwrite(sk->line, 1, (size_t)len, sk->out) == (size_t)len ? 0
+									: -EIO;
+}
+
+/* Counters of the --http sink: sent counts what went into a batch. */
+static void http_sync_stats(struct sink *sk)
+{
+	struct http_out_stats hs;
+
+	http_out_get_stats(sk->http, &hs);
+	sk->st.delivered = hs.delivered;
+	sk->st.failed = hs.failed;
+}
+
+static int http_send(struct sink *sk, const struct cw_event *ev)
+{
+	ssize_t len = format_json(sk, ev);
+	int r;
+
+	if (sk->http_broken)
+		return -EPIPE;
+	if (len < 0)
+		return (int)len;
+	r = http_out_add(sk->http, sk->line, (size_t)len);
+	http_sync_stats(sk);
+	if (r == 0)
+		sk->st.sent++; /* in the batch; delivered or failed with it */
+	if (r == -EPIPE)
+		sk->http_broken = true;
+	return r;
 }
 
 static int write_avro(struct sink *sk, size_t len)
@@ -387,11 +437,19 @@ static int file_send(struct sink *sk, const struct cw_event *ev)
 
 int sink_send(struct sink *sk, const struct cw_event *ev)
 {
+	if (sk->http)
+		return http_send(sk, ev);
 	return sk->rk ? kafka_send(sk, ev) : file_send(sk, ev);
 }
 
 void sink_poll(struct sink *sk, int timeout_ms)
 {
+	if (sk->http) {
+		if (http_out_poll(sk->http) < 0)
+			sk->http_broken = true; /* the next send says so */
+		http_sync_stats(sk);
+		return;
+	}
 	if (!sk->rk)
 		return;
 	if (sk->nbatch)
@@ -402,6 +460,12 @@ void sink_poll(struct sink *sk, int timeout_ms)
 
 int sink_flush(struct sink *sk, int timeout_ms)
 {
+	if (sk->http) {
+		int r = http_out_send(sk->http);
+
+		http_sync_stats(sk);
+		return r < 0 || sk->http_broken ? -EIO : 0;
+	}
 	if (!sk->rk)
 		return fflush(sk->out) == 0 ? 0 : -EIO;
 	if (sk->nbatch && batch_send(sk) < 0)
@@ -421,6 +485,7 @@ int sink_destroy(struct sink *sk)
 
 	if (!sk)
 		return 0;
+	http_out_destroy(sk->http);
 	if (sk->rkt)
 		rd_kafka_topic_destroy(sk->rkt);
 	if (sk->rk)

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sink — where events go: a Kafka topic (idempotent librdkafka producer,
- * key = user_id, value = the Avro single-object framed event) or, with
+ * key = user_id, value = the Avro single-object framed event), with --http
+ * a cartwatch-gateway (JSON lines of docs/json-events.md in batches,
+ * http_out.h), or, with
  * --output, a file of JSON lines or of length-prefixed Avro messages
  * (4-byte big-endian length, then the framed event) for inspection and test
  * oracles.
@@ -17,6 +19,7 @@
  */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,8 +33,12 @@ enum sink_format {
 };
 
 struct sink_config {
-	const char *output;	 /* file path, "-" for stdout, NULL: Kafka */
-	enum sink_format format; /* for output only */
+	const char *output;   /* file path, "-" for stdout, NULL: Kafka */
+	const char *http_url; /* gateway POST URL, NULL: Kafka */
+	const char *http_token_file; /* bearer token for http_url, or NULL */
+	int64_t http_timeout_ms;     /* retry a batch this long */
+	const volatile sig_atomic_t *stop; /* --http: give up retrying */
+	enum sink_format format;	   /* for output only */
 	const char *bootstrap_servers;
 	const char *topic;
 	const struct cw_kv_list *properties; /* -X pairs, applied last */
@@ -46,8 +53,9 @@ struct sink_stats {
 
 struct sink;
 
-/* Open the sink: for Kafka, create the idempotent producer and check that
- * the broker answers and the topic exists within connect_timeout_ms.
+/* Open the sink: for --http, prepare the client (the first batch shows
+ * whether the gateway answers); for Kafka, create the idempotent producer and
+ * check that the broker answers and the topic exists within connect_timeout_ms.
  * Returns NULL with a reason in @errstr (bad -X property, broker
  * unreachable, unknown topic, cannot open the file). Free with
  * sink_destroy(). */
@@ -65,7 +73,10 @@ int sink_send(struct sink *sk, const struct cw_event *ev);
 /* Produce the pending batch (sink_send() batches up to 1024 events), then
  * serve delivery reports, waiting up to @timeout_ms for one (0: don't
  * wait). The run loop calls it whenever it waits, so paced events never
- * sit in the batch. Can't fail (failures land in the counters). */
+ * sit in the batch. With --http: POST the pending batch once its oldest
+ * event waited HTTP_OUT_LINGER_MS (blocks while it is retried; a refused
+ * batch makes the next sink_send() return -EPIPE). Can't fail (failures
+ * land in the counters). */
 void sink_poll(struct sink *sk, int timeout_ms);
 
 /* Wait up to @timeout_ms until every sent event has its delivery report
