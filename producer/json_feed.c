@@ -23,6 +23,7 @@ struct json_feed {
 	const struct cw_catalog *prices; /* shop's, or builtin */
 	struct cw_catalog *builtin;	 /* owned; NULL with a shop catalog */
 	bool strict;
+	int64_t max_skew_ms; /* <= 0: no bound */
 	uint64_t lines, invalid;
 	char *line;
 	size_t line_cap;
@@ -66,7 +67,8 @@ static struct cw_catalog *builtin_prices(const struct catalog *cat,
 
 struct json_feed *json_feed_new(FILE *in, const struct catalog *cat,
 				const struct cw_catalog *shop, bool strict,
-				char *errstr, size_t errstr_size)
+				int64_t max_skew_ms, char *errstr,
+				size_t errstr_size)
 {
 	struct json_feed *jf = calloc(1, sizeof(*jf));
 
@@ -77,6 +79,7 @@ struct json_feed *json_feed_new(FILE *in, const struct catalog *cat,
 	jf->in = in;
 	jf->cat = cat;
 	jf->strict = strict;
+	jf->max_skew_ms = max_skew_ms;
 	if (shop) {
 		jf->prices = shop;
 	} else if (!(jf->prices = jf->builtin =
@@ -101,7 +104,7 @@ int json_feed_next(struct json_feed *jf, struct cw_event *ev, long *product)
 {
 	for (;;) {
 		struct cw_event_json_opts opts = {jf->prices, clock_wall_ms(),
-						  JSON_FEED_MAX_SKEW_MS};
+						  jf->max_skew_ms};
 		struct cw_event_json_error err = {"", ""};
 		json_error_t jerr;
 		ssize_t n;

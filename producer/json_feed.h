@@ -28,20 +28,19 @@
 #include "cw_catalog.h"
 #include "cw_event.h"
 
-/* Event times further ahead of the wall clock are refused (the gateway's
- * --max-clock-skew default). */
-#define JSON_FEED_MAX_SKEW_MS (15 * 60 * 1000)
-
 struct json_feed;
 
-/* Read lines from @in (borrowed, not closed). Prices come from @shop
+/* Read lines from @in (borrowed, not closed), refusing event times more
+ * than @max_skew_ms ahead of the wall clock (<= 0: no bound, for feeding
+ * test records). Prices come from @shop
  * (borrowed; NULL: none) or, when it is NULL, from @cat (borrowed), the
  * built-in catalog, which also gives the summary its product indexes.
  * Returns NULL with the reason in @errstr when out of memory. Free with
  * json_feed_destroy(). */
 struct json_feed *json_feed_new(FILE *in, const struct catalog *cat,
 				const struct cw_catalog *shop, bool strict,
-				char *errstr, size_t errstr_size);
+				int64_t max_skew_ms, char *errstr,
+				size_t errstr_size);
 
 /* Free @jf (NULL is fine). */
 void json_feed_destroy(struct json_feed *jf);

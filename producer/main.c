@@ -90,7 +90,8 @@ int main(int argc, char **argv)
 			cw_catalog_count(shop));
 	}
 	if (o.stdin_json) {
-		feed = json_feed_new(stdin, cat, shop, o.strict, errstr,
+		feed = json_feed_new(stdin, cat, shop, o.strict,
+				     o.max_clock_skew_ms, errstr,
 				     sizeof(errstr));
 		if (!feed) {
 			cw_error("cannot start the JSON feed", "error=\"%s\"",

@@ -82,6 +82,12 @@ const struct cw_opt options_table[] = {
 	 "Write the totals (events by type, units and value by product) to "
 	 "FILE at exit",
 	 false},
+	{"max-clock-skew", 0, CW_OPT_DURATION, OPT(max_clock_skew_ms), "15m",
+	 "DURATION",
+	 "--stdin-json: refuse events stamped further ahead of the wall "
+	 "clock, as the gateway and the processor do (0: no bound, to feed "
+	 "test records)",
+	 false},
 	{"strict", 0, CW_OPT_BOOL, OPT(strict), "false", NULL,
 	 "Stop with exit status 1 at the first invalid --stdin-json line "
 	 "instead of skipping it",

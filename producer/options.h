@@ -37,6 +37,7 @@ struct options {
 	char *format;
 	char *summary_json;
 	bool strict;
+	int64_t max_clock_skew_ms;
 	int64_t connect_timeout_ms;
 	char *log_level;
 	char *log_format;

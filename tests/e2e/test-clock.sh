@@ -53,7 +53,7 @@ stop_processor() {
 }
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; true' EXIT
 
-feed() { "$producer" -b "$bs" --stdin-json --strict 2>>"$work/producer.log" ||
+feed() { "$producer" -b "$bs" --stdin-json --strict --max-clock-skew 0 2>>"$work/producer.log" ||
 	fail "the JSON feeder failed: $(tail -n 3 "$work/producer.log")"; }
 
 # 1. 200 live sessions, then year 9999.
