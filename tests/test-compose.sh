@@ -109,7 +109,7 @@ for svc in ("kafka", "postgres", "processor", "gateway"):
         bad.append(f"{svc} has no healthcheck")
 checks = [("processor", "kafka-init", "service_completed_successfully"),
           ("processor", "postgres", "service_healthy"),
-          ("simulator", "kafka-init", "service_completed_successfully"),
+          ("simulator", "gateway", "service_healthy"),
           ("kafka-init", "kafka", "service_healthy"),
           ("grafana", "postgres", "service_healthy")]
 for svc, on, cond in checks:
