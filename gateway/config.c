@@ -73,6 +73,8 @@ const struct cw_opt gateway_opts[] = {
 	 false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
+	{"log-format", 0, CW_OPT_STRING, OPT(log_format), "logfmt", "FORMAT",
+	 "logfmt (key=value lines) or json (one object a line)", false},
 	{"kafka-property", 'X', CW_OPT_KV, OPT(kafka_props), NULL, "KEY=VALUE",
 	 "librdkafka producer property (repeatable; the environment form "
 	 "takes a comma-separated list)",

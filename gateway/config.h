@@ -32,6 +32,7 @@ struct gateway_config {
 	char *max_buffered;
 	int64_t drain_timeout_ms;
 	char *log_level;
+	char *log_format;
 	struct cw_kv_list kafka_props;
 
 	/* Derived by gateway_config_validate(). */
