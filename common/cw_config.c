@@ -3,6 +3,7 @@
  * cw_config — table-driven options, environment and --help. See cw_config.h.
  */
 #include "cw_config.h"
+#include "cw_version.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* getopt values of the long-only options: below 256 (table options are
+ * 256 + index) and no letter, so no short option can shadow them. */
+#define OPT_VERSION  1
+#define OPT_HELP_MAN 2
 
 #define FIELD(cfg, opt, type) ((type *)((char *)(cfg) + (opt)->offset))
 
@@ -66,7 +72,13 @@ const char *cw_duration_format(int64_t ms, char *buf, size_t size)
 
 const char *cw_opt_env_name(const struct cw_opt *opt, char *buf, size_t size)
 {
-	size_t n = (size_t)snprintf(buf, size, "CARTWATCH_");
+	size_t n;
+
+	if (opt->env) {
+		snprintf(buf, size, "%s", opt->env);
+		return buf;
+	}
+	n = (size_t)snprintf(buf, size, "CARTWATCH_");
 	for (const char *p = opt->name; *p && n + 1 < size; p++)
 		buf[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
 	buf[n < size ? n : size - 1] = '\0';
@@ -256,7 +268,7 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 			return r;
 	}
 	/* Command line. */
-	longopts = calloc(n + 3, sizeof(*longopts));
+	longopts = calloc(n + 5, sizeof(*longopts));
 	if (!longopts)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
@@ -277,6 +289,11 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 	 * docs/configuration.md holds (tests keep the two equal). */
 	longopts[n + 1].name = "help-markdown";
 	longopts[n + 1].val = 'M';
+	longopts[n + 2].name = "version";
+	longopts[n + 2].val = OPT_VERSION;
+	/* Not in the usage text either: the man page meson installs. */
+	longopts[n + 3].name = "help-man";
+	longopts[n + 3].val = OPT_HELP_MAN;
 	shortopts[sn] = '\0';
 
 	optind = 1;
@@ -296,6 +313,16 @@ int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 		}
 		if (c == 'M') {
 			cw_config_markdown(table, n, stdout);
+			r = CW_CONFIG_HELP;
+			goto out;
+		}
+		if (c == OPT_VERSION) {
+			cw_config_version(prog, stdout);
+			r = CW_CONFIG_HELP;
+			goto out;
+		}
+		if (c == OPT_HELP_MAN) {
+			cw_config_man(table, n, prog, synopsis, stdout);
 			r = CW_CONFIG_HELP;
 			goto out;
 		}
@@ -397,6 +424,107 @@ void cw_config_usage(const struct cw_opt *table, size_t n, const char *prog,
 	}
 	fprintf(out, "  -h, --help%*s%s\n", 40 - 12, "",
 		"Show this help and exit");
+	fprintf(out, "      --version%*s%s\n", 40 - 15, "",
+		"Show the version and exit");
+}
+
+void cw_config_version(const char *prog, FILE *out)
+{
+	/* CW_VCS_DESCRIBE is "" outside a git checkout (a release tarball). */
+	if (*CW_VCS_DESCRIBE && strcmp(CW_VCS_DESCRIBE, CW_VERSION) != 0)
+		fprintf(out, "%s %s (%s)\n", prog, CW_VERSION, CW_VCS_DESCRIBE);
+	else
+		fprintf(out, "%s %s\n", prog, CW_VERSION);
+}
+
+/* Write @s as roff text: a leading '.' or '\'' would be a request, '\\'
+ * an escape, '-' a hyphen rather than the minus of an option name. */
+static void man_text(const char *s, FILE *out)
+{
+	for (const char *p = s; *p; p++) {
+		if ((p == s || p[-1] == '\n') && (*p == '.' || *p == '\''))
+			fputs("\\&", out);
+		if (*p == '\\')
+			fputs("\\e", out);
+		else if (*p == '-')
+			fputs("\\-", out);
+		else
+			fputc(*p, out);
+	}
+}
+
+void cw_config_man(const struct cw_opt *table, size_t n, const char *prog,
+		   const char *synopsis, FILE *out)
+{
+	char env[128];
+
+	fprintf(out, ".TH ");
+	for (const char *p = prog; *p; p++)
+		fputc(toupper((unsigned char)*p), out);
+	fprintf(out, " 1 \"\" \"cartwatch %s\" \"cartwatch\"\n", CW_VERSION);
+	fprintf(out, ".SH NAME\n");
+	man_text(prog, out);
+	fprintf(out, " \\- ");
+	/* The synopsis's first sentence, on one line. */
+	for (const char *p = synopsis ? synopsis : ""; *p && *p != '.'; p++)
+		fputc(*p == '\n' ? ' ' : *p, out);
+	fprintf(out, "\n.SH SYNOPSIS\n.B ");
+	man_text(prog, out);
+	fprintf(out, "\n[\\fIOPTION\\fR]...\n.SH DESCRIPTION\n");
+	man_text(synopsis ? synopsis : "", out);
+	fprintf(out, "\n.PP\nEvery option can also be set by the environment "
+		     "variable named after it (see ENVIRONMENT); the command "
+		     "line wins over the environment, which wins over the "
+		     "built-in default.\n.SH OPTIONS\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct cw_opt *opt = &table[i];
+
+		fprintf(out, ".TP\n");
+		if (opt->short_name)
+			fprintf(out, "\\fB\\-%c\\fR, ", opt->short_name);
+		fprintf(out, "\\fB\\-\\-");
+		man_text(opt->name, out);
+		fprintf(out, "\\fR");
+		if (opt->type != CW_OPT_BOOL) {
+			fprintf(out, " \\fI");
+			man_text(type_metavar(opt), out);
+			fprintf(out, "\\fR");
+		}
+		fputc('\n', out);
+		man_text(opt->help, out);
+		if (*opt->help && opt->help[strlen(opt->help) - 1] != '.')
+			fputc('.', out);
+		if (opt->def && *opt->def) {
+			fprintf(out, " Default: ");
+			man_text(opt->def, out);
+			fputc('.', out);
+		}
+		if (!opt->no_env) {
+			fprintf(out, " Environment: \\fB");
+			man_text(cw_opt_env_name(opt, env, sizeof(env)), out);
+			fprintf(out, "\\fR.");
+		}
+		fputc('\n', out);
+	}
+	fprintf(out, ".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\n"
+		     "Show the usage and exit.\n"
+		     ".TP\n\\fB\\-\\-version\\fR\n"
+		     "Show the version and exit.\n"
+		     ".SH ENVIRONMENT\n");
+	for (size_t i = 0; i < n; i++) {
+		if (table[i].no_env)
+			continue;
+		fprintf(out, ".TP\n.B ");
+		man_text(cw_opt_env_name(&table[i], env, sizeof(env)), out);
+		fprintf(out, "\nAs \\fB\\-\\-");
+		man_text(table[i].name, out);
+		fprintf(out, "\\fR.\n");
+	}
+	fprintf(out, ".SH EXIT STATUS\n0 on success, 1 on a runtime failure, "
+		     "2 on a usage error.\n"
+		     ".SH SEE ALSO\n"
+		     "The option reference, docs/configuration.md, and the "
+		     "README of the cartwatch source tree.\n");
 }
 
 void cw_config_markdown(const struct cw_opt *table, size_t n, FILE *out)

@@ -44,10 +44,13 @@ struct cw_opt {
 	const char *metavar; /* shown in --help, e.g. "HOST:PORT" */
 	const char *help;    /* one sentence */
 	bool no_env;	     /* true: no CARTWATCH_* variable */
+	const char *env;     /* its variable when not CARTWATCH_<NAME>
+			      * (two binaries, one option name) */
 };
 
-/* Returned by cw_config_parse() when --help (or --help-markdown, the
- * reference table of docs/configuration.md) was given and printed. */
+/* Returned by cw_config_parse() when an option that only prints was given
+ * and printed: --help, --version, --help-markdown (the reference table of
+ * docs/configuration.md) or --help-man (the man page). The caller exits 0. */
 #define CW_CONFIG_HELP 1
 
 /* Parse a duration such as "250ms", "30s", "5m", "2h", "7d" or a bare number
@@ -65,9 +68,10 @@ const char *cw_opt_env_name(const struct cw_opt *opt, char *buf, size_t size);
 
 /* Fill @cfg from the defaults in @table (@n entries), then the environment,
  * then @argv. Positional arguments are not accepted.
- * Returns 0, CW_CONFIG_HELP when --help/-h was given (usage printed to
- * stdout), or -EINVAL with a message in @errstr for a usage error (unknown
- * option, bad value). On any return the caller must cw_config_free(). */
+ * Returns 0, CW_CONFIG_HELP when --help/-h, --version or another printing
+ * option was given (printed to stdout), or -EINVAL with a message in @errstr
+ * for a usage error (unknown option, bad value). On any return the caller must
+ * cw_config_free(). */
 int cw_config_parse(const struct cw_opt *table, size_t n, void *cfg,
 		    const char *prog, const char *synopsis, int argc,
 		    char **argv, char *errstr, size_t errstr_size);
@@ -79,6 +83,16 @@ void cw_config_usage_error(const char *prog, const char *errstr);
 /* Print the usage text derived from the table. Can't fail. */
 void cw_config_usage(const struct cw_opt *table, size_t n, const char *prog,
 		     const char *synopsis, FILE *out);
+
+/* Print "PROG VERSION" (the meson project version, and `git describe`
+ * in parentheses when the build came from a git checkout). Can't fail. */
+void cw_config_version(const char *prog, FILE *out);
+
+/* Print a man page (roff, section 1) for @prog from the table: name,
+ * synopsis, description, every option with its environment variable and
+ * default, and an ENVIRONMENT section. Can't fail. */
+void cw_config_man(const struct cw_opt *table, size_t n, const char *prog,
+		   const char *synopsis, FILE *out);
 
 /* Print a markdown table (option, env, default, help) for the docs. */
 void cw_config_markdown(const struct cw_opt *table, size_t n, FILE *out);

@@ -15,16 +15,9 @@ import json
 import os
 import sys
 
-
-def c_string(text):
-    """The text as adjacent C string literals, one per source line."""
-    out = []
-    for line in text.splitlines(keepends=True):
-        esc = (line.replace('\\', '\\\\').replace('"', '\\"')
-               .replace('\t', '\\t').replace('\r', '\\r').replace('\n', '\\n'))
-        esc = esc.replace('??', '?\\?')
-        out.append('\t"%s"' % esc)
-    return '\n'.join(out) if out else '\t""'
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from c_literal import c_string  # noqa: E402
 
 
 def load(path):

@@ -36,6 +36,7 @@ struct devbroker_config {
 	int64_t brokers;
 	char *bootstrap_file;
 	char *log_level;
+	char *log_format;
 	int64_t fail_produce;
 };
 
@@ -53,6 +54,8 @@ static const struct cw_opt devbroker_opts[] = {
 	 false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
+	{"log-format", 0, CW_OPT_STRING, OPT(log_format), "logfmt", "FORMAT",
+	 "logfmt (key=value lines) or json (one object a line)", false},
 	{"fail-produce", 0, CW_OPT_INT, OPT(fail_produce), "10", "N",
 	 "Produce requests failed after each SIGHUP (fault injection)", false},
 };
@@ -147,6 +150,7 @@ int main(int argc, char **argv)
 	rd_kafka_conf_t *conf;
 	char errstr[512];
 	enum cw_log_level lvl;
+	enum cw_log_format fmt;
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigset_t block, orig;
 	int r, status = 1;
@@ -165,16 +169,19 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
-	if (cw_log_parse_level(cfg.log_level, &lvl) < 0 || cfg.partitions < 1 ||
-	    cfg.brokers < 1 || cfg.brokers > 16 || cfg.fail_produce < 0 ||
-	    cfg.fail_produce > 1000) {
+	if (cw_log_parse_level(cfg.log_level, &lvl) < 0 ||
+	    cw_log_parse_format(cfg.log_format, &fmt) < 0 ||
+	    cfg.partitions < 1 || cfg.brokers < 1 || cfg.brokers > 16 ||
+	    cfg.fail_produce < 0 || cfg.fail_produce > 1000) {
 		fprintf(stderr, "cartwatch-devbroker: bad --log-level, "
-				"--partitions, --brokers or --fail-produce "
+				"--log-format, --partitions, --brokers or "
+				"--fail-produce "
 				"value\n");
 		status = 2;
 		goto out;
 	}
 	cw_log_set_level(lvl);
+	cw_log_set_format(fmt);
 
 	/* Block the stop signals before any thread exists (threads inherit
 	 * the mask) and until sigsuspend(), so no signal is lost or taken by

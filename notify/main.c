@@ -34,10 +34,6 @@ int main(int argc, char **argv)
 	char errstr[512];
 	int r, status = 1;
 
-	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-		printf("cartwatch-notify %s\n", CW_VERSION);
-		return 0;
-	}
 	r = cw_config_parse(
 		notify_opts, notify_opts_count, &cfg, "cartwatch-notify",
 		"POST each cart abandonment from Kafka to a webhook, signed, "

@@ -28,6 +28,8 @@
 
 #include "cw_abandonment.h"
 #include "cw_log.h"
+#include "cw_time.h"
+#include "metrics.h"
 #include "webhook.h"
 
 #define MAX_ITEMS	65536
@@ -88,23 +90,16 @@ struct notify {
 	int64_t next_send_ms;
 	int64_t last_commit_ms;
 	bool fatal;
-	bool kafka_down;
-	/* Counters (for the logs and /metrics). */
-	uint64_t n_delivered, n_skipped, n_dead, n_attempts, n_retries,
-		n_undecodable, n_dup;
+	struct notify_stats st; /* for the logs and /metrics */
+	uint64_t n_dup;
+	struct notify_metrics *metrics;
+	int64_t last_publish_ms;
 };
 
 static int64_t wall_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -258,7 +253,7 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 		j->retry_ms = wall_ms() + 1000;
 		return;
 	}
-	n->n_dead++;
+	n->st.dead_lettered++;
 	job_finish(n, j);
 }
 
@@ -309,11 +304,11 @@ static int job_send(struct notify *n, struct job *j)
 	if (!j->easy)
 		return -ENOMEM;
 	struct curl_slist *h = NULL, *t;
-	const char *lines[4] = {"Content-Type: application/json",
-				"User-Agent: cartwatch-notify/" CW_VERSION,
-				NULL, NULL};
+	char ua[64];
+	const char *lines[3] = {"Content-Type: application/json", ua, hdr};
+	snprintf(ua, sizeof(ua), "User-Agent: cartwatch-notify/%s",
+		 cw_version());
 	snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", j->id);
-	lines[2] = hdr;
 	for (int i = 0; i < 3; i++) {
 		t = curl_slist_append(h, lines[i]);
 		if (!t)
@@ -346,8 +341,8 @@ static int job_send(struct notify *n, struct job *j)
 	if (curl_multi_add_handle(n->multi, j->easy) != CURLM_OK)
 		return -EIO;
 	j->attempts++;
-	n->n_attempts++;
-	j->started_mono_ms = mono_ms();
+	n->st.attempts++;
+	j->started_mono_ms = cw_mono_ms();
 	j->state = JOB_INFLIGHT;
 	n->inflight++;
 	return 0;
@@ -370,6 +365,9 @@ static void on_done(struct notify *n, CURL *easy, CURLcode res)
 	n->inflight--;
 	n->active--;
 	j->status = status;
+	cw_prom_observe(&n->st.latency, notify_latency_bounds,
+			NOTIFY_LATENCY_BUCKETS,
+			(double)(cw_mono_ms() - j->started_mono_ms) / 1000.0);
 	if (res != CURLE_OK)
 		snprintf(j->excerpt, sizeof(j->excerpt), "%s",
 			 curl_easy_strerror(res));
@@ -378,7 +376,7 @@ static void on_done(struct notify *n, CURL *easy, CURLcode res)
 
 	enum webhook_verdict v = webhook_verdict(status);
 	if (v == WEBHOOK_DELIVERED) {
-		n->n_delivered++;
+		n->st.delivered++;
 		cw_debug("delivered", "id=%s status=%ld attempts=%d", j->id,
 			 status, j->attempts);
 		job_finish(n, j);
@@ -404,7 +402,7 @@ static void on_done(struct notify *n, CURL *easy, CURLcode res)
 		"id=%s status=%ld attempts=%d wait_ms=%" PRId64 " error=\"%s\"",
 		j->id, status, j->attempts, wait,
 		res != CURLE_OK ? curl_easy_strerror(res) : "");
-	n->n_retries++;
+	n->st.retries++;
 	j->state = JOB_BACKOFF;
 	j->retry_ms = wall_ms() + wait;
 	n->active++;
@@ -498,7 +496,7 @@ static void part_schedule(struct notify *n, struct part *p, int64_t now)
 				continue;
 			}
 			if (r == 1) {
-				n->n_skipped++;
+				n->st.skipped_recovered++;
 				cw_debug("skipped: recovered", "id=%s", j->id);
 				job_finish(n, j);
 				continue;
@@ -542,7 +540,7 @@ static void commit_positions(struct notify *n, bool sync)
 				rd_kafka_err2str(err));
 	}
 	rd_kafka_topic_partition_list_destroy(l);
-	n->last_commit_ms = mono_ms();
+	n->last_commit_ms = cw_mono_ms();
 }
 
 /* Drop a revoked partition: finished and unstarted jobs go, jobs whose
@@ -605,7 +603,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 	(void)rk;
 	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-		n->kafka_down = true;
+		n->st.kafka_down = true;
+	snprintf(n->st.kafka_error, sizeof(n->st.kafka_error), "%s", reason);
 	if (rd_kafka_fatal_error(rk, NULL, 0))
 		n->fatal = true;
 	cw_warn("kafka error", "error=\"%s\"", reason);
@@ -660,7 +659,7 @@ static void take_record(struct notify *n, rd_kafka_message_t *m)
 	r = cw_abandonment_decode(m->payload, m->len, &ab, n->items, MAX_ITEMS,
 				  why, sizeof(why));
 	if (r < 0) {
-		n->n_undecodable++;
+		n->st.undecodable++;
 		snprintf(j->reason, sizeof(j->reason), "does not decode: %s",
 			 why);
 	} else {
@@ -668,7 +667,7 @@ static void take_record(struct notify *n, rd_kafka_message_t *m)
 			 (int)ab.abandonment_id.len, ab.abandonment_id.ptr);
 		j->body = webhook_body(&ab, n->cfg->cart_url_template);
 		if (!j->body) {
-			n->n_undecodable++;
+			n->st.undecodable++;
 			snprintf(j->reason, sizeof(j->reason),
 				 "cannot build the JSON body (not UTF-8?)");
 		}
@@ -809,6 +808,8 @@ struct notify *notify_new(const struct notify_config *cfg,
 	    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
 			      errstr_size) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
+			      errstr_size) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
 			      errstr_size) != RD_KAFKA_CONF_OK)
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
@@ -829,6 +830,12 @@ struct notify *notify_new(const struct notify_config *cfg,
 		snprintf(errstr, errstr_size, "cannot subscribe to %s: %s",
 			 cfg->topic, rd_kafka_err2str(err));
 		goto fail;
+	}
+	if (cfg->metrics_addr && cfg->metrics_addr[0]) {
+		n->metrics = notify_metrics_start(cfg->metrics_addr, errstr,
+						  errstr_size);
+		if (!n->metrics)
+			goto fail;
 	}
 	cw_info("started",
 		"topic=%s group=%s concurrency=%" PRId64 " delay_ms=%" PRId64
@@ -852,6 +859,30 @@ static int count_waiting(const struct notify *n)
 	return c;
 }
 
+/* Copy the numbers for /metrics, at most every 250 ms. */
+static void publish(struct notify *n)
+{
+	int64_t now = cw_mono_ms(), lo, hi;
+
+	if (!n->metrics || now - n->last_publish_ms < 250)
+		return;
+	n->last_publish_ms = now;
+	n->st.waiting = n->st.backoff = n->st.lag = 0;
+	n->st.in_flight = n->inflight;
+	for (const struct part *p = n->parts; p; p = p->next) {
+		for (const struct job *j = p->head; j; j = j->next) {
+			n->st.waiting += j->state == JOB_WAITING;
+			n->st.backoff += j->state == JOB_BACKOFF;
+		}
+		if (rd_kafka_get_watermark_offsets(n->consumer, n->cfg->topic,
+						   p->partition, &lo,
+						   &hi) == 0 &&
+		    hi >= 0 && part_position(p) >= 0 && hi > part_position(p))
+			n->st.lag += hi - part_position(p);
+	}
+	notify_metrics_publish(n->metrics, &n->st);
+}
+
 static void loop_once(struct notify *n, int wait_ms)
 {
 	rd_kafka_message_t *m;
@@ -864,12 +895,14 @@ static void loop_once(struct notify *n, int wait_ms)
 		m = rd_kafka_consumer_poll(n->consumer, 0);
 		if (!m)
 			break;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			n->st.kafka_down = false;
 		if (m->err) {
 			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				cw_warn("consume error", "error=\"%s\"",
 					rd_kafka_message_errstr(m));
 		} else {
-			n->kafka_down = false;
+			n->st.kafka_down = false;
 			take_record(n, m);
 		}
 		rd_kafka_message_destroy(m);
@@ -884,35 +917,37 @@ static void loop_once(struct notify *n, int wait_ms)
 	now = wall_ms();
 	for (struct part *p = n->parts; p; p = p->next)
 		part_schedule(n, p, now);
-	if (mono_ms() - n->last_commit_ms >= COMMIT_EVERY_MS)
+	if (cw_mono_ms() - n->last_commit_ms >= COMMIT_EVERY_MS)
 		commit_positions(n, false);
+	publish(n);
 	curl_multi_poll(n->multi, NULL, 0, wait_ms, NULL);
 }
 
 int notify_run(struct notify *n)
 {
-	int64_t deadline, last_report = mono_ms();
+	int64_t deadline, last_report = cw_mono_ms();
 
 	while (!*n->stop && !n->fatal) {
 		loop_once(n, 20);
-		if (mono_ms() - last_report >= 10000) {
-			last_report = mono_ms();
+		if (cw_mono_ms() - last_report >= 10000) {
+			last_report = cw_mono_ms();
 			cw_info("progress",
 				"delivered=%" PRIu64
 				" skipped_recovered=%" PRIu64
 				" dead_lettered=%" PRIu64 " attempts=%" PRIu64
 				" in_flight=%d waiting=%d",
-				n->n_delivered, n->n_skipped, n->n_dead,
-				n->n_attempts, n->inflight, count_waiting(n));
+				n->st.delivered, n->st.skipped_recovered,
+				n->st.dead_lettered, n->st.attempts,
+				n->inflight, count_waiting(n));
 		}
 	}
 	/* Stop taking records (the partitions pause in part_schedule), let
 	 * requests and dead letters in flight finish within the bound. */
 	cw_info("stopping", "in_flight=%d dead_letters_pending=%d", n->inflight,
 		n->dlq_pending);
-	deadline = mono_ms() + n->cfg->shutdown_timeout_ms;
+	deadline = cw_mono_ms() + n->cfg->shutdown_timeout_ms;
 	while (!n->fatal && (n->inflight > 0 || n->dlq_pending > 0) &&
-	       mono_ms() < deadline) {
+	       cw_mono_ms() < deadline) {
 		loop_once(n, 20);
 		rd_kafka_poll(n->producer, 10);
 	}
@@ -926,8 +961,8 @@ int notify_run(struct notify *n)
 		"delivered=%" PRIu64 " skipped_recovered=%" PRIu64
 		" dead_lettered=%" PRIu64 " attempts=%" PRIu64
 		" undecodable=%" PRIu64,
-		n->n_delivered, n->n_skipped, n->n_dead, n->n_attempts,
-		n->n_undecodable);
+		n->st.delivered, n->st.skipped_recovered, n->st.dead_lettered,
+		n->st.attempts, n->st.undecodable);
 	return n->fatal ? -EIO : 0;
 }
 
@@ -960,6 +995,7 @@ void notify_destroy(struct notify *n)
 	}
 	if (n->producer)
 		rd_kafka_destroy(n->producer);
+	notify_metrics_stop(n->metrics);
 	if (n->multi)
 		curl_multi_cleanup(n->multi);
 	if (n->pg)

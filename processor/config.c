@@ -74,8 +74,8 @@ const struct cw_opt processor_opts[] = {
 	 "host:pid]",
 	 false},
 	{"metrics-addr", 0, CW_OPT_STRING, OPT(metrics_addr), "", "HOST:PORT",
-	 "Serve Prometheus /metrics and /healthz on this address (e.g. "
-	 "127.0.0.1:9464; port 0: any free port; empty: off)",
+	 "Serve Prometheus /metrics, /livez and /readyz (= /healthz) on this "
+	 "address (e.g. 127.0.0.1:9464; port 0: any free port; empty: off)",
 	 false},
 	{"schema-dir", 0, CW_OPT_STRING, OPT(schema_dir), "", "DIR",
 	 "Also accept cart events written with any writer schema (*.avsc) in "
@@ -83,6 +83,8 @@ const struct cw_opt processor_opts[] = {
 	 false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
+	{"log-format", 0, CW_OPT_STRING, OPT(log_format), "logfmt", "FORMAT",
+	 "logfmt (key=value lines) or json (one object a line)", false},
 	{"kafka-property", 'X', CW_OPT_KV, OPT(kafka_props), NULL, "KEY=VALUE",
 	 "librdkafka property for the consumer and producers (repeatable; the "
 	 "environment form takes a comma-separated list)",

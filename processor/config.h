@@ -33,6 +33,7 @@ struct processor_config {
 	char *instance;
 	char *metrics_addr;
 	char *log_level;
+	char *log_format;
 	char *schema_dir;
 	struct cw_kv_list kafka_props;
 };

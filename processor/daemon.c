@@ -4,6 +4,7 @@
  * See daemon.h.
  */
 #include "daemon.h"
+#include "cw_time.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -117,13 +118,6 @@ struct daemon {
 	uint64_t messages_at_last_status;
 };
 
-static walltime_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (walltime_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The real-time clock, only to compare with event times (watermark delay). */
 static etime_t epoch_ms(void)
 {
@@ -174,12 +168,14 @@ static void publish_metrics(struct daemon *d)
 	struct partition_counters pc = d->retired;
 	etime_t wall = epoch_ms();
 	int64_t lo, hi;
+	int32_t stuck; /* a partition stopped by offset_lost_stop(), or -1 */
 
 	if (!d->metrics)
 		return;
 	s->users = s->open_carts = s->open_sessions = 0;
 	s->assigned_partitions = s->n_partitions = 0;
 	s->partitions_watermark_ahead = 0;
+	stuck = -1;
 	for (int32_t i = 0; i < d->n_parts; i++) {
 		struct partition *pt = d->parts[i];
 		if (!pt)
@@ -194,6 +190,8 @@ static void publish_metrics(struct daemon *d)
 		s->open_sessions += pt->n_open_sessions;
 		s->assigned_partitions++;
 		s->partitions_watermark_ahead += pt->watermark_ahead;
+		if (pt->offset_lost && stuck < 0)
+			stuck = pt->id;
 		if (s->n_partitions == METRICS_MAX_PARTITIONS)
 			continue;
 		struct metrics_partition *mp =
@@ -225,7 +223,7 @@ static void publish_metrics(struct daemon *d)
 	quarantine_prune(d);
 	s->quarantined_partitions = (uint64_t)d->n_quarantined;
 	s->pg_ok = d->pg_ok && !d->n_quarantined;
-	s->consuming = !d->paused && !*d->stop && !d->kafka_down;
+	s->consuming = !d->paused && !*d->stop && !d->kafka_down && stuck < 0;
 	if (d->kafka_down)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "kafka unreachable");
@@ -246,7 +244,12 @@ static void publish_metrics(struct daemon *d)
 	else if (*d->stop)
 		snprintf(s->health_reason, sizeof(s->health_reason),
 			 "stopping");
-	else if (d->gap_reason[0] && now_ms() < d->gap_shown_until)
+	else if (stuck >= 0)
+		snprintf(s->health_reason, sizeof(s->health_reason),
+			 "partition %d stopped: its next offset left the log "
+			 "(auto.offset.reset=error)",
+			 stuck);
+	else if (d->gap_reason[0] && cw_mono_ms() < d->gap_shown_until)
 		snprintf(s->health_reason, sizeof(s->health_reason), "%s",
 			 d->gap_reason);
 	else
@@ -349,7 +352,7 @@ static void probe_kafka(struct daemon *d, walltime_t now)
 		return;
 	rd_kafka_metadata_destroy(md);
 	d->kafka_down = false;
-	now = now_ms();
+	now = cw_mono_ms();
 	for (int32_t i = 0; i < d->n_parts; i++)
 		if (d->parts[i])
 			partition_reset_idle(d->parts[i], now);
@@ -632,15 +635,15 @@ static void produce_retry_clear(struct daemon *d)
  * Poll thread. */
 static void dlq_settle(struct daemon *d, int64_t timeout_ms)
 {
-	walltime_t end = now_ms() + timeout_ms;
+	walltime_t end = cw_mono_ms() + timeout_ms;
 
 	for (;;) {
 		bool pending = false;
 		for (int32_t i = 0; i < d->n_dlq_unacked && !pending; i++)
 			pending = d->dlq_unacked[i] != 0;
-		if (!pending || now_ms() >= end)
+		if (!pending || cw_mono_ms() >= end)
 			return;
-		produce_retry(d, now_ms());
+		produce_retry(d, cw_mono_ms());
 		rd_kafka_poll(d->producer, 50);
 	}
 }
@@ -897,7 +900,7 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 		uint64_t log_bytes = 0;
 		struct partition *pt;
 		struct restore_ctx rc = {d, NULL, 0, 0};
-		walltime_t t0 = now_ms();
+		walltime_t t0 = cw_mono_ms();
 		int r;
 
 		r = pg_sink_claim_partition(d->sink, id, d->owner, &gen, &next,
@@ -940,7 +943,7 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 					" state_bytes=%" PRIu64
 					" restore_ms=%" PRId64,
 					id, gen, next, pt->n_users, rc.users,
-					log_bytes, now_ms() - t0);
+					log_bytes, cw_mono_ms() - t0);
 				return pt;
 			}
 			partition_destroy(pt);
@@ -950,7 +953,7 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 		pg_failed(d);
 		d->c.pg_retries++;
 		publish_metrics(d);
-		if (now_ms() + backoff > d->take_deadline) {
+		if (cw_mono_ms() + backoff > d->take_deadline) {
 			cw_error("cannot take partition within half of "
 				 "max.poll.interval.ms; exiting before the "
 				 "group expels this member",
@@ -995,7 +998,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	struct daemon *d = opaque;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		d->take_deadline = now_ms() + take_budget_ms(d->cfg);
+		d->take_deadline = cw_mono_ms() + take_budget_ms(d->cfg);
 		for (int i = 0; i < parts->cnt; i++) {
 			rd_kafka_topic_partition_t *tp = &parts->elems[i];
 			int32_t id = tp->partition;
@@ -1083,12 +1086,32 @@ static void offset_gap_check(struct daemon *d, const struct partition *pt,
 		 "records lost: partition %d offsets %" PRId64 "-%" PRId64
 		 " left the log unread",
 		 pt->id, pt->next_offset, m->offset - 1);
-	d->gap_shown_until = now_ms() + GAP_SHOWN_MS;
+	d->gap_shown_until = cw_mono_ms() + GAP_SHOWN_MS;
 	cw_error("offset gap: records left the log before they were "
 		 "processed, skipped",
 		 "partition=%d first_lost=%" PRId64 " last_lost=%" PRId64
 		 " records=%" PRId64 " log_start=%" PRId64,
 		 pt->id, pt->next_offset, m->offset - 1, lost, lo);
+}
+
+/* The consumer stopped partition @pt: its next offset is out of range
+ * (retention removed the records) and auto.offset.reset=error forbids a
+ * jump. The records are lost either way; say so loudly, count the gap
+ * and keep /healthz at 503 until an operator decides (restart with
+ * auto.offset.reset=earliest to skip them). Poll thread. */
+static void offset_lost_stop(struct daemon *d, struct partition *pt,
+			     const rd_kafka_message_t *m)
+{
+	if (pt->offset_lost)
+		return;
+	pt->offset_lost = true;
+	d->c.offset_gaps++;
+	cw_error("partition stopped: its next offset is no longer in the log "
+		 "and auto.offset.reset=error; the records before the log "
+		 "start are lost (restart with -X auto.offset.reset=earliest "
+		 "to skip them)",
+		 "partition=%d next_offset=%" PRId64 " error=\"%s\"", pt->id,
+		 pt->next_offset, rd_kafka_message_errstr(m));
 }
 
 /* Refuse record @m of @pt (dead letter, counted) and move past it. */
@@ -1140,6 +1163,10 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 		if (pt)
 			partition_note_eof(pt, now);
+		return 0;
+	}
+	if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && pt) {
+		offset_lost_stop(d, pt, m);
 		return 0;
 	}
 	if (m->err) {
@@ -1212,7 +1239,7 @@ static int pause_apply(struct daemon *d, bool pause)
 {
 	rd_kafka_topic_partition_list_t *parts = NULL;
 	rd_kafka_resp_err_t err;
-	walltime_t now = now_ms();
+	walltime_t now = cw_mono_ms();
 
 	if ((err = rd_kafka_assignment(d->consumer, &parts)) || !parts) {
 		cw_error("cannot read the assignment to pause or resume it",
@@ -1287,7 +1314,7 @@ static void pause_after_assign(struct daemon *d)
  * successful flush, at most once a second. Failures are only logged. */
 static void write_status(struct daemon *d, double flush_ms, bool force)
 {
-	walltime_t now = now_ms();
+	walltime_t now = cw_mono_ms();
 	struct pg_sink_status st = {0};
 	char parts[2048];
 	size_t n = 0;
@@ -1701,7 +1728,7 @@ static int housekeeping(struct daemon *d, walltime_t now)
 int daemon_run(struct daemon *d)
 {
 	int r = 0;
-	walltime_t now = now_ms();
+	walltime_t now = cw_mono_ms();
 
 	d->next_flush = now + d->cfg->flush_interval_ms;
 	d->next_stats = now + STATS_INTERVAL_MS;
@@ -1710,7 +1737,7 @@ int daemon_run(struct daemon *d)
 
 	while (!*d->stop && !d->fatal) {
 		int n = 0;
-		walltime_t round_end = now_ms() + TICK_MS;
+		walltime_t round_end = cw_mono_ms() + TICK_MS;
 
 		while (n < POLL_BATCH && !*d->stop) {
 			rd_kafka_message_t *m = rd_kafka_consumer_poll(
@@ -1722,11 +1749,12 @@ int daemon_run(struct daemon *d)
 			if (r < 0)
 				goto fatal;
 			n++;
-			if ((n & 1023) == 0 && (now = now_ms()) >= round_end)
+			if ((n & 1023) == 0 &&
+			    (now = cw_mono_ms()) >= round_end)
 				break;
 		}
 		rd_kafka_poll(d->producer, 0);
-		now = now_ms();
+		now = cw_mono_ms();
 		if (now >= d->next_tick) {
 			if ((r = housekeeping(d, now)) < 0)
 				goto fatal;
@@ -1753,15 +1781,15 @@ int daemon_run(struct daemon *d)
 			 "error=\"%s\"", d->pg_reason);
 	rd_kafka_consumer_close(d->consumer);
 	/* Deliver the rest, failed abandonments again too. */
-	for (walltime_t end = now_ms() + 10000;
-	     now_ms() < end &&
+	for (walltime_t end = cw_mono_ms() + 10000;
+	     cw_mono_ms() < end &&
 	     (d->n_retry || rd_kafka_outq_len(d->producer) > 0);) {
-		produce_retry(d, now_ms());
+		produce_retry(d, cw_mono_ms());
 		rd_kafka_poll(d->producer, 100);
 	}
 	if (d->n_acked)
 		flush(d, true); /* deletes acknowledged outbox rows */
-	log_stats(d, now_ms(), 0);
+	log_stats(d, cw_mono_ms(), 0);
 	return 0;
 fatal:
 	cw_error("fatal error, exiting without committing the rest",

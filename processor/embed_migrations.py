@@ -14,21 +14,14 @@ import os
 import re
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'common'))
+from c_literal import c_string  # noqa: E402
+
 NAME_RE = re.compile(r'^(\d{3})_([a-z0-9_]+)\.sql$')
 TXN_RE = re.compile(r'^\s*(BEGIN|COMMIT|ROLLBACK|START\s+TRANSACTION|END)\s*;',
                     re.IGNORECASE | re.MULTILINE)
-
-
-def c_string(text):
-    """The text as adjacent C string literals, one per source line."""
-    out = []
-    for line in text.splitlines(keepends=True):
-        esc = (line.replace('\\', '\\\\').replace('"', '\\"')
-               .replace('\t', '\\t').replace('\r', '\\r').replace('\n', '\\n'))
-        # Keep trigraph-like sequences inert.
-        esc = esc.replace('??', '?\\?')
-        out.append('\t"%s"' % esc)
-    return '\n'.join(out) if out else '\t""'
 
 
 def main(argv):

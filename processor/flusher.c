@@ -3,6 +3,7 @@
  * flusher — pg_sink_flush() on its own thread. See flusher.h.
  */
 #include "flusher.h"
+#include "cw_time.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -29,13 +30,6 @@ struct flusher {
 	struct flusher_result result;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *flusher_main(void *arg)
 {
 	struct flusher *fl = arg;
@@ -49,11 +43,11 @@ static void *flusher_main(void *arg)
 		/* The batches are ours until the result is collected; the
 		 * lock is not held during the flush. */
 		struct flusher_result res = {.fenced = -1};
-		int64_t t0 = mono_ms();
+		int64_t t0 = cw_mono_ms();
 		pthread_mutex_unlock(&fl->lock);
 		res.r = pg_sink_flush(fl->sink, fl->batches, fl->n,
 				      &res.fenced);
-		res.ms = mono_ms() - t0;
+		res.ms = cw_mono_ms() - t0;
 		if (res.r < 0) {
 			snprintf(res.err, sizeof(res.err), "%s",
 				 pg_sink_last_error(fl->sink));

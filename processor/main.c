@@ -30,6 +30,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_signal};
 	struct daemon *d = NULL;
 	enum cw_log_level lvl;
+	enum cw_log_format fmt;
 	char errstr[512];
 	int r, status = 1;
 
@@ -48,12 +49,17 @@ int main(int argc, char **argv)
 	    (r = processor_config_validate(&cfg, errstr, sizeof(errstr))) < 0 ||
 	    (cw_log_parse_level(cfg.log_level, &lvl) < 0 &&
 	     snprintf(errstr, sizeof(errstr), "bad --log-level '%s'",
-		      cfg.log_level) > 0)) {
+		      cfg.log_level) > 0) ||
+	    (cw_log_parse_format(cfg.log_format, &fmt) < 0 &&
+	     snprintf(errstr, sizeof(errstr),
+		      "bad --log-format '%s' (logfmt or json)",
+		      cfg.log_format) > 0)) {
 		cw_config_usage_error("cartwatch-processor", errstr);
 		status = 2;
 		goto out;
 	}
 	cw_log_set_level(lvl);
+	cw_log_set_format(fmt);
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics — the processor's HTTP side door: `GET /metrics` in the
- * Prometheus text exposition format 0.0.4 and `GET /healthz` for load
- * balancers and orchestrators, served by libmicrohttpd from one internal
- * thread of its own.
+ * Prometheus text exposition format 0.0.4, `GET /livez` (the poll loop
+ * runs) and `GET /readyz` = `GET /healthz` (consuming, PostgreSQL
+ * reachable) for load balancers and orchestrators, served by
+ * common/cw_status from one libmicrohttpd thread of its own.
  *
  * The poll thread never blocks on HTTP: it fills a plain-data snapshot and
  * hands it over with metrics_publish(), which copies it under a mutex; the
@@ -16,6 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cw_prom.h"
 
 /* Partitions exported per snapshot; assigned ones beyond this are counted
  * in assigned_partitions but get no per-partition series. */
@@ -41,14 +44,6 @@ struct metrics_partition {
 				   * NaN: no watermark (series omitted) */
 	int64_t next_offset;	  /* next offset to process; < 0: none yet
 				   * (series omitted) */
-};
-
-/* Cumulative, like Prometheus: bucket[i] counts observations <= bound i,
- * count counts all of them (the +Inf bucket). */
-struct metrics_histogram {
-	uint64_t bucket[METRICS_FLUSH_BUCKETS];
-	uint64_t count;
-	double sum; /* seconds */
 };
 
 /* The counters the daemon itself keeps (struct daemon_counters has the
@@ -90,7 +85,7 @@ struct metrics_snapshot {
 	uint64_t late_events;
 	uint64_t recovered;
 	uint64_t carts_expired;
-	struct metrics_histogram flush_seconds;
+	struct cw_prom_histogram flush_seconds;
 
 	/* Gauges. */
 	uint64_t open_carts;
@@ -130,7 +125,7 @@ struct metrics *metrics_new(const char *addr, char *errstr, size_t errstr_size);
  * Any thread. */
 int metrics_port(const struct metrics *m);
 
-/* /healthz answers 503 "stale: ..." when no snapshot was published for
+/* /livez and /readyz answer 503 "stale: ..." when no snapshot was published for
  * @ms milliseconds (a wedged poll loop must not look healthy); 0 turns
  * the check off. Default METRICS_STALE_MS. Any thread. */
 void metrics_set_stale_after(struct metrics *m, int64_t ms);

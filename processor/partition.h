@@ -106,6 +106,10 @@ struct partition {
 	 * repaired (partition_watermark_ahead()): held, its records are not
 	 * processed and its watermark does not move until it is repaired. */
 	bool watermark_ahead;
+	/* Its next offset left the log and auto.offset.reset=error stopped
+	 * the consumer on it: nothing more arrives until it is assigned
+	 * again. Set by the daemon. */
+	bool offset_lost;
 
 	/* Idle detection: wall time of the last message or watermark tick,
 	 * and whether the consumer reported the end of the partition since. */

@@ -64,6 +64,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cw_log_set_level(o.log_level_value);
+	cw_log_set_format(o.log_format_value);
 
 	cat = catalog_new(errstr, sizeof(errstr));
 	sum = cat ? summary_new(cat) : NULL;
@@ -120,7 +121,8 @@ int main(int argc, char **argv)
 	r = run_loop(&(struct run_config){o.rate, o.time_scale,
 					  (uint64_t)o.events, o.start_ms,
 					  isatty(STDERR_FILENO) == 1},
-		     &(struct run_source){sim, feed}, sk, sum, &stop_requested);
+		     &(struct run_source){sim, feed, feed ? stdin : NULL}, sk,
+		     sum, &stop_requested);
 
 	sink_get_stats(sk, &st);
 	if (sim)

@@ -5,6 +5,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,9 +22,10 @@ const struct cw_opt options_table[] = {
 	 "Topic to produce the cart events to", false},
 	{"users", 'u', CW_OPT_INT, OPT(users), "10000", "N",
 	 "Number of simulated shoppers", false},
-	{"rate", 'r', CW_OPT_DOUBLE, OPT(rate), "1000", "EVENTS/S",
+	{"rate", 'r', CW_OPT_DOUBLE, OPT(rate), NULL, "EVENTS/S",
 	 "Cap on events sent per wall-clock second; 0 sends as fast as "
-	 "possible, ignoring --time-scale",
+	 "possible, ignoring --time-scale [default: 1000 when simulating, "
+	 "0 with --stdin-json]",
 	 false},
 	{"events", 'n', CW_OPT_INT, OPT(events), "0", "N",
 	 "Stop after N events (0: no limit)", false},
@@ -40,7 +42,7 @@ const struct cw_opt options_table[] = {
 	{"time-scale", 0, CW_OPT_DOUBLE, OPT(time_scale), "60", "X",
 	 "Simulated seconds per wall-clock second (60: a Prime-Day hour "
 	 "per minute)",
-	 false},
+	 false, "CARTWATCH_PRODUCER_TIME_SCALE"},
 	{"kafka-property", 'X', CW_OPT_KV, OPT(properties), NULL, "KEY=VALUE",
 	 "Set any librdkafka property (repeatable; wins over the built-in "
 	 "throughput defaults)",
@@ -66,6 +68,8 @@ const struct cw_opt options_table[] = {
 	 "DURATION", "How long to wait for the broker before giving up", false},
 	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
 	 "debug, info, warn or error", false},
+	{"log-format", 0, CW_OPT_STRING, OPT(log_format), "logfmt", "FORMAT",
+	 "logfmt (key=value lines) or json (one object a line)", false},
 };
 const size_t options_table_size =
 	sizeof(options_table) / sizeof(options_table[0]);
@@ -88,6 +92,9 @@ int options_parse(struct options *o, int argc, char **argv)
 	char errstr[512];
 	int r;
 
+	/* --rate has no table default: unset stays NaN (no value parses to
+	 * NaN), then takes the default of the source. */
+	o->rate = NAN;
 	r = cw_config_parse(
 		options_table, options_table_size, o, PROG,
 		"Simulate Prime-Day shoppers (or read JSON lines) and "
@@ -97,6 +104,8 @@ int options_parse(struct options *o, int argc, char **argv)
 		return r;
 	if (r < 0)
 		return usage_error("%s", errstr);
+	if (isnan(o->rate))
+		o->rate = o->stdin_json ? 0 : 1000; /* a feed is not paced */
 	if (o->users < 1 || o->users > 50000000)
 		return usage_error("--users must be 1..50000000");
 	if (o->rate < 0)
@@ -121,6 +130,8 @@ int options_parse(struct options *o, int argc, char **argv)
 	if (cw_log_parse_level(o->log_level, &o->log_level_value) < 0)
 		return usage_error("--log-level must be debug, info, warn or "
 				   "error");
+	if (cw_log_parse_format(o->log_format, &o->log_format_value) < 0)
+		return usage_error("--log-format must be logfmt or json");
 	if (!o->start_time)
 		/* As fast as possible is a backfill: the simulated span ends
 		 * now, so that no event is stamped in the future (processors

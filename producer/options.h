@@ -35,10 +35,12 @@ struct options {
 	bool strict;
 	int64_t connect_timeout_ms;
 	char *log_level;
+	char *log_format;
 	/* Derived by options_parse(). */
 	int64_t start_ms; /* --start-time, or now */
 	enum sink_format sink_format;
 	enum cw_log_level log_level_value;
+	enum cw_log_format log_format_value;
 };
 
 extern const struct cw_opt options_table[];

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "json_feed.h"
 #include "sim.h"
@@ -32,10 +33,14 @@ struct run_config {
 	bool progress;	      /* draw the live line on stderr */
 };
 
-/* Where events come from: exactly one of the two is set (borrowed). */
+/* Where events come from: exactly one of sim and feed is set (borrowed).
+ * @in is the stream the feed reads (or NULL): while it has nothing ready
+ * the loop sends what it holds and waits for it, rather than blocking in a
+ * read with events still unsent. */
 struct run_source {
 	struct sim *sim;
 	struct json_feed *feed;
+	FILE *in;
 };
 
 /* Run until the source ends, @max_events are generated or *@stop becomes

@@ -29,7 +29,7 @@ static const struct cw_opt opts[] = {
 	{"timeout", 0, CW_OPT_DURATION, offsetof(struct cfg, timeout_ms), "30m",
 	 NULL, "A timeout", false},
 	{"scale", 0, CW_OPT_DOUBLE, offsetof(struct cfg, scale), "1", NULL,
-	 "A scale", false},
+	 "A scale", false, "CARTWATCH_T_SCALE"},
 	{"verbose", 'v', CW_OPT_BOOL, offsetof(struct cfg, verbose), NULL, NULL,
 	 "Talk more", false},
 	{"property", 'X', CW_OPT_KV, offsetof(struct cfg, props), NULL, NULL,
@@ -103,6 +103,18 @@ static void test_precedence(void)
 	unsetenv("CARTWATCH_NAME");
 	unsetenv("CARTWATCH_COUNT");
 	unsetenv("CARTWATCH_TIMEOUT");
+
+	/* An option with a variable of its own reads that one only. */
+	setenv("CARTWATCH_SCALE", "7", 1);
+	CHECK_INT_EQ(parse(&c, 1, argv, err, sizeof(err)), 0);
+	CHECK(c.scale == 1);
+	cw_config_free(opts, N, &c);
+	setenv("CARTWATCH_T_SCALE", "2.5", 1);
+	CHECK_INT_EQ(parse(&c, 1, argv, err, sizeof(err)), 0);
+	CHECK(c.scale == 2.5);
+	cw_config_free(opts, N, &c);
+	unsetenv("CARTWATCH_SCALE");
+	unsetenv("CARTWATCH_T_SCALE");
 }
 
 /* librdkafka values may hold commas: the command line takes one pair as

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "cw_time.h"
 #include "metrics.h"
 
 /* ---- an HTTP client: the curl CLI --------------------------------------- */
@@ -329,6 +330,26 @@ static void test_metrics_exposition(void)
 	CHECK_LINE(r.body, "cartwatch_consuming 1");
 	CHECK_LINE(r.body, "cartwatch_postgresql_up 1");
 	CHECK(sample(r.body, "cartwatch_snapshot_age_seconds") >= 0);
+	/* What every daemon says about itself. */
+	{
+		char want[96];
+		snprintf(want, sizeof(want),
+			 "cartwatch_build_info{binary=\"processor\","
+			 "version=\"%s\"} 1",
+			 cw_version());
+		CHECK_LINE(r.body, want);
+		CHECK(strcmp(cw_version(), "unknown") != 0);
+	}
+	CHECK(sample(r.body, "process_cpu_seconds_total") >= 0);
+	CHECK(sample(r.body, "process_resident_memory_bytes") > 1e6);
+	CHECK(sample(r.body, "process_virtual_memory_bytes") >=
+	      sample(r.body, "process_resident_memory_bytes"));
+	CHECK(sample(r.body, "process_open_fds") >= 3);
+	CHECK(sample(r.body, "process_max_fds") >=
+	      sample(r.body, "process_open_fds"));
+	/* Started a moment ago (a minute at most, valgrind included). */
+	CHECK(fabs(sample(r.body, "process_start_time_seconds") -
+		   (double)time(NULL)) < 60);
 	reply_free(&r);
 	free(s);
 	metrics_destroy(m);
@@ -447,6 +468,17 @@ static void test_healthz_transitions(void)
 	CHECK_INT_EQ(r.status, 503);
 	CHECK_STR_EQ(r.body, "postgresql unreachable: connection refused\n");
 	reply_free(&r);
+	/* /readyz is /healthz; /livez stays 200 through an outage, so a
+	 * liveness probe never restarts a processor waiting for it. */
+	REQUIRE(fetch("GET", "127.0.0.1", port, "/readyz", &r) == 0);
+	CHECK_INT_EQ(r.status, 503);
+	CHECK_STR_EQ(r.body, "postgresql unreachable: connection refused\n");
+	reply_free(&r);
+	REQUIRE(fetch("GET", "127.0.0.1", port, "/livez", &r) == 0);
+	CHECK_INT_EQ(r.status, 200);
+	CHECK_STR_EQ(r.body,
+		     "ok: postgresql unreachable: connection refused\n");
+	reply_free(&r);
 	REQUIRE(fetch("GET", "127.0.0.1", port, "/metrics", &r) == 0);
 	CHECK_LINE(r.body, "cartwatch_postgresql_up 0");
 	CHECK_LINE(r.body, "cartwatch_consuming 1");
@@ -508,6 +540,11 @@ static void test_healthz_stale(void)
 			sleep_ms(50);
 	}
 	CHECK(stale);
+	/* A wedged poll loop is not alive: /livez fails too. */
+	REQUIRE(fetch("GET", "127.0.0.1", port, "/livez", &r) == 0);
+	CHECK_INT_EQ(r.status, 503);
+	CHECK(strncmp(r.body, "stale: no snapshot", 18) == 0);
+	reply_free(&r);
 
 	metrics_publish(m, s);
 	REQUIRE(fetch("GET", "127.0.0.1", port, "/healthz", &r) == 0);
@@ -719,13 +756,6 @@ struct flood {
 	atomic_int reconnects;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A non-blocking connection from 127.0.0.2 (another loopback address than
  * the prober's) to 127.0.0.1:@port, or -1. */
 static int flood_connect(int port)
@@ -818,14 +848,14 @@ static void test_healthz_under_flood(void)
 	atomic_store(&f.stop, false);
 	REQUIRE(pthread_create(&th, NULL, flooder, &f) == 0);
 	sleep_ms(500); /* every attacking socket is connected */
-	until = now_ms() + FLOOD_PROBE_MS;
-	while (now_ms() < until) {
+	until = cw_mono_ms() + FLOOD_PROBE_MS;
+	while (cw_mono_ms() < until) {
 		struct reply r;
-		int64_t t0 = now_ms(), dt;
+		int64_t t0 = cw_mono_ms(), dt;
 		int rc = fetch("GET", "127.0.0.1", metrics_port(m), "/healthz",
 			       &r);
 
-		dt = now_ms() - t0;
+		dt = cw_mono_ms() - t0;
 		probes++;
 		if (dt > worst)
 			worst = dt;

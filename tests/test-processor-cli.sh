@@ -32,6 +32,7 @@ check "bad environment value names the variable" expect_exit 2 "CARTWATCH_FLUSH_
 check "stray argument exits 2" expect_exit 2 "unexpected argument" -- "$proc" extra
 check "cart TTL shorter than the session is refused" expect_exit 2 "cart-ttl" -- "$proc" --cart-ttl 1m
 check "bad log level exits 2" expect_exit 2 "log-level" -- "$proc" --log-level loud
+check "bad log format exits 2" expect_exit 2 "log-format" -- "$proc" --log-format xml
 check "an absurd time scale is refused" expect_exit 2 "time-scale must be above 0 and at most 1e9" -- "$proc" --time-scale 1e308
 check "a zero clock skew is refused" expect_exit 2 "max-clock-skew must be between" -- "$proc" --max-clock-skew 0s
 check "a cart limit past 65535 is refused" expect_exit 2 "max-cart-items must be between" -- "$proc" --max-cart-items 70000
@@ -58,6 +59,16 @@ check "the retries are counted in /metrics" bash -c "curl -s http://127.0.0.1:$m
 # A bogus librdkafka property is an error at once, not after PostgreSQL
 # answers (here it never does).
 check "a bogus -X property fails at once, naming it" expect_exit 1 "bogus.property" -- timeout 10 "$proc" --pg "host=127.0.0.1 port=$pgport connect_timeout=1" -b 127.0.0.1:1 -X bogus.property=1
+# --log-format json: every line of that error is one JSON object.
+timeout 10 "$proc" --log-format json --pg "host=127.0.0.1 port=$pgport connect_timeout=1" -b 127.0.0.1:1 \
+	-X bogus.property=1 >"$work/json.log" 2>&1
+check "--log-format json writes one JSON object a line" python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+recs = [json.loads(l) for l in lines]
+assert recs and all(r["level"] and r["msg"] for r in recs)
+assert any("bogus.property" in r.get("error", "") for r in recs)
+' "$work/json.log"
 
 # A second processor cannot take the same metrics port.
 check "a taken metrics port is a startup error naming it" expect_exit 1 "127.0.0.1:$mport" -- "$proc" --metrics-addr "127.0.0.1:$mport" --pg "host=127.0.0.1 port=$pgport"

@@ -25,27 +25,16 @@ bs=${CARTWATCH_BOOTSTRAP_SERVERS:?}
 producer=${CARTWATCH_PRODUCER:?}
 processor=${CARTWATCH_PROCESSOR:?}
 wrap=${CARTWATCH_TEST_WRAPPER:-}
-slow=${CARTWATCH_SLOW:-1}
 port=$("$src/tests/lib/free-port")
 url=http://127.0.0.1:$port
-
-fail() { echo "test-clock: FAIL: $*" >&2; exit 1; }
-log() { echo "test-clock: $*" >&2; }
-sql() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-committed() { sql "SELECT coalesce(sum(next_offset), 0) FROM cw_partitions" 2>/dev/null || echo 0; }
-committed_is() { [ "$(committed)" = "$1" ]; }
-metric() { curl -fsS "$url/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
-wait_until() { # SECONDS DESCRIPTION CMD...
-	local deadline=$((SECONDS + $1 * slow)) what=$2
-	shift 2
-	until "$@"; do
-		[ $SECONDS -lt $deadline ] || fail "timed out waiting for $what"
-		[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || { tail -n 20 "$work/proc.log" >&2; fail "processor died"; }
-		sleep 0.1
-	done
-}
-
+test_name=test-clock
 pid=
+check_alive() {
+	[ -z "$pid" ] || kill -0 "$pid" 2>/dev/null || { tail -n 20 "$work/proc.log" >&2; fail "processor died"; }
+}
+# shellcheck source=tests/e2e/lib.sh
+. "$here/lib.sh"
+
 start_processor() { # EXTRA ARGS...
 	# shellcheck disable=SC2086
 	$wrap "$processor" --session-timeout 30m --idle-timeout 1s \
@@ -53,7 +42,7 @@ start_processor() { # EXTRA ARGS...
 		--instance clock -X session.timeout.ms=6000 \
 		-X heartbeat.interval.ms=500 "$@" >>"$work/proc.log" 2>&1 &
 	pid=$!
-	wait_until 60 "/healthz 200" bash -c "[ \"\$(curl -sS -o /dev/null -w '%{http_code}' $url/healthz)\" = 200 ]"
+	wait_until 60 "/healthz 200" http_status_is /healthz 200
 }
 stop_processor() {
 	local rc=0
@@ -75,7 +64,7 @@ for i in $(seq 1 200); do
 		"$i" $((i % 7)) $((now - 60000))
 done | feed
 wait_until 60 "200 events committed" committed_is 200
-wait_until 10 "200 open sessions" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_open_sessions\" { print \$2 }')\" = 200 ]"
+wait_until 10 "200 open sessions" metric_is cartwatch_open_sessions 200
 echo '{"user_id":"user_bad_clock","event_type":"cart_add","product_id":"P1","unit_price_cents":1500,"event_time":253402300799000}' | feed
 wait_until 60 "the year-9999 event consumed" committed_is 201
 [ "$(metric cartwatch_events_ahead_total)" = 1 ] || fail "events_ahead_total is $(metric cartwatch_events_ahead_total), want 1"
@@ -99,7 +88,7 @@ victim=$(sql "SELECT partition FROM cw_partitions ORDER BY next_offset DESC LIMI
 sql "UPDATE cw_partitions SET watermark_ms = 253402300799000, watermark_checked = false WHERE partition = $victim"
 start_processor
 wait_until 30 "the poisoned partition reported" grep -q "partition watermark is beyond --max-clock-skew" "$work/proc.log"
-wait_until 10 "the gauge" bash -c "[ \"\$(curl -fsS $url/metrics | awk '\$1 == \"cartwatch_partitions_watermark_ahead\" { print \$2 }')\" = 1 ]"
+wait_until 10 "the gauge" metric_is cartwatch_partitions_watermark_ahead 1
 grep "partition watermark is beyond" "$work/proc.log" | grep -q -- "--repair-future-watermarks" || fail "the report does not say what to do"
 # The other partitions' idle watermarks move (idle timeout 1 s): once
 # they have, the held one must not have.

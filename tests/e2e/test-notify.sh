@@ -93,7 +93,7 @@ start_notify() { # LOG
 	$wrap "$notify" -b "$bs" --webhook-url "$url" --secret-file "$work/secret" \
 		--pg "$CARTWATCH_PG" --delay 10m --time-scale 600 --concurrency 8 \
 		--request-timeout 1s --retry-backoff 200ms --max-backoff 2s \
-		--max-attempts 6 --cart-url-template 'https://shop.example/cart?u={user_id}' \
+		--max-attempts 6 --metrics-addr 127.0.0.1:0 --cart-url-template 'https://shop.example/cart?u={user_id}' \
 		-X session.timeout.ms=6000 -X heartbeat.interval.ms=500 \
 		>"$work/$1" 2>&1 &
 	notify_pid=$!
@@ -162,6 +162,26 @@ if bad:
 PY
 grep -q 'level=warn msg="dead-lettering".*reason="does not decode' "$work/notify.log" ||
 	fail "no log line for the garbage record"
+
+# /metrics and /healthz agree with what the receiver saw.
+port=$(sed -n 's/.*msg="metrics listening".* port=\([0-9]*\).*/\1/p' "$work/notify.log" | head -n 1)
+[ -n "$port" ] || fail "no metrics port in the log"
+metric() { # SERIES: its value
+	curl -fsS "http://127.0.0.1:$port/metrics" | awk -v s="$1" '$1 == s { print $2 }'
+}
+metrics_agree() {
+	[ "$(metric 'cartwatch_notify_deliveries_total{outcome="delivered"}')" = $((n_expected - 1)) ] &&
+	[ "$(metric 'cartwatch_notify_deliveries_total{outcome="skipped_recovered"}')" = "$n_recovered" ] &&
+	[ "$(metric 'cartwatch_notify_deliveries_total{outcome="dead_lettered"}')" = 2 ] &&
+	[ "$(metric cartwatch_notify_waiting_records)" = 0 ] &&
+	[ "$(metric cartwatch_notify_response_seconds_count)" = "$(metric cartwatch_notify_attempts_total)" ]
+}
+deadline=$((SECONDS + 10 * slow))
+until metrics_agree; do
+	[ $SECONDS -lt $deadline ] || { curl -sS "http://127.0.0.1:$port/metrics" | grep cartwatch_notify >&2; fail "/metrics disagrees"; }
+	sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || fail "/healthz not 200 while working"
 
 # 5. SIGTERM: exit 0, everything committed (a restart sends nothing).
 kill -TERM "$notify_pid"
