@@ -41,8 +41,9 @@ const struct cw_opt notify_opts[] = {
 	{"delay", 0, CW_OPT_DURATION, OPT(delay_ms), "0s", NULL,
 	 "Send when abandoned_at plus this is reached", false},
 	{"time-scale", 0, CW_OPT_DOUBLE, OPT(time_scale), "1", "X",
-	 "Event seconds per wall second: --delay runs this much faster after "
-	 "the record was written (match the simulator's --time-scale)",
+	 "Event seconds per wall second (match the simulator's "
+	 "--time-scale): other than 1, a record is due --delay / X after it "
+	 "was written",
 	 false},
 	{"concurrency", 0, CW_OPT_INT, OPT(concurrency), "8", "N",
 	 "Requests in flight or waiting to be retried at once", false},

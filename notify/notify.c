@@ -71,6 +71,7 @@ struct part {
 	int64_t next_offset; /* after the last record taken */
 	int64_t committed;   /* last position committed, -1: none */
 	bool paused;
+	int n_waiting; /* jobs in state WAITING */
 };
 
 struct notify {
@@ -479,6 +480,7 @@ static void part_schedule(struct notify *n, struct part *p, int64_t now)
 		if (j->state != JOB_WAITING || waiting)
 			continue;
 		if (!j->body) {
+			p->n_waiting--;
 			job_dead_letter(n, j, j->reason);
 			continue;
 		}
@@ -496,6 +498,7 @@ static void part_schedule(struct notify *n, struct part *p, int64_t now)
 				continue;
 			}
 			if (r == 1) {
+				p->n_waiting--;
 				n->st.skipped_recovered++;
 				cw_debug("skipped: recovered", "id=%s", j->id);
 				job_finish(n, j);
@@ -507,6 +510,7 @@ static void part_schedule(struct notify *n, struct part *p, int64_t now)
 				(n->next_send_ms > now ? n->next_send_ms
 						       : now) +
 				(int64_t)(1000.0 / n->cfg->max_rate);
+		p->n_waiting--;
 		if (job_send(n, j) < 0)
 			job_dead_letter(n, j, "cannot build request");
 		else
@@ -610,19 +614,20 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	cw_warn("kafka error", "error=\"%s\"", reason);
 }
 
-/* Due time of a record: --delay after abandoned_at, or --delay divided by
- * --time-scale after the record was written, whichever comes first (so
- * a simulation running ahead of the wall clock is served on its scale). */
+/* Due time of a record. In real time (--time-scale 1): abandoned_at plus
+ * --delay. On a simulated clock running X times faster, the event clock
+ * stood near abandoned_at when the processor wrote the record, so the
+ * record is due --delay / X of wall time after it was written. */
 static int64_t due_at(const struct notify *n, int64_t abandoned_at_ms,
 		      int64_t written_ms)
 {
-	int64_t d = n->cfg->delay_ms, a, b;
+	int64_t d = n->cfg->delay_ms;
 
 	if (d <= 0)
 		return 0;
-	a = abandoned_at_ms + d;
-	b = written_ms + (int64_t)((double)d / n->cfg->time_scale);
-	return a < b ? a : b;
+	if (n->cfg->time_scale == 1.0)
+		return abandoned_at_ms + d;
+	return written_ms + (int64_t)((double)d / n->cfg->time_scale);
 }
 
 static void take_record(struct notify *n, rd_kafka_message_t *m)
@@ -684,6 +689,11 @@ static void take_record(struct notify *n, rd_kafka_message_t *m)
 		p->head = j;
 	p->tail = j;
 	p->next_offset = m->offset + 1;
+	/* Not due, or enough waiting for a slot: stop fetching now, so what
+	 * follows stays in Kafka rather than in memory. */
+	p->n_waiting++;
+	if (j->due_ms > wall_ms() || p->n_waiting >= n->cfg->concurrency)
+		part_pause(n, p, true);
 }
 
 /* ---- setup, loop, teardown ---- */

@@ -10,6 +10,9 @@
 # stalls past the timeout on some first attempts: those must arrive later.
 # A garbage record on the topic is dead-lettered and the daemon goes on.
 # SIGTERM exits 0 with everything committed: a restart sends nothing.
+# --delay: the same records written again to topic "late" arrive no
+# sooner than --delay / --time-scale after, and the partitions pause
+# meanwhile rather than buffer the backlog.
 # Runs under tests/run-with-servers --pg --kafka ...; needs
 # CARTWATCH_PRODUCER, CARTWATCH_PROCESSOR and CARTWATCH_NOTIFY.
 set -euo pipefail
@@ -89,17 +92,19 @@ head -c 32 /dev/urandom | base64 >"$work/secret"
 pids+=($!)
 wait_until 10 "the receiver to listen" test -s "$work/port"
 url="http://127.0.0.1:$(cat "$work/port")/hook"
-start_notify() { # LOG
+start_notify() { # LOG [OPTION...]
+	local logf=$1
+	shift
 	$wrap "$notify" -b "$bs" --webhook-url "$url" --secret-file "$work/secret" \
-		--pg "$CARTWATCH_PG" --delay 10m --time-scale 600 --concurrency 8 \
-		--request-timeout 1s --retry-backoff 200ms --max-backoff 2s \
-		--max-attempts 6 --metrics-addr 127.0.0.1:0 --cart-url-template 'https://shop.example/cart?u={user_id}' \
+		--pg "$CARTWATCH_PG" --concurrency 8 "$@" \
+		--metrics-addr 127.0.0.1:0 --cart-url-template 'https://shop.example/cart?u={user_id}' \
 		-X session.timeout.ms=6000 -X heartbeat.interval.ms=500 \
-		>"$work/$1" 2>&1 &
+		>"$work/$logf" 2>&1 &
 	notify_pid=$!
 	pids+=("$notify_pid")
 }
-start_notify notify.log
+start_notify notify.log --delay 10m --time-scale 600 \
+	--request-timeout 1s --retry-backoff 200ms --max-backoff 2s --max-attempts 6
 
 # Received: keys answered 2xx without an injected fault.
 received_ok() {
@@ -187,11 +192,47 @@ curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || fail "/healthz not 200 
 kill -TERM "$notify_pid"
 wait "$notify_pid" || { tail -n 20 "$work/notify.log" >&2; fail "cartwatch-notify exited with status $? after SIGTERM"; }
 before=$(wc -l <"$work/requests.jsonl")
-start_notify notify-2.log
+start_notify notify-2.log --delay 10m --time-scale 600
 wait_until 30 "the restarted notifier to get partitions" grep -q 'msg="partitions assigned" count=4' "$work/notify-2.log"
 sleep 2 # nothing may come: a negative cannot be polled for
 kill -TERM "$notify_pid"
 wait "$notify_pid" || fail "restarted cartwatch-notify exited with status $? after SIGTERM"
 after=$(wc -l <"$work/requests.jsonl")
 [ "$after" = "$before" ] || fail "$((after - before)) requests after a restart: offsets were not committed"
+
+# 6. --delay: every abandonment written again (to topic late) at t0 is
+#    held 4 s (20m at 300x); the partitions pause meanwhile.
+kcat -C -b "$bs" -t cart-abandonments -e -q -f '%k%%CW-KEY%%%s\n%%CW-END%%\n' >"$work/abandonments.bin" 2>/dev/null
+n_late=$(grep -c -a -- '^%CW-END%$' "$work/abandonments.bin" || true)
+[ "$n_late" -ge "$n_expected" ] || fail "only $n_late records read back from cart-abandonments"
+t0=$(date +%s%3N)
+kcat -P -b "$bs" -t late -K '%CW-KEY%' -D $'\n%CW-END%\n' <"$work/abandonments.bin"
+start_notify notify-late.log --topic late --group late --delay 20m --time-scale 300
+port=
+until [ -n "$port" ]; do
+	sleep 0.1
+	port=$(sed -n 's/.*msg="metrics listening".* port=\([0-9]*\).*/\1/p' "$work/notify-late.log" | head -n 1)
+done
+max_waiting=0 late_done=0 deadline=$((SECONDS + 60 * slow))
+late_received() { [ "$(wc -l <"$work/requests.jsonl")" -ge $((after + n_expected)) ]; }
+until late_received; do
+	[ $SECONDS -lt $deadline ] || fail "timed out waiting for the delayed abandonments"
+	kill -0 "$notify_pid" || fail "cartwatch-notify died"
+	w=$(metric cartwatch_notify_waiting_records || echo 0)
+	[ "${w:-0}" -gt "$max_waiting" ] && max_waiting=$w
+	sleep 0.2
+done
+log "delayed run: $n_late records, at most $max_waiting held at once"
+[ "$max_waiting" -ge 1 ] || fail "no record was ever held for its delay"
+[ "$max_waiting" -le $((n_late / 4)) ] || fail "$max_waiting records held at once: the partitions were not paused"
+python3 - "$work/requests.jsonl" "$after" "$t0" <<'PY' || fail "delayed abandonments arrived early"
+import json, sys
+reqs = [json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2]):]
+early = [r for r in reqs if r["at"] < int(sys.argv[3]) + 4000]
+if early or not all(r["sig_ok"] for r in reqs):
+    print("test-notify: %d of %d early: %s" % (len(early), len(reqs), early[:2]), file=sys.stderr)
+    sys.exit(1)
+PY
+kill -TERM "$notify_pid"
+wait "$notify_pid" || fail "cartwatch-notify (late) exited with status $? after SIGTERM"
 log "ok: $n_expected abandonments delivered, $n_recovered recovered skipped"

@@ -5,7 +5,7 @@
 Verifies every request's X-Cartwatch-Signature (HMAC-SHA256 of "t.body"
 with the secret) and that its Idempotency-Key is the body's
 abandonment_id, and appends one JSON line per request to LOG: key, status
-answered, sig_ok, key_ok. Some first attempts get a fault, chosen from a
+answered, sig_ok, key_ok, at (arrival, unix ms). Some first attempts get a fault, chosen from a
 hash of the key so that the test can tell which: 500, 429 with
 Retry-After: 1, or a stall past the sender's timeout; one key is refused
 with 400 on every attempt.
@@ -64,6 +64,7 @@ class Handler(BaseHTTPRequestHandler):
         elif first and h == 4:
             fault = "stall"
         log.write(json.dumps({"key": key, "status": status, "fault": fault,
+                              "at": int(time.time() * 1000),
                               "sig_ok": sig_ok, "key_ok": key_ok}) + "\n")
         if fault == "stall":
             time.sleep(2.5)  # past the sender's --request-timeout
