@@ -36,6 +36,9 @@
 #define EXCERPT_MAX	256
 #define COMMIT_EVERY_MS 500
 #define SECRET_MAX	4096
+/* Due records a partition may hold per --concurrency slot before it
+ * pauses: enough to keep the slots busy between fetches. */
+#define WAITING_PER_SLOT 16
 
 enum job_state { JOB_WAITING, JOB_INFLIGHT, JOB_BACKOFF, JOB_DLQ, JOB_DONE };
 
@@ -692,7 +695,8 @@ static void take_record(struct notify *n, rd_kafka_message_t *m)
 	/* Not due, or enough waiting for a slot: stop fetching now, so what
 	 * follows stays in Kafka rather than in memory. */
 	p->n_waiting++;
-	if (j->due_ms > wall_ms() || p->n_waiting >= n->cfg->concurrency)
+	if (j->due_ms > wall_ms() ||
+	    p->n_waiting >= WAITING_PER_SLOT * n->cfg->concurrency)
 		part_pause(n, p, true);
 }
 

@@ -218,13 +218,16 @@ late_received() { [ "$(wc -l <"$work/requests.jsonl")" -ge $((after + n_expected
 until late_received; do
 	[ $SECONDS -lt $deadline ] || fail "timed out waiting for the delayed abandonments"
 	kill -0 "$notify_pid" || fail "cartwatch-notify died"
-	w=$(metric cartwatch_notify_waiting_records || echo 0)
-	[ "${w:-0}" -gt "$max_waiting" ] && max_waiting=$w
+	# Before the records are due, a partition holds its head only.
+	if [ "$(date +%s%3N)" -lt $((t0 + 3500)) ]; then
+		w=$(metric cartwatch_notify_waiting_records || echo 0)
+		[ "${w:-0}" -gt "$max_waiting" ] && max_waiting=$w
+	fi
 	sleep 0.2
 done
-log "delayed run: $n_late records, at most $max_waiting held at once"
+log "delayed run: $n_late records, at most $max_waiting held at once before due"
 [ "$max_waiting" -ge 1 ] || fail "no record was ever held for its delay"
-[ "$max_waiting" -le $((n_late / 4)) ] || fail "$max_waiting records held at once: the partitions were not paused"
+[ "$max_waiting" -le 20 ] || fail "$max_waiting records held at once: the partitions were not paused"
 python3 - "$work/requests.jsonl" "$after" "$t0" <<'PY' || fail "delayed abandonments arrived early"
 import json, sys
 reqs = [json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2]):]
