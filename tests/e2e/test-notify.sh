@@ -51,6 +51,12 @@ wait_until() { # SECONDS DESCRIPTION CMD...
 	done
 }
 
+# 0. Usage errors exit 2, an unreadable secret 1, both saying why.
+rc=0; "$notify" -b "$bs" --secret-file /dev/null 2>"$work/cli.err" || rc=$?
+[ $rc = 2 ] && grep -q -- "--webhook-url is required" "$work/cli.err" || fail "no --webhook-url: exit $rc"
+rc=0; "$notify" -b "$bs" --webhook-url http://127.0.0.1:9/ --secret-file "$work/none" 2>"$work/cli.err" || rc=$?
+[ $rc = 1 ] && grep -q "cannot open --secret-file" "$work/cli.err" || fail "missing secret file: exit $rc"
+
 # 1. Abandonments: the simulator's events through the processor, run to
 #    the end so that PostgreSQL's recovered_at is final.
 "$producer" -b "$bs" --events "$events" --seed 11 --users 800 \
