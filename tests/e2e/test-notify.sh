@@ -25,7 +25,7 @@ processor=${CARTWATCH_PROCESSOR:?}
 notify=${CARTWATCH_NOTIFY:?}
 wrap=${CARTWATCH_TEST_WRAPPER:-}
 slow=${CARTWATCH_SLOW:-1}
-events=${CARTWATCH_NOTIFY_EVENTS:-5000}
+events=${CARTWATCH_NOTIFY_EVENTS:-3000}
 
 fail() { echo "test-notify: FAIL: $*" >&2; exit 1; }
 log() { echo "test-notify: $*" >&2; }
