@@ -17,7 +17,7 @@ set -euo pipefail
 
 src=${CARTWATCH_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 compose=$src/docker/compose.yaml
-: "${CARTWATCH_PROCESSOR:?run through meson test}" "${CARTWATCH_PRODUCER:?run through meson test}" "${CARTWATCH_GATEWAY:?run through meson test}"
+: "${CARTWATCH_PROCESSOR:?run through meson test}" "${CARTWATCH_PRODUCER:?run through meson test}" "${CARTWATCH_GATEWAY:?run through meson test}" "${CARTWATCH_NOTIFY:?run through meson test}"
 fail() { echo "test-compose: FAIL: $*" >&2; exit 1; }
 
 command -v docker-compose >/dev/null ||
@@ -32,16 +32,17 @@ echo "ok   docker-compose config -q (default and simulate profiles)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/test-compose.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-docker-compose -f "$compose" --profile simulate config >"$work/resolved.yaml"
+docker-compose -f "$compose" --profile simulate --profile notify config >"$work/resolved.yaml"
 "$CARTWATCH_PROCESSOR" --help >"$work/processor.help"
 "$CARTWATCH_PRODUCER" --help >"$work/producer.help"
 "$CARTWATCH_GATEWAY" --help >"$work/gateway.help"
+"$CARTWATCH_NOTIFY" --help >"$work/notify.help"
 
-/usr/bin/python3 - "$work" "$CARTWATCH_PROCESSOR" "$CARTWATCH_PRODUCER" "$CARTWATCH_GATEWAY" <<'PY'
+/usr/bin/python3 - "$work" "$CARTWATCH_PROCESSOR" "$CARTWATCH_PRODUCER" "$CARTWATCH_GATEWAY" "$CARTWATCH_NOTIFY" <<'PY'
 import os, re, subprocess, sys
 import yaml  # python3-yaml, a dependency of Debian's docker-compose
 
-work, processor, producer, gateway = sys.argv[1:5]
+work, processor, producer, gateway, notify = sys.argv[1:6]
 cfg = yaml.safe_load(open(os.path.join(work, "resolved.yaml")))
 services = cfg["services"]
 bad = []
@@ -49,7 +50,8 @@ bad = []
 # service -> (binary path, the program name its command must start with)
 binaries = {"processor": (processor, "cartwatch-processor", "processor.help"),
             "simulator": (producer, "cartwatch-producer", "producer.help"),
-            "gateway": (gateway, "cartwatch-gateway", "gateway.help")}
+            "gateway": (gateway, "cartwatch-gateway", "gateway.help"),
+            "notify": (notify, "cartwatch-notify", "notify.help")}
 
 def env_of(svc):
     env = svc.get("environment") or {}
@@ -77,7 +79,9 @@ for name, (path, prog, helpfile) in binaries.items():
     used_envs = sorted(k for k in env if k.startswith("CARTWATCH_"))
     cmd = as_list(svc.get("command"))
     entry = as_list(svc.get("entrypoint"))
-    argv = entry + cmd
+    # notify's entrypoint is a shell that writes the secret file, then
+    # runs the command.
+    argv = cmd if name == "notify" else entry + cmd
     if not argv or os.path.basename(argv[0]) != prog:
         bad.append(f"{name}: command {argv} does not run {prog}")
         continue

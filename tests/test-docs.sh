@@ -12,7 +12,7 @@ src=${CARTWATCH_SOURCE_ROOT:?}
 build=${CARTWATCH_BUILD_ROOT:?}
 doc=$src/docs/configuration.md
 fail=0
-for prog in processor/cartwatch-processor producer/cartwatch-producer devbroker/cartwatch-devbroker gateway/cartwatch-gateway; do
+for prog in processor/cartwatch-processor producer/cartwatch-producer devbroker/cartwatch-devbroker gateway/cartwatch-gateway notify/cartwatch-notify; do
 	want=$("$build/$prog" --help-markdown)
 	have=$(awk -v p="$prog" '$0 == "<!-- BEGIN " p " -->" { on = 1; next } /^<!-- END / { on = 0 } on' "$doc")
 	if [ "$want" != "$have" ]; then

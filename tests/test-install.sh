@@ -29,14 +29,15 @@ for k in ("prefix", "bindir", "datadir", "mandir"):
 bin=$dest$prefix/$bindir share=$dest$prefix/$datadir man1=$dest$prefix/$mandir/man1
 unitdir=$dest$prefix/lib/systemd/system
 
-progs=(cartwatch-processor cartwatch-producer cartwatch-devbroker cartwatch-gateway)
-daemons=(processor gateway)
+progs=(cartwatch-processor cartwatch-producer cartwatch-devbroker cartwatch-gateway cartwatch-notify)
+daemons=(processor gateway notify)
 expected=()
 for p in "${progs[@]}" cartwatch-report; do expected+=("$bin/$p" "$man1/$p.1"); done
 expected+=("$share/cartwatch/schemas/cart_event.avsc" "$share/cartwatch/schemas/cart_abandonment.avsc"
 	"$share/cartwatch/schemas/history/cart_event.v1.avsc" "$share/cartwatch/migrations/001_schema.sql"
 	"$share/cartwatch/examples/processor.env" "$unitdir/cartwatch-processor@.service"
-	"$share/cartwatch/examples/gateway.env" "$unitdir/cartwatch-gateway@.service")
+	"$share/cartwatch/examples/gateway.env" "$unitdir/cartwatch-gateway@.service"
+	"$share/cartwatch/examples/notify.env" "$unitdir/cartwatch-notify@.service")
 for f in "${expected[@]}"; do
 	[ -s "$f" ] && ok "installed ${f#"$dest"}" || fail "not installed: ${f#"$dest"}"
 done

@@ -7,7 +7,7 @@ set -uo pipefail
 build=${CARTWATCH_BUILD_ROOT:?}
 version=${CARTWATCH_VERSION:?}
 fails=0
-for prog in processor/cartwatch-processor producer/cartwatch-producer devbroker/cartwatch-devbroker gateway/cartwatch-gateway; do
+for prog in processor/cartwatch-processor producer/cartwatch-producer devbroker/cartwatch-devbroker gateway/cartwatch-gateway notify/cartwatch-notify; do
 	name=${prog#*/}
 	out=$("$build/$prog" --version 2>&1); rc=$?
 	if [ $rc = 0 ] && grep -Eqx "$name ${version//./\\.}( \(.+\))?" <<<"$out"; then
