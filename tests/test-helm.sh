@@ -64,6 +64,40 @@ render created -f "$work/created-values.yaml" -- "$chart/values.yaml" "$work/cre
 # Replicas come from the values, whatever they are.
 render replicas --set processor.replicas=7 -- "$chart/values.yaml" <(echo 'processor: {replicas: 7}')
 
+# Every option and CARTWATCH_* variable the production render gives a
+# container is one its binary's --help lists (a misspelt or missing flag
+# would crash-loop the pod).
+python3 - "$work/production.yaml" <<'PY' && ok "every rendered flag and variable is in the binaries' --help" || fail "the chart passes options the binaries do not have"
+import os, re, subprocess, sys, yaml
+bins = {"cartwatch-processor": os.environ["CARTWATCH_PROCESSOR"],
+        "cartwatch-gateway": os.environ["CARTWATCH_GATEWAY"],
+        "cartwatch-notify": os.environ["CARTWATCH_NOTIFY"]}
+helps = {k: subprocess.run([v, "--help"], capture_output=True, text=True).stdout
+         for k, v in bins.items()}
+bad, seen = [], set()
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if not doc or doc.get("kind") != "Deployment":
+        continue
+    for c in doc["spec"]["template"]["spec"]["containers"]:
+        cmd = (c.get("command") or []) + (c.get("args") or [])
+        prog = next((b for b in bins if any(b in x for x in cmd) or c["name"] in b), None)
+        if not prog:
+            bad.append(f"container {c['name']}: which binary?")
+            continue
+        seen.add(prog)
+        h = helps[prog]
+        for a in cmd:
+            m = re.match(r"(--[a-z][a-z0-9-]*)", a)
+            if m and not re.search(re.escape(m.group(1)) + r"\b", h):
+                bad.append(f"{prog}: {m.group(1)} not in --help")
+        for e in c.get("env") or []:
+            if e["name"].startswith("CARTWATCH_") and e["name"] not in h:
+                bad.append(f"{prog}: {e['name']} not in --help")
+for b in bad:
+    print("  " + b)
+sys.exit(1 if bad or len(seen) < 3 else 0)
+PY
+
 # The checks can fail: a chart bent the wrong way (liveness on /readyz,
 # a password as a plain env value, the PDB off) must be caught, by name.
 "$helm" template cw "$chart" --set processor.livenessProbe.httpGet.path=/readyz \
