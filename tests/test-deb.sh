@@ -68,9 +68,10 @@ grep -Eq '(^|, )postgresql-client( |,|$)' <<<"$depends" && ok "Depends has postg
 
 # Contents: the named files, then everything meson install installs.
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|; s|/$||' | sort >"$work/contents"
-for f in /usr/bin/cartwatch-processor /usr/bin/cartwatch-producer /usr/bin/cartwatch-devbroker \
+for f in /usr/bin/cartwatch-processor /usr/bin/cartwatch-producer /usr/bin/cartwatch-devbroker /usr/bin/cartwatch-gateway /usr/bin/cartwatch-notify \
 	/usr/bin/cartwatch-report /usr/share/man/man1/cartwatch-processor.1.gz \
 	/usr/share/man/man1/cartwatch-report.1.gz /lib/systemd/system/cartwatch-processor@.service \
+	/lib/systemd/system/cartwatch-gateway@.service /lib/systemd/system/cartwatch-notify@.service \
 	/usr/share/cartwatch/schemas/cart_event.avsc /usr/share/cartwatch/schemas/cart_abandonment.avsc \
 	/usr/share/cartwatch/migrations/001_schema.sql /usr/share/cartwatch/examples/processor.env \
 	/usr/share/doc/cartwatch/copyright; do
@@ -100,7 +101,7 @@ errors=$(grep -c '^E: ' "$work/lintian.log")
 # A throwaway root: the unpacked commands run on the system's libraries.
 dpkg -x "$deb" "$work/root" || fail "dpkg -x"
 version=$(dpkg-deb -f "$deb" Version)
-for p in cartwatch-processor cartwatch-producer cartwatch-devbroker; do
+for p in cartwatch-processor cartwatch-producer cartwatch-devbroker cartwatch-gateway cartwatch-notify; do
 	exe=$work/root/usr/bin/$p
 	nf=$(ldd "$exe" 2>&1 | grep -c 'not found')
 	[ "$nf" = 0 ] || fail "$p: ldd finds $nf missing libraries"
