@@ -142,7 +142,9 @@ def extra_events():
         ("eur_carry", "cart_add", "ECHO_DOT_5TH_GEN", 2, 1999, None, b),
         ("eur_carry", "cart_add", "MACBOOK_PRO_2023", 1, 150000, None, b + 30 * m),
         ("eur_cause", "cart_add", "ECHO_DOT_5TH_GEN", 1, 1999, None, b + 1 * m),
-        ("eur_cause", "cart_remove", "ECHO_DOT_5TH_GEN", 1, None, "Too expensive", b + 2 * m),
+        # Every event names its price: the built-in catalog prices in USD,
+        # and the feeder never takes a USD price for an EUR event.
+        ("eur_cause", "cart_remove", "ECHO_DOT_5TH_GEN", 1, 1999, "Too expensive", b + 2 * m),
         ("eur_cause", "cart_add", "MACBOOK_PRO_2023", 1, 150000, None, b + 3 * m),
         ("eur_buy", "cart_add", "ECHO_DOT_5TH_GEN", 1, 1999, None, b + 1 * m),
         ("eur_buy", "checkout_complete", None, None, None, None, b + 4 * m),
