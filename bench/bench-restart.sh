@@ -6,6 +6,8 @@
 #   bench/bench-restart.sh               (or `meson test --benchmark restart`)
 #   CARTS=1000000 PARTITIONS=34 bench/bench-restart.sh
 #   BROKER=real bench/bench-restart.sh   (Apache Kafka, tests/kafka)
+#   PROFILE=perf bench/bench-restart.sh  (the restarted processor under
+#                                        perf record: top symbols; slower)
 #
 # One broker and one throwaway PostgreSQL (tests/pg).
 #  1. CARTS users each add one item (cartwatch-producer --stdin-json, event
@@ -118,11 +120,14 @@ proc_args=(-b "$bs" --metrics-addr "127.0.0.1:$port" --session-timeout 24h
 # and only ends it on that timer), which a real broker does not.
 restart_group=bench-restart-$$
 [ "${RESTART_GROUP:-new}" = same ] && restart_group=cartwatch
-metric() { curl -fsS "$url/metrics" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'; }
+metric() { { curl -fsS "$url/metrics" 2>/dev/null || true; } | awk -v k="$1" '$1 == k { print $2 }'; }
 committed() { psql -XAtq -c "SELECT coalesce(sum(next_offset), 0) FROM cw_partitions"; }
 stop_processor() {
-	kill -TERM "$proc_pid"; wait "$proc_pid" || die "processor exit status $?"
+	local rc=0
+	kill -TERM "$proc_pid"; wait "$proc_pid" || rc=$?
 	proc_pid=
+	# perf record ends with its workload's signal.
+	[ $rc = 0 ] || [ "${PROFILE:-none}" = perf ] || die "processor exit status $rc"
 }
 
 # ---- 1. the state ---------------------------------------------------------------
@@ -151,9 +156,21 @@ feed "$new" n
 [ "$(offsets_sum -1)" = $((carts + new)) ] || die "new events not on the broker"
 
 # ---- 3. restart -------------------------------------------------------------------
+# CPU seconds (user + system) PID has used so far (under PROFILE=perf: perf's).
+cpu_pid() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# ... of this PostgreSQL: the postmaster and its live backends.
+pg_cpu() {
+	local pm s=0 c
+	pm=$(head -n 1 "$work/pg/data/postmaster.pid")
+	for c in "$pm" $(ps -o pid= --ppid "$pm"); do s=$(awk -v a="$s" -v b="$(cpu_pid "$c")" 'BEGIN {print a + b}'); done
+	echo "$s"
+}
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
+wrap=()
+[ "${PROFILE:-none}" = perf ] && wrap=(perf record -q -e cpu-clock -F 2000 -g -o "$work/perf.data" --)
+pg0=$(pg_cpu)
 t0=$EPOCHREALTIME
-"$processor" "${proc_args[@]}" --group "$restart_group" 2>"$work/processor-2.log" &
+"${wrap[@]}" "$processor" "${proc_args[@]}" --group "$restart_group" 2>"$work/processor-2.log" &
 proc_pid=$!
 t_ready= t_first= t_all=
 deadline=$((SECONDS + 300))
@@ -167,7 +184,11 @@ while [ -z "$t_all" ]; do
 	fi
 	adds=$(metric 'cartwatch_events_consumed_total{type="cart_add"}')
 	adds=${adds:-0}
-	[ -z "$t_first" ] && [ "$adds" -ge 1 ] && t_first=$now
+	if [ -z "$t_first" ] && [ "$adds" -ge 1 ]; then
+		t_first=$now
+		cpu_first=$(cpu_pid "$proc_pid")
+		pg_first=$(awk -v a="$pg0" -v b="$(pg_cpu)" 'BEGIN {printf "%.2f", b - a}')
+	fi
 	[ "$adds" -ge "$new" ] && t_all=$now
 	sleep 0.02
 done
@@ -191,11 +212,17 @@ restore=$(grep 'msg="partition assigned"' "$work/processor-2.log" |
 users=$(grep 'msg="partition assigned"' "$work/processor-2.log" |
 	sed -n 's/.* users=\([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 0}')
 [ "$users" = "$carts" ] || die "the partitions restored $users users, want $carts"
-stop_processor
 
 echo "restart with $carts open carts ($users users restored; $restore)"
 echo "  exec -> 'processor started' (options, schema check, Kafka clients): $(elapsed "$t0" "$t_started") s"
 echo "  'processor started' -> first partition claimed (the group join; the broker decides): $(elapsed "$t_started" "$t_claim1") s"
 echo "  first partition claimed -> last partition assigned (claims, state loads, user tables): $(elapsed "$t_claim1" "$t_assigned") s"
 echo "  last partition assigned -> first new record processed: $(elapsed "$t_assigned" "$t_first") s (metrics polled every 20 ms)"
+echo "  CPU time from exec to the first new record: processor $cpu_first s, PostgreSQL $pg_first s (on $(nproc) CPUs; the wall times above include waiting for a CPU)"
 echo "RESULT restart carts=$carts partitions=$partitions broker=$broker group=${RESTART_GROUP:-new} ready=$(elapsed "$t0" "$t_ready")s first_record=$(elapsed "$t0" "$t_first")s all_partitions=$(elapsed "$t0" "$t_all")s (from exec); without the group join $(awk -v a="$t_started" -v b="$t_claim1" -v f="$(elapsed "$t0" "$t_first")" 'BEGIN {printf "%.3f", f - (b - a)}')s"
+stop_processor
+if [ "${PROFILE:-none}" = perf ]; then
+	echo "PROFILE perf cpu-clock, the restarted processor from exec to its exit: top symbols (self)"
+	perf report -i "$work/perf.data" --no-children --stdio --sort dso,sym 2>/dev/null |
+		grep -E '^ +[0-9.]+%' | head -n 25 || true
+fi
