@@ -107,16 +107,20 @@ static void user_free(struct user *u)
 	free(u);
 }
 
-/* Find or create the user @id. NULL on ENOMEM. A user retired earlier in
- * this flush interval (USER_DEAD) comes back to life with no state. */
-static struct user *users_get(struct partition *pt, const char *id, size_t len)
+/* Find or create the user @id, whose slot users_slot() gave as @j on the
+ * table as it is now (growing the table finds it again). NULL on ENOMEM.
+ * A user retired earlier in this flush interval (USER_DEAD) comes back to
+ * life with no state. */
+static struct user *users_get_at(struct partition *pt, uint32_t j,
+				 const char *id, size_t len)
 {
-	uint32_t j;
 	struct user *u;
 
-	if ((pt->n_users + 1) * 10 > pt->n_slots * 7 && users_grow(pt) < 0)
-		return NULL;
-	j = users_slot(pt, id, len);
+	if ((pt->n_users + 1) * 10 > pt->n_slots * 7) {
+		if (users_grow(pt) < 0)
+			return NULL;
+		j = users_slot(pt, id, len);
+	}
 	u = pt->slots[j];
 	if (u) {
 		u->flags &= (uint8_t)~USER_DEAD;
@@ -128,6 +132,24 @@ static struct user *users_get(struct partition *pt, const char *id, size_t len)
 	pt->slots[j] = u;
 	pt->n_users++;
 	return u;
+}
+
+/* The user @id (live, dead or absent: NULL) and its slot in *@j. The
+ * table always has slots (partition_new() grows it). */
+static struct user *users_find(const struct partition *pt, const char *id,
+			       size_t len, uint32_t *j)
+{
+	*j = users_slot(pt, id, len);
+	return pt->slots[*j];
+}
+
+/* Find or create the user @id (users_get_at()). NULL on ENOMEM. */
+static struct user *users_get(struct partition *pt, const char *id, size_t len)
+{
+	uint32_t j;
+
+	users_find(pt, id, len, &j);
+	return users_get_at(pt, j, id, len);
 }
 
 struct user *partition_find_user(struct partition *pt, const char *user_id)
@@ -351,8 +373,11 @@ etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms)
 	return base + pt->params->max_ahead_ms;
 }
 
-int partition_check_event(const struct partition *pt, const struct cw_event *ev,
-			  etime_t wall_ms, char *why, size_t why_size)
+/* partition_check_event() for @u, the event's user as it is now (NULL:
+ * none). */
+static int check_event(const struct partition *pt, const struct user *u,
+		       const struct cw_event *ev, etime_t wall_ms, char *why,
+		       size_t why_size)
 {
 	const struct session_params *sp = pt->params;
 	etime_t t = ev->event_time_ms,
@@ -392,10 +417,6 @@ int partition_check_event(const struct partition *pt, const struct cw_event *ev,
 			 sp->max_interned);
 		return -ENOSPC;
 	}
-	const struct user *u =
-		pt->n_slots ? pt->slots[users_slot(pt, ev->user_id.ptr,
-						   ev->user_id.len)]
-			    : NULL;
 	if (!u)
 		return 0; /* no state: an empty cart, nothing seen */
 	uint32_t h = event_id_hash(ev->event_id);
@@ -472,19 +493,16 @@ int partition_advance_watermark(struct partition *pt, etime_t watermark_ms)
 	return fire_timers(pt);
 }
 
-int partition_process(struct partition *pt, const struct cw_event *ev,
-		      int64_t offset)
+/* partition_process() for @u, the event's user (found or created). */
+static int process_event(struct partition *pt, struct user *u,
+			 const struct cw_event *ev, int64_t offset)
 {
-	struct user *u;
 	int r;
 
 	if (ev->event_time_ms < pt->watermark_ms)
 		pt->counters.late_events++;
 	if ((unsigned)ev->type < CW_EVENT_TYPE_COUNT)
 		pt->counters.events[ev->type]++;
-	u = users_get(pt, ev->user_id.ptr, ev->user_id.len);
-	if (!u)
-		return -ENOMEM;
 	if ((r = session_on_event(pt, u, ev, offset)) < 0 ||
 	    (r = partition_mark_dirty(pt, u)) < 0 ||
 	    (r = partition_reschedule(pt, u)) < 0)
@@ -495,6 +513,43 @@ int partition_process(struct partition *pt, const struct cw_event *ev,
 		pt->max_event_ms = ev->event_time_ms;
 	return partition_advance_watermark(
 		pt, ev->event_time_ms - pt->params->allowed_lateness_ms);
+}
+
+int partition_check_event(const struct partition *pt, const struct cw_event *ev,
+			  etime_t wall_ms, char *why, size_t why_size)
+{
+	uint32_t j;
+	const struct user *u =
+		users_find(pt, ev->user_id.ptr, ev->user_id.len, &j);
+
+	return check_event(pt, u, ev, wall_ms, why, why_size);
+}
+
+int partition_process(struct partition *pt, const struct cw_event *ev,
+		      int64_t offset)
+{
+	struct user *u = users_get(pt, ev->user_id.ptr, ev->user_id.len);
+
+	if (!u)
+		return -ENOMEM;
+	return process_event(pt, u, ev, offset);
+}
+
+int partition_check_and_process(struct partition *pt, const struct cw_event *ev,
+				int64_t offset, etime_t wall_ms, char *why,
+				size_t why_size, int *refused)
+{
+	uint32_t j;
+	struct user *u = users_find(pt, ev->user_id.ptr, ev->user_id.len, &j);
+
+	*refused = check_event(pt, u, ev, wall_ms, why, why_size);
+	if (*refused < 0)
+		return 0;
+	/* The slot found for the check serves the insert: one probe. */
+	u = users_get_at(pt, j, ev->user_id.ptr, ev->user_id.len);
+	if (!u)
+		return -ENOMEM;
+	return process_event(pt, u, ev, offset);
 }
 
 void partition_note_message(struct partition *pt, walltime_t now)

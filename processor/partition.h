@@ -196,6 +196,16 @@ int partition_process(struct partition *pt, const struct cw_event *ev,
 int partition_check_event(const struct partition *pt, const struct cw_event *ev,
 			  etime_t wall_ms, char *why, size_t why_size);
 
+/* partition_check_event() and, when it passes, partition_process(), with
+ * one user lookup instead of two (the daemon's path for every record).
+ * *@refused receives the check's result: 0 when the event was applied,
+ * else its code (-ERANGE, -E2BIG, -EOVERFLOW, -ENOSPC, -EALREADY; nothing
+ * changed, @why says why). Returns 0 (applied or refused) or
+ * partition_process()'s error (the partition is then unusable). */
+int partition_check_and_process(struct partition *pt, const struct cw_event *ev,
+				int64_t offset, etime_t wall_ms, char *why,
+				size_t why_size, int *refused);
+
 /* The latest event time the partition will accept now (see
  * partition_check_event()). Can't fail. */
 etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms);
