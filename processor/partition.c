@@ -111,8 +111,8 @@ static void user_free(struct user *u)
  * table as it is now (growing the table finds it again). NULL on ENOMEM.
  * A user retired earlier in this flush interval (USER_DEAD) comes back to
  * life with no state. */
-static struct user *users_get_at(struct partition *pt, uint32_t j,
-				 const char *id, size_t len)
+static inline struct user *users_get_at(struct partition *pt, uint32_t j,
+					const char *id, size_t len)
 {
 	struct user *u;
 
@@ -143,15 +143,14 @@ static struct user *users_find(const struct partition *pt, const char *id,
 	return pt->slots[*j];
 }
 
-/* Find or create the user @id (users_get_at()). NULL on ENOMEM. */
+/* Find or create the user @id (users_get_at(), growing the table first).
+ * NULL on ENOMEM. */
 static struct user *users_get(struct partition *pt, const char *id, size_t len)
 {
-	uint32_t j;
-
-	users_find(pt, id, len, &j);
-	return users_get_at(pt, j, id, len);
+	if ((pt->n_users + 1) * 10 > pt->n_slots * 7 && users_grow(pt) < 0)
+		return NULL;
+	return users_get_at(pt, users_slot(pt, id, len), id, len);
 }
-
 struct user *partition_find_user(struct partition *pt, const char *user_id)
 {
 	size_t len = strlen(user_id);
@@ -218,7 +217,7 @@ static void heap_remove(struct partition *pt, struct user *u)
 }
 
 /* Record that @u's resume state changed. Returns 0 or -ENOMEM. */
-static int partition_mark_dirty(struct partition *pt, struct user *u)
+static inline int partition_mark_dirty(struct partition *pt, struct user *u)
 {
 	if (u->flags & USER_DIRTY)
 		return 0;
@@ -494,8 +493,8 @@ int partition_advance_watermark(struct partition *pt, etime_t watermark_ms)
 }
 
 /* partition_process() for @u, the event's user (found or created). */
-static int process_event(struct partition *pt, struct user *u,
-			 const struct cw_event *ev, int64_t offset)
+static inline int process_event(struct partition *pt, struct user *u,
+				const struct cw_event *ev, int64_t offset)
 {
 	int r;
 
