@@ -779,7 +779,12 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 		return 0;
 	}
 	etime_t wall = epoch_ms();
-	r = partition_check_event(pt, &ev, wall, errstr, sizeof(errstr));
+	int refused;
+	r = partition_check_and_process(pt, &ev, m->offset, wall, errstr,
+					sizeof(errstr), &refused);
+	if (r < 0)
+		return r;
+	r = refused;
 	if (r == -ERANGE) {
 		char t[24], bound[24];
 		bool ahead = ev.event_time_ms > pt->watermark_ms;
@@ -807,11 +812,9 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 		refuse(d, pt, m, &d->c.intern_full_events, errstr, NULL);
 		return 0;
 	}
-	if (r < 0) {
+	if (r < 0)
 		refuse(d, pt, m, &d->c.cart_limit_events, errstr, NULL);
-		return 0;
-	}
-	return partition_process(pt, &ev, m->offset);
+	return 0;
 }
 
 /* Pause or resume every partition of the current assignment, whatever
