@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -168,46 +167,6 @@ static void test_new_owns_conf(void)
 		rd_kafka_destroy(rk);
 }
 
-static int saved_fd = -1;
-static char capture_path[] = "/tmp/test-kafka-conf-XXXXXX";
-
-/* Send stderr (where cw_log writes) to a temporary file. */
-static void capture_begin(void)
-{
-	int fd;
-
-	strcpy(capture_path, "/tmp/test-kafka-conf-XXXXXX");
-	fd = mkstemp(capture_path);
-	REQUIRE(fd >= 0);
-	saved_fd = dup(STDERR_FILENO);
-	REQUIRE(saved_fd >= 0);
-	REQUIRE(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
-	close(fd);
-}
-
-/* Restore stderr and return what was written (caller frees). */
-static char *capture_end(void)
-{
-	FILE *f;
-	char *out;
-	long len;
-
-	REQUIRE(dup2(saved_fd, STDERR_FILENO) == STDERR_FILENO);
-	close(saved_fd);
-	f = fopen(capture_path, "rb");
-	REQUIRE(f);
-	REQUIRE(fseek(f, 0, SEEK_END) == 0);
-	len = ftell(f);
-	REQUIRE(len >= 0);
-	rewind(f);
-	out = calloc(1, (size_t)len + 1);
-	REQUIRE(out);
-	REQUIRE(fread(out, 1, (size_t)len, f) == (size_t)len);
-	fclose(f);
-	unlink(capture_path);
-	return out;
-}
-
 /* Make a producer with a consumer-only property: librdkafka warns
  * (syslog level 4, facility CONFWARN) while rd_kafka_new() runs. Returns
  * what went to stderr. */
@@ -224,11 +183,11 @@ static char *confwarn_output(void)
 	conf = cw_kafka_conf_new(NOWHERE, consumer_only, NULL, errstr,
 				 sizeof(errstr));
 	REQUIRE(conf);
-	capture_begin();
+	harness_capture_begin();
 	rk = cw_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (rk)
 		rd_kafka_destroy(rk); /* joins librdkafka's threads */
-	char *out = capture_end();
+	char *out = harness_capture_end();
 	REQUIRE(rk);
 	return out;
 }
