@@ -17,7 +17,8 @@ CARTWATCH_BOOTSTRAP_SERVERS (run-with-servers, embedded or real):
   * embedded broker only: Kafka down (devbroker SIGUSR1) -> /healthz and
     POST answer 503 with Retry-After while a client keeps sending, and
     back (SIGUSR2) -> 202; every event ever answered 202 is on the topic;
-  * SIGTERM with requests in flight: each answered, exit status 0.
+  * SIGTERM with requests in flight: each answered, exit status 0;
+  * a -X property librdkafka refuses: exit 1, the property named.
 
 Needs CARTWATCH_GATEWAY (meson) and CARTWATCH_BOOTSTRAP_SERVERS;
 honours CARTWATCH_TEST_WRAPPER and CARTWATCH_SLOW.
@@ -40,7 +41,7 @@ import urllib.request
 SRC = os.environ["CARTWATCH_SOURCE_ROOT"]
 sys.path.insert(0, os.path.join(SRC, "tests/lib"))
 import avro_topic  # noqa: E402
-from gateway import BOOTSTRAP, SLOW, Gateway, wait_until  # noqa: E402
+from gateway import BOOTSTRAP, GATEWAY, SLOW, WRAPPER, Gateway, wait_until  # noqa: E402
 
 EMBEDDED = os.environ.get("CARTWATCH_TEST_KAFKA") == "embedded"
 TOPIC = "cart-events"
@@ -97,7 +98,21 @@ def read_topic():
     return events
 
 
+def refused_properties():
+    """What librdkafka refuses stops the start, named: exit 1."""
+    for prop, want in (("bogus.property=1", "Kafka property bogus.property: "),
+                       # enable.idempotence=true wants acks=all
+                       ("acks=1", "cannot create the Kafka producer: ")):
+        p = subprocess.run(WRAPPER + [GATEWAY, "-b", "127.0.0.1:1", "--listen", "127.0.0.1:0",
+                                      "-X", prop],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           timeout=60 * SLOW)
+        check(p.returncode == 1 and want in p.stderr,
+              "-X %s: exit %d, %r in %r" % (prop, p.returncode, want, p.stderr))
+
+
 def main():
+    refused_properties()
     work = tempfile.mkdtemp(prefix="gateway.", dir=os.environ.get("TMPDIR"))
     with open(os.path.join(work, "catalog.csv"), "w") as f:
         f.write("product_id,unit_price_cents,currency,name,category\n"
