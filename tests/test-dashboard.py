@@ -42,6 +42,13 @@ was open once the last event was applied; the processor's
 processor_status_open_value rows and the "Carts at risk now" panel (plus
 live-test's rows, not the stopped instance's) must say the same.
 
+Product categories: a catalog CSV made from the simulator's catalog (every
+fifth product left out, one with an empty category) is loaded with
+cartwatch-report load-catalog; the $category variable must list its
+categories and '(uncategorized)', and the product panels with one category
+selected must show exactly the numbers of that category's products in the
+raw rows (categories from the CSV, not from SQL).
+
 Event panels are run over the event-time range of the data (2026-07-08),
 processor status panels over the wall-clock minutes of the run.
 Needs CARTWATCH_PRODUCER, CARTWATCH_PROCESSOR (meson), PG* and
@@ -340,6 +347,43 @@ def run_risk_processor(work):
              f"{sum(v[0] for v in o.at_risk.values())}")
     log(f"{n} events on {RISK_TOPIC}; carts at risk by oracle.py: {o.at_risk}")
     return o.at_risk
+
+
+# Product categories: the shop's catalog CSV, made from the simulator's
+# built-in catalog with every fifth product left out (uncategorized) and
+# one with an empty category, loaded with cartwatch-report load-catalog.
+REPORT = os.path.join(SRC, "scripts/report")
+CATALOG_TABLE = os.path.join(SRC, "producer/catalog_table.inc")
+
+
+def load_catalog(work):
+    """Write and load the catalog; return {product_id: category} of every
+    product the simulator knows ('(uncategorized)' when not in the file or
+    with no category)."""
+    rows = re.findall(r'^P\("([^"]+)", "([^"]+)", (\d+), \d+\)', open(CATALOG_TABLE).read(), re.M)
+    if len(rows) < 50:
+        die(f"read {len(rows)} products from {CATALOG_TABLE}")
+    cats, lines = {}, ["name,product_id,category,unit_price_cents,currency"]
+    for i, (pid, cat, price) in enumerate(rows):
+        if i % 5 == 0:
+            cats[pid] = "(uncategorized)"
+            continue
+        if i == 1:
+            cat = ""
+        cats[pid] = cat or "(uncategorized)"
+        name = pid.replace("_", " ").title() + ', "deal"'
+        lines.append('"%s",%s,%s,%s,USD' % (name.replace('"', '""'), pid, cat, price))
+    path = os.path.join(work, "catalog.csv")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    env = dict(os.environ, PGUSER=WRITER)
+    env.pop("CARTWATCH_PG", None)
+    r = subprocess.run([REPORT, "load-catalog", path], env=env, text=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        die(f"cartwatch-report load-catalog failed: {r.stdout}")
+    log(r.stdout.strip())
+    return cats
 
 
 def ensure_status_rows():
@@ -696,7 +740,7 @@ def money(text):
     return None if text == "" else round(float(text) * 100)
 
 
-def check_truth(dash, event_range, wall_range, variables, at_risk):
+def check_truth(dash, event_range, wall_range, variables, at_risk, catalog):
     """Run the panels the issue found wrong and compare with expected_values()."""
     exp = expected_values()
     log(f"expected: missed {exp['missed']}, carried over {exp['carried']}, "
@@ -710,7 +754,7 @@ def check_truth(dash, event_range, wall_range, variables, at_risk):
         fail("eur_carry's first abandonment is not superseded by its second")
     panels = {p.get("id"): p for p in panels_of(dash)}
 
-    def run(pid, rng=event_range):
+    def run(pid, rng=event_range, variables=variables):
         p = panels.get(pid)
         if p is None:
             fail(f"no panel with id {pid}")
@@ -787,6 +831,7 @@ def check_truth(dash, event_range, wall_range, variables, at_risk):
             fail(f"panel {r[0]!r}: {got} (carts, cents) instead of {want}")
         else:
             log(f"truth: {r[0]!r} shows {got} (carts, cents), as expected")
+    check_categories(run, need, event_range, variables, catalog)
     r = run(6, wall_range)
     if r and need(r[1], r[0], "consumer_lag") and \
             int(float(r[1][0]["consumer_lag"] or 0)) != exp["consumer_lag"]:
@@ -801,6 +846,65 @@ def check_truth(dash, event_range, wall_range, variables, at_risk):
         fail(f"panel {r[0]!r}: lists the stopped instance {STALE}")
     if r and not any(x.get("instance") == LIVE for x in r[1]):
         fail(f"panel {r[0]!r}: does not list the running instance {LIVE}")
+
+
+def check_categories(run, need, event_range, variables, catalog):
+    """The product panels with one category selected show that category's
+    products only, with the numbers of the raw rows of those products (the
+    categories from the CSV the test wrote, not from SQL)."""
+    frm, to = rfc3339nano(event_range[0]), rfc3339nano(event_range[1])
+    stats = rows_of(f"""SELECT product_id, sum(added_qty), sum(removed_qty), sum(purchased_qty)
+                        FROM product_stats_minute WHERE bucket BETWEEN '{frm}' AND '{to}'
+                        GROUP BY product_id""")
+    reasons = rows_of(f"""SELECT product_id, reason, sum(removed_qty) FROM remove_reasons_minute
+                          WHERE bucket BETWEEN '{frm}' AND '{to}' GROUP BY 1, 2""")
+    items = rows_of(f"""SELECT i.product_id, a.currency, i.quantity::bigint * i.unit_price_cents
+                        FROM abandoned_items i JOIN cart_abandonments a USING (abandonment_id)
+                        WHERE a.abandoned_at BETWEEN '{frm}' AND '{to}'""")
+
+    def cat(pid):
+        return catalog.get(pid, "(uncategorized)")
+    seen = set()
+    for want in ("Smart Home", "(uncategorized)"):
+        var = dict(variables, category="'%s'" % want)
+        mine = [r for r in stats if cat(r[0]) == want]
+        seen.update(r[0] for r in mine)
+        totals = [sum(int(r[k]) for r in mine) for k in (1, 2, 3)]
+        r = run(7, variables=var)  # cart activity
+        if r and need(r[1], r[0], "added"):
+            got = [round(sum(float(x[c] or 0) for x in r[1])) for c in ("added", "removed", "purchased")]
+            if got != totals or not totals[0]:
+                fail(f"panel {r[0]!r} for {want}: added/removed/purchased {got}, want {totals}")
+        by_reason = {}
+        for pid, reason, qty in reasons:
+            if cat(pid) == want:
+                by_reason[reason] = by_reason.get(reason, 0) + int(qty)
+        r = run(12, variables=var)  # why units left carts
+        if r and need(r[1], r[0], "units"):
+            got = {x["reason"]: int(x["units"]) for x in r[1]}
+            if got != by_reason or not got:
+                fail(f"panel {r[0]!r} for {want}: {got}, want {by_reason}")
+        r = run(13, variables=var)  # removals by reason per minute
+        if r and need(r[1], r[0], "units"):
+            got = round(sum(float(x["units"] or 0) for x in r[1]))
+            if got != sum(by_reason.values()):
+                fail(f"panel {r[0]!r} for {want}: {got} units, want {sum(by_reason.values())}")
+        value = {}
+        for pid, cur, v in items:
+            if cat(pid) == want:
+                value[(pid, cur)] = value.get((pid, cur), 0) + int(v)
+        top = sorted(value.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+        r = run(11, variables=var)  # top abandoned products
+        if r and need(r[1], r[0], "category"):
+            got = [((x["product_id"], x["currency"]), money(x["abandoned_value"])) for x in r[1]]
+            if got != top or not top:
+                fail(f"panel {r[0]!r} for {want}: {got[:3]}..., want {top[:3]}...")
+            if any(x["category"] != want for x in r[1]):
+                fail(f"panel {r[0]!r} for {want}: categories {sorted({x['category'] for x in r[1]})}")
+        log(f"truth: category {want!r}: {len(mine)} products, added/removed/purchased {totals}, "
+            f"{len(value)} abandoned product lines")
+    if not seen or seen == {r[0] for r in stats}:
+        fail("the two categories checked cover no product or every product")
 
 
 def check_alert_rules(ds_uid):
@@ -860,7 +964,7 @@ def check_alert_rules(ds_uid):
     log(f"{n} alert rules parse and their queries run")
 
 
-def dashboard_variables(dash):
+def dashboard_variables(dash, catalog):
     """Each dashboard variable as the test expands it: $currency as every
     currency in the data and in the events the running processors hold
     (Grafana's "All", quoted), $bucket as 1m."""
@@ -870,7 +974,9 @@ def dashboard_variables(dash):
                                SELECT currency AS c FROM cart_abandonments
                                UNION SELECT currency FROM cart_conversions
                                UNION VALUES {held}) s""")
-    known = {"currency": currencies, "bucket": "1m"}
+    categories = sorted(set(catalog.values()) | {"(uncategorized)"})
+    known = {"currency": currencies, "bucket": "1m",
+             "category": ",".join("'%s'" % c for c in categories)}
     out = {}
     for v in dash.get("templating", {}).get("list", []):
         if v.get("name") not in known:
@@ -883,8 +989,16 @@ def dashboard_variables(dash):
             except RuntimeError as e:
                 fail(f"variable {v['name']}: {e}")
                 continue
-            if ",".join("'%s'" % r[0] for r in rows) != currencies:
+            if v["name"] == "category":
+                if sorted(r[0] for r in rows) != categories:
+                    fail(f"variable category: query gives {rows}, want {categories}")
+            elif ",".join("'%s'" % r[0] for r in rows) != currencies:
                 fail(f"variable {v['name']}: query gives {rows}, want {currencies}")
+    for name in sorted(set(known) - set(out)):
+        fail(f"the dashboard has no variable {name!r}")
+    cat = [v for v in dash.get("templating", {}).get("list", []) if v.get("name") == "category"]
+    if cat and not (cat[0].get("multi") and cat[0].get("includeAll")):
+        fail("variable category: want multi-value with All")
     return out
 
 
@@ -908,9 +1022,10 @@ def main():
     extra = produce_extra(work)
     run_processor(work, EVENTS + extra)
     at_risk = run_risk_processor(work)
+    catalog = load_catalog(work)
     ensure_status_rows()
     insert_stale_instance()
-    variables = dashboard_variables(dash)
+    variables = dashboard_variables(dash, catalog)
     if psql("INSERT INTO processor_status (instance, updated_at, started_at) "
             "VALUES ('x', now(), now())", READER, check=False).returncode == 0:
         fail(f"{READER} can write: it must be read-only")
@@ -965,7 +1080,7 @@ def main():
                 f"{len(rows)} rows, columns {', '.join(cols)}")
     if checked < 10:
         fail(f"only {checked} panel queries ran; the dashboard lost panels")
-    check_truth(dash, event_range, wall_range, variables, at_risk)
+    check_truth(dash, event_range, wall_range, variables, at_risk, catalog)
     check_alert_rules(ds_uid)
     if failures:
         die(f"{len(failures)} failure(s)")
