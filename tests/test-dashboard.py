@@ -39,8 +39,9 @@ EUR, a carried-over cart, a user back with one, open sessions with empty
 carts and a cart whose currency changed, and is stopped with those sessions
 open. tests/e2e/oracle.py, fed the events read back from Kafka, says what
 was open once the last event was applied; the processor's
-processor_status_open_value rows and the "Carts at risk now" panel (plus
-live-test's rows, not the stopped instance's) must say the same.
+processor_status_open_value rows, its /metrics and the "Carts at risk now"
+panel (plus live-test's rows, not the stopped instance's) must say the
+same.
 
 Product categories: a catalog CSV made from the simulator's catalog (every
 fifth product left out, one with an empty category) is loaded with
@@ -275,6 +276,31 @@ def risk_events():
     return "\n".join(lines) + "\n"
 
 
+def open_value_rows(instance):
+    """{currency: [sessions, carts, value_cents]} of INSTANCE's
+    processor_status_open_value rows with an open session."""
+    return {r[0]: [int(r[1]), int(r[2]), int(r[3])] for r in rows_of(
+        f"""SELECT currency, open_sessions, open_carts, open_value_cents
+            FROM processor_status_open_value
+            WHERE instance = '{instance}' AND open_sessions > 0""")}
+
+
+def scrape_open_value(port):
+    """The same from the processor's /metrics on PORT; None when it does
+    not answer."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return None
+    out = {}
+    for k, fam in enumerate(("cartwatch_open_value_sessions", "cartwatch_open_value_carts",
+                             "cartwatch_open_cart_value_cents")):
+        for cur, v in re.findall(r'^%s\{currency="([^"]+)"\} (\d+)$' % fam, text, re.M):
+            out.setdefault(cur, [0, 0, 0])[k] = int(v)
+    return {c: v for c, v in out.items() if v[0] > 0}
+
+
 def run_risk_processor(work):
     """Feed risk_events() to RISK_TOPIC, run a processor on it until its
     status counts every event, stop it; return oracle.py's carts at risk
@@ -296,6 +322,9 @@ def run_risk_processor(work):
                        "--session-timeout", "1h", "--allowed-lateness", "5s",
                        "--idle-timeout", "1s", "--time-scale", "1",
                        "--flush-interval", "200ms"]
+    port = subprocess.run([os.path.join(SRC, "tests/lib/free-port")], text=True,
+                          stdout=subprocess.PIPE, check=True).stdout.strip()
+    cmd += ["--metrics-addr", "127.0.0.1:" + port]
     logpath = os.path.join(work, "processor-risk.log")
     with open(logpath, "w") as logf:
         proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT)
@@ -312,6 +341,13 @@ def run_risk_processor(work):
                 if time.monotonic() > deadline:
                     die(f"timed out waiting for {RISK_INSTANCE} to count {n} events:\n"
                         + open(logpath).read()[-2000:])
+                time.sleep(0.2)
+            # /metrics says the same as the status row (checked below
+            # against oracle.py), once a snapshot after the last event is out.
+            while True:
+                metrics = scrape_open_value(port)
+                if metrics == open_value_rows(RISK_INSTANCE) or time.monotonic() > deadline:
+                    break
                 time.sleep(0.2)
         finally:
             if proc.poll() is None:
@@ -334,13 +370,13 @@ def run_risk_processor(work):
         o.run_partition([e for e in events if e[0] == part])
     if o.rejected:
         die(f"oracle.py refused events of {RISK_TOPIC}: {o.rejected}")
-    # What the processor wrote with its status: the same, per currency.
-    got = {r[0]: [int(r[1]), int(r[2]), int(r[3])] for r in rows_of(
-        f"""SELECT currency, open_sessions, open_carts, open_value_cents
-            FROM processor_status_open_value
-            WHERE instance = '{RISK_INSTANCE}' AND open_sessions > 0""")}
+    # What the processor wrote with its status and served on /metrics:
+    # the same, per currency.
+    got = open_value_rows(RISK_INSTANCE)
     if got != o.at_risk:
         fail(f"{RISK_INSTANCE} wrote carts at risk {got}, oracle.py says {o.at_risk}")
+    if metrics != o.at_risk:
+        fail(f"{RISK_INSTANCE}'s /metrics gave carts at risk {metrics}, oracle.py says {o.at_risk}")
     st = scalar(f"SELECT open_sessions FROM processor_status WHERE instance = '{RISK_INSTANCE}'")
     if int(st) != sum(v[0] for v in o.at_risk.values()):
         fail(f"{RISK_INSTANCE}: processor_status.open_sessions {st}, oracle.py says "
