@@ -164,6 +164,7 @@ static void publish_metrics(struct daemon *d)
 	if (!d->metrics)
 		return;
 	s->users = s->open_carts = s->open_sessions = 0;
+	s->open_value.n = 0;
 	s->assigned_partitions = s->n_partitions = 0;
 	s->partitions_watermark_ahead = 0;
 	stuck = -1;
@@ -179,6 +180,7 @@ static void publish_metrics(struct daemon *d)
 		s->users += pt->n_users;
 		s->open_carts += pt->n_open_carts;
 		s->open_sessions += pt->n_open_sessions;
+		open_value_rows_add(&s->open_value, &pt->open_value, d->intern);
 		s->assigned_partitions++;
 		s->partitions_watermark_ahead += pt->watermark_ahead;
 		if (pt->offset_lost && stuck < 0)
@@ -857,6 +859,7 @@ static void write_status(struct daemon *d, double flush_ms, bool force)
 {
 	walltime_t now = cw_mono_ms();
 	struct pg_sink_status st = {0};
+	struct open_value_rows ov = {0};
 	char parts[2048];
 	size_t n = 0;
 	int64_t lo, hi;
@@ -877,6 +880,7 @@ static void write_status(struct daemon *d, double flush_ms, bool force)
 		st.users += pt->n_users;
 		st.open_carts += pt->n_open_carts;
 		st.open_sessions += pt->n_open_sessions;
+		open_value_rows_add(&ov, &pt->open_value, d->intern);
 		if (pt->watermark_ms != ETIME_NONE &&
 		    (st.watermark_ms == PG_SINK_WATERMARK_NONE ||
 		     pt->watermark_ms < st.watermark_ms))
@@ -889,6 +893,7 @@ static void write_status(struct daemon *d, double flush_ms, bool force)
 	}
 	snprintf(parts + n, sizeof(parts) - n, "}");
 	st.partitions = parts;
+	st.open_value = &ov;
 	st.events_total = (int64_t)d->c.messages;
 	if (d->last_status && now > d->last_status)
 		st.events_per_second =

@@ -314,16 +314,34 @@ void partition_destroy(struct partition *pt)
 /* ---- processing ------------------------------------------------------------
  */
 
+/* Count @u's open session, if any, into (@sign 1) or out of (-1) the
+ * partition's carts at risk. Called around every change to a session, so
+ * what is counted out is what was counted in. */
+static void user_at_risk(struct partition *pt, const struct user *u, int sign)
+{
+	int32_t items;
+	int64_t value = 0;
+
+	if (!(u->flags & USER_SESSION_OPEN))
+		return;
+	if (u->cart.n)
+		cart_totals(&u->cart, &items, &value);
+	open_value_add(&pt->open_value, u->currency, sign, u->cart.n > 0,
+		       value);
+}
+
 static int fire_timers(struct partition *pt)
 {
 	int r;
 	while (pt->heap_len && pt->heap[0]->deadline_ms <= pt->watermark_ms) {
 		struct user *u = pt->heap[0];
 		etime_t before = u->deadline_ms;
+		user_at_risk(pt, u, -1);
 		if ((r = session_on_timer(pt, u)) < 0 ||
 		    (r = partition_mark_dirty(pt, u)) < 0 ||
 		    (r = partition_reschedule(pt, u)) < 0)
 			return r;
+		user_at_risk(pt, u, 1);
 		/* session_on_timer always moves the deadline past the
 		 * watermark or retires the user; guard against a loop. */
 		if (u->heap_idx == 0 && u->deadline_ms == before)
@@ -465,6 +483,7 @@ int64_t partition_repair_watermark(struct partition *pt, etime_t wall_ms)
 		if (!u || (u->flags & USER_DEAD) || u->last_event_ms <= bound)
 			continue;
 		/* Its state is gone; the next flush deletes it. */
+		user_at_risk(pt, u, -1);
 		if (u->flags & USER_SESSION_OPEN)
 			pt->n_open_sessions--;
 		if (u->cart.n)
@@ -502,10 +521,12 @@ static inline int process_event(struct partition *pt, struct user *u,
 		pt->counters.late_events++;
 	if ((unsigned)ev->type < CW_EVENT_TYPE_COUNT)
 		pt->counters.events[ev->type]++;
+	user_at_risk(pt, u, -1);
 	if ((r = session_on_event(pt, u, ev, offset)) < 0 ||
 	    (r = partition_mark_dirty(pt, u)) < 0 ||
 	    (r = partition_reschedule(pt, u)) < 0)
 		return r;
+	user_at_risk(pt, u, 1);
 	user_note_event_id(u, ev);
 	pt->next_offset = offset + 1;
 	if (ev->event_time_ms > pt->max_event_ms)
@@ -676,6 +697,7 @@ static void dirty_forget(struct partition *pt, struct user *u)
 /* Take @u's session and cart out of the partition's counters. */
 static void user_uncount(struct partition *pt, const struct user *u)
 {
+	user_at_risk(pt, u, -1);
 	if (u->flags & USER_SESSION_OPEN)
 		pt->n_open_sessions--;
 	if (u->cart.n)
@@ -790,6 +812,7 @@ int partition_restore_user(struct partition *pt, const char *user_id,
 		goto bad;
 	/* Keep USER_DIRTY (the user may be in the dirty list already). */
 	u->flags = (uint8_t)((u->flags & USER_DIRTY) | flags);
+	user_at_risk(pt, u, 1);
 	if (u->flags & USER_SESSION_OPEN)
 		pt->n_open_sessions++;
 	if (u->cart.n)

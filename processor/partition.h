@@ -25,6 +25,7 @@
 #include "cw_event.h"
 #include "ids.h"
 #include "intern.h"
+#include "open_value.h"
 
 /* Event time (ms since the epoch, from the events) and wall time are kept
  * apart by name: every event-time variable ends in _ms and is an etime_t,
@@ -128,6 +129,9 @@ struct partition {
 	uint32_t n_users;
 	uint32_t n_open_sessions;
 	uint32_t n_open_carts;
+	/* Open sessions, their carts and value by currency (carts at risk),
+	 * kept by partition.c around every session change. */
+	struct open_value open_value;
 
 	/* Timer heap of users ordered by deadline_ms. */
 	struct user **heap;

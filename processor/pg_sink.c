@@ -1439,16 +1439,67 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 
 /* ---- processor status ---------------------------------------------------- */
 
+/* The arrays of @ov as PostgreSQL array literals: currencies (quoted) into
+ * @cur, and the three counts into @n[0..2]. Each buffer holds
+ * OPEN_VALUE_ROWS entries. */
+#define OPEN_VALUE_ARRAY_SIZE (OPEN_VALUE_ROWS * 24 + 4)
+static void open_value_arrays(const struct open_value_rows *ov,
+			      char cur[OPEN_VALUE_ARRAY_SIZE],
+			      char n[3][OPEN_VALUE_ARRAY_SIZE])
+{
+	size_t lc = 0, ln[3] = {0, 0, 0};
+
+	cur[lc++] = '{';
+	for (int k = 0; k < 3; k++)
+		n[k][ln[k]++] = '{';
+	for (uint32_t i = 0; i < ov->n && i < OPEN_VALUE_ROWS; i++) {
+		const struct open_value_row *r = &ov->row[i];
+		int64_t v[3] = {r->sessions, r->carts, r->value_cents};
+		if (i) {
+			cur[lc++] = ',';
+			for (int k = 0; k < 3; k++)
+				n[k][ln[k]++] = ',';
+		}
+		cur[lc++] = '"';
+		for (const char *c = r->currency; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				cur[lc++] = '\\';
+			cur[lc++] = *c;
+		}
+		cur[lc++] = '"';
+		for (int k = 0; k < 3; k++)
+			ln[k] += (size_t)snprintf(n[k] + ln[k],
+						  OPEN_VALUE_ARRAY_SIZE - ln[k],
+						  "%" PRId64, v[k]);
+	}
+	cur[lc++] = '}';
+	cur[lc] = '\0';
+	for (int k = 0; k < 3; k++) {
+		n[k][ln[k]++] = '}';
+		n[k][ln[k]] = '\0';
+	}
+}
+
 int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
 {
 	char started[32], total[32], eps[32], users[32], carts[32],
 		sessions[32], lag[32], wm[32], dead[32], flush_ms[32];
-	const char *params[12] = {st->instance, started,  st->partitions,
-				  total,	eps,	  users,
-				  carts,	sessions, lag,
-				  NULL,		dead,	  flush_ms};
+	char ov_cur[OPEN_VALUE_ARRAY_SIZE], ov_n[3][OPEN_VALUE_ARRAY_SIZE];
+	const char *params[16] = {
+		st->instance, started, st->partitions, total,
+		eps,	      users,   carts,	       sessions,
+		lag,	      NULL,    dead,	       flush_ms,
+		NULL,	      NULL,    NULL,	       NULL};
 	PGresult *res;
 	int r;
+
+	if (st->open_value) {
+		open_value_arrays(st->open_value, ov_cur, ov_n);
+		params[12] = ov_cur;
+		params[13] = ov_n[0];
+		params[14] = ov_n[1];
+		params[15] = ov_n[2];
+	}
 
 	snprintf(started, sizeof(started), "%" PRId64, st->started_at_ms);
 	snprintf(total, sizeof(total), "%" PRId64, st->events_total);
@@ -1491,11 +1542,24 @@ int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
 		"  last_flush_ms = EXCLUDED.last_flush_ms"
 		" RETURNING instance, updated_at, open_carts, open_sessions,"
 		"  consumer_lag, events_per_second)"
-		" INSERT INTO processor_status_history (instance, at, "
-		"open_carts,"
-		"  open_sessions, consumer_lag, events_per_second)"
-		" SELECT * FROM s ON CONFLICT DO NOTHING",
-		12, NULL, params, NULL, NULL, 0);
+		", h AS (INSERT INTO processor_status_history (instance, at,"
+		"  open_carts, open_sessions, consumer_lag, events_per_second)"
+		" SELECT * FROM s ON CONFLICT DO NOTHING)"
+		/* Carts at risk: upsert this flush's currencies, delete the
+		 * others (disjoint rows, so one statement can do both). A
+		 * NULL $13 touches nothing. */
+		", v AS (INSERT INTO processor_status_open_value AS o"
+		"  (instance, currency, open_sessions, open_carts,"
+		"   open_value_cents)"
+		" SELECT $1, * FROM unnest($13::text[], $14::bigint[],"
+		"  $15::bigint[], $16::bigint[])"
+		" ON CONFLICT (instance, currency) DO UPDATE SET"
+		"  open_sessions = EXCLUDED.open_sessions,"
+		"  open_carts = EXCLUDED.open_carts,"
+		"  open_value_cents = EXCLUDED.open_value_cents)"
+		" DELETE FROM processor_status_open_value"
+		" WHERE instance = $1 AND currency <> ALL ($13::text[])",
+		16, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		r = pg_sink_fail(ps, res, "writing processor_status");
 	PQclear(res);

@@ -39,6 +39,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "open_value.h"
+
 struct batch;
 struct pg_sink;
 
@@ -179,10 +181,15 @@ struct pg_sink_status {
 			       * PG_SINK_WATERMARK_NONE if none */
 	int64_t dead_letters;
 	double last_flush_ms;
+	/* Carts at risk by currency (processor_status_open_value); NULL
+	 * leaves the instance's rows as they are. */
+	const struct open_value_rows *open_value;
 };
 
-/* Upsert the processor_status row of @st->instance and append a
- * processor_status_history row, in one statement outside any flush
- * transaction (status is advisory; losing one is harmless).
+/* Upsert the processor_status row of @st->instance, append a
+ * processor_status_history row and replace the instance's
+ * processor_status_open_value rows with @st->open_value, in one statement
+ * outside any flush transaction (status is advisory; losing one is
+ * harmless).
  * Returns 0, -ENOTCONN or -EIO (message in pg_sink_last_error()). */
 int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st);

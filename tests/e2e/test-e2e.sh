@@ -181,6 +181,13 @@ plain|dlq|dlqfail)
 	# The processor reports itself for dashboards.
 	wait_until 10 "processor_status of p1" sql_is "SELECT events_total FROM processor_status WHERE instance = 'p1'" "$total"
 	[ "$(sql "SELECT count(*) > 0 FROM processor_status_history WHERE instance = 'p1'")" = t ] || fail "no processor_status_history"
+	# Its carts at risk are written with the status row: their sessions
+	# add up to its open_sessions, and no more carts than sessions.
+	[ "$(sql "SELECT count(v.*) > 0 AND coalesce(sum(v.open_sessions), 0) = s.open_sessions
+	          AND bool_and(v.open_carts BETWEEN 0 AND v.open_sessions AND v.open_value_cents >= 0)
+	          FROM processor_status s LEFT JOIN processor_status_open_value v USING (instance)
+	          WHERE instance = 'p1' GROUP BY s.open_sessions")" = t ] ||
+		fail "processor_status_open_value of p1 does not add up to its open_sessions: $(sql "SELECT * FROM processor_status_open_value WHERE instance = 'p1'")"
 	;;
 crash)
 	start_processor p1
