@@ -44,6 +44,11 @@ struct batch_abandonment {
 	 * outbox table until the broker acknowledged it. */
 	const uint8_t *avro;
 	size_t avro_len;
+	/* cw_mono_ms() when the session was found abandoned: set by
+	 * batch_add_abandonment(), which the stream logic calls at that very
+	 * moment. Only for the latency histograms (detection to commit, to
+	 * the broker's acknowledgement); never written anywhere. */
+	int64_t detected_ms;
 };
 
 struct batch_conversion {
@@ -148,7 +153,9 @@ void *batch_alloc(struct batch *b, size_t len);
 void *batch_memdup(struct batch *b, const void *p, size_t len);
 
 /* Append a zeroed record and return it, or NULL on ENOMEM. The record's
- * pointers must point into the arena (batch_strdup) or static storage. */
+ * pointers must point into the arena (batch_strdup) or static storage.
+ * An abandonment also gets its detected_ms: call batch_add_abandonment()
+ * when the session is found abandoned, not later. */
 struct batch_abandonment *batch_add_abandonment(struct batch *b);
 struct batch_conversion *batch_add_conversion(struct batch *b);
 struct batch_recovery *batch_add_recovery(struct batch *b);

@@ -347,7 +347,7 @@ static int outbox_cb(void *opaque, const char *chunk_id, const uint8_t *chunk,
 {
 	struct restore_ctx *rc = opaque;
 	struct pack_reader pr = pack_reader_init(chunk, len);
-	struct outbox_ref *ref = outbox_chunk_new(chunk_id);
+	struct outbox_ref *ref = outbox_chunk_new(chunk_id, 0);
 	const uint8_t *key, *val;
 	size_t klen, vlen;
 	int r;
@@ -356,7 +356,7 @@ static int outbox_cb(void *opaque, const char *chunk_id, const uint8_t *chunk,
 		return -ENOMEM;
 	while ((r = pack_next(&pr, &key, &klen, &val, &vlen)) > 0 && val)
 		outbox_publish(rc->d->outbox, ref, (const char *)key, klen, val,
-			       vlen);
+			       vlen, -1);
 	if (r != 0) {
 		/* Not ours to fix: leave the row, say which one. */
 		outbox_chunk_unreadable(ref);
@@ -908,9 +908,10 @@ static void write_status(struct daemon *d, double flush_ms, bool force)
 	d->messages_at_last_status = d->c.messages;
 }
 
-/* Publish the committed abandonments, tell Kafka the offsets (for lag
- * monitoring only) and recycle the batches. */
-static void after_commit(struct daemon *d, int fk)
+/* Publish the committed abandonments, time them from detection to
+ * @committed_ms (the flusher's cw_mono_ms() at commit), tell Kafka the
+ * offsets (for lag monitoring only) and recycle the batches. */
+static void after_commit(struct daemon *d, int fk, int64_t committed_ms)
 {
 	rd_kafka_topic_partition_list_t *offsets =
 		rd_kafka_topic_partition_list_new(8);
@@ -923,8 +924,15 @@ static void after_commit(struct daemon *d, int fk)
 		struct outbox_ref *ref =
 			b->abandonments.n
 				? outbox_chunk_new(
-					  b->abandonments.v[0].abandonment_id)
+					  b->abandonments.v[0].abandonment_id,
+					  b->abandonments.n)
 				: NULL;
+		for (size_t k = 0; k < b->abandonments.n; k++)
+			metrics_commit_latency_observe(
+				d->snap,
+				(double)(committed_ms -
+					 b->abandonments.v[k].detected_ms) /
+					1000.0);
 		/* Without memory for the ref the chunk stays in the outbox
 		 * and is published by the partition's next owner. */
 		for (size_t k = 0; ref && k < b->abandonments.n; k++) {
@@ -933,7 +941,7 @@ static void after_commit(struct daemon *d, int fk)
 			if (a->avro)
 				outbox_publish(d->outbox, ref, a->user_id,
 					       strlen(a->user_id), a->avro,
-					       a->avro_len);
+					       a->avro_len, a->detected_ms);
 		}
 		if (ref)
 			outbox_chunk_done(d->outbox, ref);
@@ -1083,7 +1091,7 @@ static int flush_result(struct daemon *d, const struct flusher_result *res,
 		d->c.flushes++;
 		d->pg_ok = true;
 		metrics_flush_observe(d->snap, (double)res->ms / 1000.0);
-		after_commit(d, fk);
+		after_commit(d, fk, res->done_ms);
 		write_status(d, (double)res->ms, final);
 		if (final || res->ms > 1000)
 			cw_info("flushed", "partitions=%zu ms=%" PRId64,
@@ -1454,7 +1462,7 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	if (!d->producer)
 		goto fail;
 	d->outbox = outbox_new(d->producer, cfg->abandonment_topic,
-			       cfg->dlq_topic, &d->c, &d->fatal);
+			       cfg->dlq_topic, &d->c, d->snap, &d->fatal);
 	if (!d->outbox) {
 		snprintf(errstr, errstr_size, "out of memory");
 		goto fail;

@@ -47,7 +47,8 @@ static void *flusher_main(void *arg)
 		pthread_mutex_unlock(&fl->lock);
 		res.r = pg_sink_flush(fl->sink, fl->batches, fl->n,
 				      &res.fenced);
-		res.ms = cw_mono_ms() - t0;
+		res.done_ms = cw_mono_ms();
+		res.ms = res.done_ms - t0;
 		if (res.r < 0) {
 			snprintf(res.err, sizeof(res.err), "%s",
 				 pg_sink_last_error(fl->sink));

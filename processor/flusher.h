@@ -27,8 +27,9 @@ struct flusher_result {
 	/* The partition pg_sink_flush() blames (-ESTALE, -ENOTRECOVERABLE,
 	 * -EBADMSG, -EPROTO), else -1. */
 	int32_t fenced;
-	int64_t ms;    /* how long the flush took */
-	char err[512]; /* pg_sink_last_error() when r < 0 */
+	int64_t ms;	 /* how long the flush took */
+	int64_t done_ms; /* cw_mono_ms() when it returned: the commit */
+	char err[512];	 /* pg_sink_last_error() when r < 0 */
 	/* When r < 0: pg_sink_last_errclass(), pg_sink_last_sqlstate() and
 	 * pg_sink_last_reason() (one bounded line for /healthz). */
 	enum pg_sink_errclass errclass;

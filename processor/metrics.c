@@ -30,6 +30,8 @@ struct metrics {
 };
 
 static const double flush_bounds[METRICS_FLUSH_BUCKETS] = METRICS_FLUSH_BOUNDS;
+static const double latency_bounds[METRICS_LATENCY_BUCKETS] =
+	METRICS_LATENCY_BOUNDS;
 
 static const char *const event_type_label[METRICS_EVENT_TYPES] = {
 	"cart_add", "cart_remove", "checkout_complete"};
@@ -170,6 +172,18 @@ static void render_metrics(struct cw_text *t, const struct metrics_snapshot *s,
 				"Wall time of each committed PostgreSQL flush.",
 				NULL, true, flush_bounds, METRICS_FLUSH_BUCKETS,
 				h);
+	cw_prom_histogram_write(
+		t, "cartwatch_abandonment_commit_latency_seconds",
+		"Wall time from finding a session abandoned (watermark past "
+		"its deadline) to the commit of the flush holding it.",
+		NULL, true, latency_bounds, METRICS_LATENCY_BUCKETS,
+		&s->abandonment_commit_seconds);
+	cw_prom_histogram_write(
+		t, "cartwatch_abandonment_publish_latency_seconds",
+		"Wall time from finding a session abandoned to the broker's "
+		"acknowledgement of its record on the abandonment topic.",
+		NULL, true, latency_bounds, METRICS_LATENCY_BUCKETS,
+		&s->abandonment_publish_seconds);
 
 	/* Per partition; a family is written only when it has a series. */
 	any = false;
@@ -397,6 +411,20 @@ void metrics_flush_observe(struct metrics_snapshot *snap, double seconds)
 {
 	cw_prom_observe(&snap->flush_seconds, flush_bounds,
 			METRICS_FLUSH_BUCKETS, seconds);
+}
+
+void metrics_commit_latency_observe(struct metrics_snapshot *snap,
+				    double seconds)
+{
+	cw_prom_observe(&snap->abandonment_commit_seconds, latency_bounds,
+			METRICS_LATENCY_BUCKETS, seconds);
+}
+
+void metrics_publish_latency_observe(struct metrics_snapshot *snap,
+				     double seconds)
+{
+	cw_prom_observe(&snap->abandonment_publish_seconds, latency_bounds,
+			METRICS_LATENCY_BUCKETS, seconds);
 }
 
 void metrics_destroy(struct metrics *m)

@@ -20,8 +20,9 @@
 struct outbox {
 	rd_kafka_t *producer; /* not owned */
 	const char *abandonment_topic, *dlq_topic;
-	struct daemon_counters *c; /* the daemon's, counted in here */
-	int *fatal;		   /* the daemon's: set to leave its loop */
+	struct daemon_counters *c;     /* the daemon's, counted in here */
+	struct metrics_snapshot *snap; /* the daemon's: publish latency */
+	int *fatal;		       /* the daemon's: set to leave its loop */
 
 	/* Outbox chunks whose every record the broker acknowledged, to
 	 * delete from PostgreSQL. */
@@ -44,13 +45,28 @@ struct outbox {
  * outbox_retry()). Only when the processor exits first does the chunk
  * stay, to be published again by the partition's next owner (consumers
  * de-duplicate by abandonment id). */
-enum produced_kind { PRODUCED_ABANDONMENT, PRODUCED_DEAD_LETTER };
+enum produced_kind {
+	PRODUCED_ABANDONMENT,	    /* opaque: its outbox_ref */
+	PRODUCED_TIMED_ABANDONMENT, /* opaque: its outbox_timed */
+	PRODUCED_DEAD_LETTER	    /* opaque: its dlq_ref */
+};
+
+/* An abandonment this process detected (its message opaque): when, for
+ * the publish-latency histogram, and its chunk. Lives in the chunk's
+ * outbox_ref, which outlives every record of it. */
+struct outbox_timed {
+	enum produced_kind kind; /* PRODUCED_TIMED_ABANDONMENT */
+	struct outbox_ref *ref;
+	int64_t detected_ms; /* batch_abandonment.detected_ms */
+};
 
 struct outbox_ref {
 	enum produced_kind kind; /* first: tells the opaques apart */
 	uint32_t pending;	 /* records in flight, +1 while producing */
 	bool failed;
 	char id[BATCH_UUID_LEN + 1]; /* cw_outbox_chunks.chunk_id */
+	size_t n_timed, cap_timed;
+	struct outbox_timed timed[];
 };
 
 /* A dead letter being produced (its message opaque): the partition whose
@@ -66,19 +82,29 @@ struct produce_retry {
 	void *key, *value;
 	size_t key_len, len;
 	rd_kafka_headers_t *headers; /* owned; NULL: none */
-	void *opaque;		     /* its outbox_ref or dlq_ref */
+	void *opaque; /* its message opaque (enum produced_kind) */
 };
 
-struct outbox_ref *outbox_chunk_new(const char *chunk_id)
+struct outbox_ref *outbox_chunk_new(const char *chunk_id, size_t n_timed)
 {
-	struct outbox_ref *ref = calloc(1, sizeof(*ref));
+	struct outbox_ref *ref =
+		calloc(1, sizeof(*ref) + n_timed * sizeof(ref->timed[0]));
 
 	if (ref) {
 		ref->kind = PRODUCED_ABANDONMENT;
 		ref->pending = 1;
+		ref->cap_timed = n_timed;
 		snprintf(ref->id, sizeof(ref->id), "%s", chunk_id);
 	}
 	return ref;
+}
+
+/* The chunk an abandonment's message opaque belongs to. */
+static struct outbox_ref *ref_of(void *opaque)
+{
+	struct outbox_timed *t = opaque;
+
+	return t->kind == PRODUCED_TIMED_ABANDONMENT ? t->ref : opaque;
 }
 
 /* Drop one hold on @ref; the last one queues the chunk for deletion (or
@@ -185,36 +211,46 @@ nomem:
  * while it was pending, so the record is read again after a restart. */
 static void produced_abandon(struct outbox *o, void *opaque)
 {
-	struct outbox_ref *ref = opaque;
+	const enum produced_kind *kind = opaque;
+	struct outbox_ref *ref;
 
-	if (ref->kind == PRODUCED_DEAD_LETTER) {
+	if (*kind == PRODUCED_DEAD_LETTER) {
 		dlq_ref_done(o, opaque);
 		return;
 	}
+	ref = ref_of(opaque);
 	ref->failed = true;
 	outbox_chunk_done(o, ref);
 }
 
-/* Delivery report of an abandonment (opaque: its outbox_ref) or a dead
- * letter (opaque: its dlq_ref). A failed delivery is produced again from
- * the report's copy (payload, key and headers) by outbox_retry(), so no
- * offset or outbox row moves past what the broker acknowledged. Runs in
+/* Delivery report of an abandonment (opaque: its outbox_ref, or its
+ * outbox_timed when this process detected it) or a dead letter (opaque:
+ * its dlq_ref). A failed delivery is produced again from the report's
+ * copy (payload, key and headers) by outbox_retry(), so no offset or
+ * outbox row moves past what the broker acknowledged. Runs in
  * rd_kafka_poll() on the loop thread. */
 void outbox_on_delivery(struct outbox *o, const rd_kafka_message_t *m)
 {
-	struct outbox_ref *ref = m->_private;
-	bool dlq = ref && ref->kind == PRODUCED_DEAD_LETTER;
+	const enum produced_kind *kind = m->_private;
+	bool dlq = kind && *kind == PRODUCED_DEAD_LETTER;
 	rd_kafka_headers_t *hdrs = NULL;
 
-	if (!ref)
+	if (!kind)
 		return; /* not ours to track */
 	if (!m->err) {
 		if (dlq) {
 			dlq_ref_done(o, m->_private);
 			return;
 		}
+		if (*kind == PRODUCED_TIMED_ABANDONMENT) {
+			const struct outbox_timed *t = m->_private;
+			metrics_publish_latency_observe(
+				o->snap,
+				(double)(cw_mono_ms() - t->detected_ms) /
+					1000.0);
+		}
 		o->c->abandonments_published++;
-		outbox_chunk_done(o, ref);
+		outbox_chunk_done(o, ref_of(m->_private));
 		return;
 	}
 	if (dlq)
@@ -328,10 +364,17 @@ void outbox_settle(struct outbox *o, int64_t timeout_ms)
  * deleted once the broker acknowledged all its records). */
 void outbox_publish(struct outbox *o, struct outbox_ref *ref,
 		    const char *user_id, size_t user_id_len,
-		    const uint8_t *avro, size_t len)
+		    const uint8_t *avro, size_t len, int64_t detected_ms)
 {
 	rd_kafka_resp_err_t err;
+	void *opaque = ref;
 
+	if (detected_ms >= 0 && ref->n_timed < ref->cap_timed) {
+		struct outbox_timed *t = &ref->timed[ref->n_timed++];
+		*t = (struct outbox_timed){PRODUCED_TIMED_ABANDONMENT, ref,
+					   detected_ms};
+		opaque = t;
+	}
 	ref->pending++;
 	for (;;) {
 		err = rd_kafka_producev(
@@ -339,7 +382,7 @@ void outbox_publish(struct outbox *o, struct outbox_ref *ref,
 			RD_KAFKA_V_KEY(user_id, user_id_len),
 			RD_KAFKA_V_VALUE((void *)avro, len),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_OPAQUE(ref), RD_KAFKA_V_END);
+			RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(o->producer, 100);
@@ -350,8 +393,8 @@ void outbox_publish(struct outbox *o, struct outbox_ref *ref,
 			"outbox_chunk=%s error=\"%s\"", ref->id,
 			rd_kafka_err2str(err));
 		if (retry_add(o, o->abandonment_topic, user_id, user_id_len,
-			      avro, len, NULL, ref) < 0)
-			produced_abandon(o, ref); /* stays in the outbox */
+			      avro, len, NULL, opaque) < 0)
+			produced_abandon(o, opaque); /* stays in the outbox */
 	}
 }
 
@@ -452,7 +495,7 @@ void outbox_dead_letter(struct outbox *o, const rd_kafka_message_t *m,
 
 struct outbox *outbox_new(rd_kafka_t *producer, const char *abandonment_topic,
 			  const char *dlq_topic, struct daemon_counters *c,
-			  int *fatal)
+			  struct metrics_snapshot *snap, int *fatal)
 {
 	struct outbox *o = calloc(1, sizeof(*o));
 
@@ -462,6 +505,7 @@ struct outbox *outbox_new(rd_kafka_t *producer, const char *abandonment_topic,
 	o->abandonment_topic = abandonment_topic;
 	o->dlq_topic = dlq_topic;
 	o->c = c;
+	o->snap = snap;
 	o->fatal = fatal;
 	return o;
 }

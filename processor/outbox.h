@@ -33,30 +33,36 @@ struct outbox;
 struct outbox_ref;
 
 /* An outbox over @producer (not owned; its delivery-report callback must
- * call outbox_on_delivery()). The topic names and @c (whose
+ * call outbox_on_delivery()). The topic names, @c (whose
  * abandonments_published, publish_failures, dlq_records and dlq_failures
- * are counted here) must outlive it; on an allocation failure that would
+ * are counted here) and @snap (whose abandonment_publish_seconds histogram
+ * is filled here) must outlive it; on an allocation failure that would
  * lose a dead letter, *@fatal is set to -ENOMEM (the daemon then exits
  * without committing past it). NULL on ENOMEM. */
 struct outbox *outbox_new(rd_kafka_t *producer, const char *abandonment_topic,
 			  const char *dlq_topic, struct daemon_counters *c,
-			  int *fatal);
+			  struct metrics_snapshot *snap, int *fatal);
 
 /* Give up what still waits to be produced again (its chunks stay in the
  * outbox table) and free. Call after the producer purged its queue. NULL
  * is a no-op. */
 void outbox_destroy(struct outbox *o);
 
-/* Start publishing the outbox chunk @chunk_id (cw_outbox_chunks.chunk_id).
- * NULL on ENOMEM: the chunk then stays in the table for the partition's
- * next owner. */
-struct outbox_ref *outbox_chunk_new(const char *chunk_id);
+/* Start publishing the outbox chunk @chunk_id (cw_outbox_chunks.chunk_id),
+ * with room for the detection times of @n_timed of its records (0 for a
+ * chunk an earlier owner left). NULL on ENOMEM: the chunk then stays in
+ * the table for the partition's next owner. */
+struct outbox_ref *outbox_chunk_new(const char *chunk_id, size_t n_timed);
 
 /* Produce one abandonment record of chunk @ref (keyed by @user_id). A
- * refusal is kept for outbox_retry(). */
+ * refusal is kept for outbox_retry(). @detected_ms is the record's
+ * batch_abandonment.detected_ms, or -1 when this process did not detect
+ * it: once the broker acknowledged the record, the time since then goes
+ * to the publish-latency histogram (at most @n_timed records of a chunk
+ * are timed). */
 void outbox_publish(struct outbox *o, struct outbox_ref *ref,
 		    const char *user_id, size_t user_id_len,
-		    const uint8_t *avro, size_t len);
+		    const uint8_t *avro, size_t len, int64_t detected_ms);
 
 /* The chunk cannot be fully published (unreadable): its row is kept. */
 void outbox_chunk_unreadable(struct outbox_ref *ref);

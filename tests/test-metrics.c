@@ -2,11 +2,12 @@
 /*
  * test-metrics — the processor's HTTP endpoint (processor/metrics.c) over
  * loopback, fetched with the curl command-line tool ($CARTWATCH_CURL): the
- * exact exposition lines, the histogram's cumulative buckets, /healthz
- * turning 200 → 503 with a reason → 200, staleness, 404/405, bind errors
- * that name the address, an atomic snapshot hand-over, no fd leaks, and
- * /healthz staying answerable while another address holds idle sockets and
- * slowloris connections against the port.
+ * exact exposition lines, the histograms' cumulative buckets (flush
+ * duration, abandonment latency), /healthz turning 200 → 503 with a
+ * reason → 200, staleness, 404/405, bind errors that name the address, an
+ * atomic snapshot hand-over, no fd leaks, and /healthz staying answerable while
+ * another address holds idle sockets and slowloris connections against the
+ * port.
  */
 #include <dirent.h>
 #include <arpa/inet.h>
@@ -339,6 +340,16 @@ static void test_metrics_exposition(void)
 		   "cartwatch_partition_next_offset{partition=\"3\"} 7");
 	CHECK_LINE(r.body, "# TYPE cartwatch_flush_duration_seconds histogram");
 	CHECK_LINE(r.body, "cartwatch_flush_duration_seconds_count 0");
+	CHECK_LINE(r.body,
+		   "# TYPE cartwatch_abandonment_commit_latency_seconds "
+		   "histogram");
+	CHECK_LINE(r.body,
+		   "cartwatch_abandonment_commit_latency_seconds_count 0");
+	CHECK_LINE(r.body,
+		   "# TYPE cartwatch_abandonment_publish_latency_seconds "
+		   "histogram");
+	CHECK_LINE(r.body,
+		   "cartwatch_abandonment_publish_latency_seconds_count 0");
 	CHECK_LINE(r.body, "cartwatch_consuming 1");
 	CHECK_LINE(r.body, "cartwatch_postgresql_up 1");
 	CHECK(sample(r.body, "cartwatch_snapshot_age_seconds") >= 0);
@@ -450,6 +461,69 @@ static void test_flush_histogram(void)
 	CHECK_INT_EQ(s->flush_seconds.bucket[0], 2);
 	CHECK_INT_EQ(s->flush_seconds.count, 2);
 	CHECK(s->flush_seconds.sum == 0.005);
+	free(s);
+	metrics_destroy(m);
+}
+
+/* The two abandonment-latency histograms: their own buckets (fine around
+ * 1 s), each fed only by its own observe function, both exported. */
+static void test_latency_histograms(void)
+{
+	static const char *const le[] = {"0.025", "0.05", "0.1", "0.2", "0.3",
+					 "0.4",	  "0.5",  "0.6", "0.8", "1",
+					 "1.2",	  "1.5",  "2",	 "5",	"10",
+					 "30",	  "+Inf"};
+	/* Commit: bounds are inclusive, a negative time counts as 0. */
+	static const double commit_obs[] = {-0.5, 0.125, 0.5, 0.75,
+					    1,	  1.25,	 64};
+	static const uint64_t commit_want[] = {1, 1, 1, 2, 2, 2, 3, 3, 4,
+					       5, 5, 6, 6, 6, 6, 6, 7};
+	static const double publish_obs[] = {0.0625, 1.5};
+	static const uint64_t publish_want[] = {0, 0, 1, 1, 1, 1, 1, 1, 1,
+						1, 1, 2, 2, 2, 2, 2, 2};
+	struct metrics *m = start();
+	struct metrics_snapshot *s = calloc(1, sizeof(*s));
+	struct reply r;
+
+	REQUIRE(s);
+	CHECK_INT_EQ(sizeof(le) / sizeof(le[0]), METRICS_LATENCY_BUCKETS + 1);
+	for (size_t i = 0; i < sizeof(commit_obs) / sizeof(commit_obs[0]); i++)
+		metrics_commit_latency_observe(s, commit_obs[i]);
+	for (size_t i = 0; i < sizeof(publish_obs) / sizeof(publish_obs[0]);
+	     i++)
+		metrics_publish_latency_observe(s, publish_obs[i]);
+	CHECK_INT_EQ(s->abandonment_commit_seconds.count, 7);
+	CHECK_INT_EQ(s->abandonment_publish_seconds.count, 2);
+	CHECK_INT_EQ(s->flush_seconds.count, 0);
+	healthy(s);
+	metrics_publish(m, s);
+
+	REQUIRE(fetch("GET", "127.0.0.1", metrics_port(m), "/metrics", &r) ==
+		0);
+	check_exposition(r.body);
+	for (int i = 0; i <= METRICS_LATENCY_BUCKETS; i++) {
+		char line[160];
+
+		snprintf(line, sizeof(line),
+			 "cartwatch_abandonment_commit_latency_seconds_bucket{"
+			 "le=\"%s\"} %" PRIu64,
+			 le[i], commit_want[i]);
+		CHECK_LINE(r.body, line);
+		snprintf(line, sizeof(line),
+			 "cartwatch_abandonment_publish_latency_seconds_bucket{"
+			 "le=\"%s\"} %" PRIu64,
+			 le[i], publish_want[i]);
+		CHECK_LINE(r.body, line);
+	}
+	CHECK_LINE(r.body,
+		   "cartwatch_abandonment_commit_latency_seconds_sum 67.625");
+	CHECK_LINE(r.body,
+		   "cartwatch_abandonment_commit_latency_seconds_count 7");
+	CHECK_LINE(r.body,
+		   "cartwatch_abandonment_publish_latency_seconds_sum 1.5625");
+	CHECK_LINE(r.body,
+		   "cartwatch_abandonment_publish_latency_seconds_count 2");
+	reply_free(&r);
 	free(s);
 	metrics_destroy(m);
 }
@@ -899,6 +973,7 @@ int main(int argc, char **argv)
 		{"metrics_exposition", test_metrics_exposition},
 		{"before_first_publish", test_before_first_publish},
 		{"flush_histogram", test_flush_histogram},
+		{"latency_histograms", test_latency_histograms},
 		{"healthz_transitions", test_healthz_transitions},
 		{"healthz_stale", test_healthz_stale},
 		{"not_found_and_methods", test_not_found_and_methods},

@@ -176,11 +176,23 @@ plain|dlq|dlqfail)
 		kill -HUP "${CARTWATCH_DEVBROKER_PID:?dlqfail needs the embedded broker}"
 		wait_until 10 "the fault armed" grep -q "produce requests will fail" "$work/devbroker.log"
 	fi
+	port=$("$src/tests/lib/free-port")
+	proc_args+=(--metrics-addr "127.0.0.1:$port")
+	url=http://127.0.0.1:$port
 	start_processor p1
 	wait_until 120 "all events processed" done_cond
 	# The processor reports itself for dashboards.
 	wait_until 10 "processor_status of p1" sql_is "SELECT events_total FROM processor_status WHERE instance = 'p1'" "$total"
 	[ "$(sql "SELECT count(*) > 0 FROM processor_status_history WHERE instance = 'p1'")" = t ] || fail "no processor_status_history"
+	# Every abandonment in PostgreSQL was timed once from its detection
+	# to its commit, and once to the broker's acknowledgement (dlqfail:
+	# after its first produce failed).
+	n_ab=$(sql "SELECT count(*) FROM cart_abandonments")
+	[ "$n_ab" -gt 0 ] || fail "no abandonment in PostgreSQL"
+	wait_until 10 "$n_ab commit latencies" metric_is cartwatch_abandonment_commit_latency_seconds_count "$n_ab"
+	wait_until 30 "$n_ab publish latencies" metric_is cartwatch_abandonment_publish_latency_seconds_count "$n_ab"
+	metric_is cartwatch_abandonments_total "$n_ab" || fail "cartwatch_abandonments_total is $(metric cartwatch_abandonments_total), not $n_ab"
+	log "latency histograms: $n_ab abandonments; to commit sum $(metric cartwatch_abandonment_commit_latency_seconds_sum) s, to publish sum $(metric cartwatch_abandonment_publish_latency_seconds_sum) s"
 	# Its carts at risk are written with the status row: their sessions
 	# add up to its open_sessions, and no more carts than sessions.
 	[ "$(sql "SELECT count(v.*) > 0 AND coalesce(sum(v.open_sessions), 0) = s.open_sessions

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# bench-latency — how long an abandonment takes, from the moment the
+# processor finds the session abandoned (its partition's watermark passed
+# the session's deadline) to the row being visible in PostgreSQL (its flush
+# committed) and to the record being acknowledged on cart-abandonments (the
+# producer's delivery report), at a steady input rate.
+#
+#   bench/bench-latency.sh              (or `meson test --benchmark latency`)
+#   RATE=50000 WARMUP=15 DURATION=60 USERS=200000 bench/bench-latency.sh
+#   BROKER=real bench/bench-latency.sh          (Apache Kafka, tests/kafka)
+#   FLUSH_INTERVAL=500ms bench/bench-latency.sh (default: the processor's own)
+#
+# One broker and one throwaway PostgreSQL (tests/pg). cartwatch-processor
+# runs with its defaults (flush interval 1 s, session timeout 30 min) and
+# --metrics-addr. cartwatch-producer simulates USERS shoppers and is held to
+# RATE events per wall second (--rate); its simulation runs at
+# --time-scale 3600, faster than the cap, so the cap sets the pace (at
+# 50k/s about 1,800 simulated seconds per second: a session closes about a
+# wall second after its last event, and about a quarter of the events end
+# in an abandonment). Events start two days in the past, so none is ahead
+# of the wall clock.
+#
+# The figures come from the processor's own histograms on /metrics,
+# cartwatch_abandonment_commit_latency_seconds and
+# cartwatch_abandonment_publish_latency_seconds, read once after WARMUP
+# seconds of input and again DURATION seconds later: p50 and p99 of the
+# difference, interpolated linearly inside a bucket as Prometheus's
+# histogram_quantile() does (the buckets are 0.1-0.2 s wide between 0.2 and
+# 1.5 s, so that is the resolution). The window also has to show the input
+# rate reached the processor (events consumed per second within 5% of
+# RATE), that it kept up (lag at the end below two seconds of input) and
+# that no record was lost (no offset gap), or the run fails.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/.." && pwd)
+build=${CARTWATCH_BUILD_ROOT:-$src/build}
+producer=${CARTWATCH_PRODUCER:-$build/producer/cartwatch-producer}
+processor=${CARTWATCH_PROCESSOR:-$build/processor/cartwatch-processor}
+devbroker=${CARTWATCH_DEVBROKER:-$build/devbroker/cartwatch-devbroker}
+rate=${RATE:-50000}
+warmup=${WARMUP:-30}
+duration=${DURATION:-60}
+users=${USERS:-1200000}
+time_scale=${TIME_SCALE:-300}
+broker=${BROKER:-embedded}
+partitions=${PARTITIONS:-8}
+flush_args=()
+[ -n "${FLUSH_INTERVAL:-}" ] && flush_args=(--flush-interval "$FLUSH_INTERVAL")
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-latency.XXXXXX")
+broker_pid= proc_pid= prod_pid=
+cleanup() {
+	set +e
+	[ -n "$prod_pid" ] && kill "$prod_pid" 2>/dev/null && wait "$prod_pid" 2>/dev/null
+	[ -n "$proc_pid" ] && kill "$proc_pid" 2>/dev/null && wait "$proc_pid" 2>/dev/null
+	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+	[ "$broker" = real ] && "$src/tests/kafka/kafka-stop" "$work/kafka" >/dev/null 2>&1
+	"$src/tests/pg/pg-stop" "$work/pg"
+	[ -z "${CARTWATCH_KEEP_BENCH_DIR:-}" ] && rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+die() { echo "bench-latency: $*" >&2; exit 1; }
+
+command -v curl >/dev/null || die "curl not found (apt-get install -y curl)"
+for b in "$producer" "$processor"; do [ -x "$b" ] || die "$b not built"; done
+
+# ---- servers ----------------------------------------------------------------
+"$src/tests/pg/pg-start" "$work/pg" >/dev/null
+set -a; . "$work/pg/env"; set +a
+topics=("cart-events:$partitions" cart-abandonments:4 cart-events-dlq:1)
+case $broker in
+embedded)
+	# The mock cluster keeps 5 MB per partition: older records go, which
+	# is harmless while the processor keeps up (checked: no offset gap).
+	"$devbroker" --topics "$(IFS=,; echo "${topics[*]}")" \
+		--bootstrap-file "$work/bootstrap" >/dev/null 2>"$work/devbroker.log" &
+	broker_pid=$!
+	for _ in $(seq 300); do [ -s "$work/bootstrap" ] && break; sleep 0.05; done
+	[ -s "$work/bootstrap" ] || die "devbroker did not start"
+	bs=$(cat "$work/bootstrap")
+	;;
+real)
+	bs=$("$src/tests/kafka/kafka-start" "$work/kafka")
+	for t in "${topics[@]}"; do
+		"$src/tests/kafka/kafka-create-topic" "$bs" "${t%%:*}" "${t##*:}" >/dev/null
+	done
+	;;
+*) die "BROKER must be embedded or real" ;;
+esac
+
+# ---- processor ----------------------------------------------------------------
+port=$("$src/tests/lib/free-port")
+url=http://127.0.0.1:$port
+"$processor" -b "$bs" --metrics-addr "127.0.0.1:$port" "${flush_args[@]}" \
+	--instance bench-latency 2>"$work/processor.log" &
+proc_pid=$!
+deadline=$((SECONDS + 120))
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ] &&
+	grep -q 'msg="partition assigned"' "$work/processor.log"; do
+	kill -0 "$proc_pid" 2>/dev/null || { tail "$work/processor.log" >&2; die "processor exited"; }
+	[ $SECONDS -lt $deadline ] || die "processor not consuming within 120 s"
+	sleep 0.1
+done
+
+# ---- steady input ---------------------------------------------------------------
+total_s=$((warmup + duration + 5)) # stops after the measurement window
+"$producer" -b "$bs" --rate "$rate" --users "$users" --time-scale "$time_scale" \
+	--start-time "$(date -u -d '-2 days' +%Y-%m-%dT%H:%M:%SZ)" --duration 0 \
+	--events $((rate * total_s)) --seed 1 2>"$work/producer.log" &
+prod_pid=$!
+
+scrape() { # FILE
+	curl -fsS "$url/metrics" >"$1" || die "GET /metrics failed"
+}
+sample() { # FILE NAME
+	awk -v k="$2" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$1"
+}
+lag() { # FILE: summed over the partitions
+	awk '/^cartwatch_partition_lag_messages\{/ { s += $2 } END { print s + 0 }' "$1"
+}
+sleep "$warmup"
+kill -0 "$prod_pid" 2>/dev/null || { tail "$work/producer.log" >&2; die "producer exited during the warm-up"; }
+t0=$EPOCHREALTIME
+scrape "$work/m0"
+sleep "$duration"
+t1=$EPOCHREALTIME
+scrape "$work/m1"
+kill -0 "$prod_pid" 2>/dev/null || { tail "$work/producer.log" >&2; die "producer exited before the window ended"; }
+wait "$prod_pid" || { tail "$work/producer.log" >&2; die "producer failed"; }
+prod_pid=
+
+# ---- figures ----------------------------------------------------------------------
+window=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+events() { # FILE
+	awk '/^cartwatch_events_consumed_total\{/ { s += $2 } END { print s + 0 }' "$1"
+}
+ev=$(($(events "$work/m1") - $(events "$work/m0")))
+eps=$(awk -v n="$ev" -v w="$window" 'BEGIN { printf "%.0f", n / w }')
+end_lag=$(lag "$work/m1")
+gaps=$(sample "$work/m1" cartwatch_offset_gaps_total)
+flushes=$(($(sample "$work/m1" cartwatch_flush_duration_seconds_count) - $(sample "$work/m0" cartwatch_flush_duration_seconds_count)))
+flush_mean=$(awk -v s0="$(sample "$work/m0" cartwatch_flush_duration_seconds_sum)" \
+	-v s1="$(sample "$work/m1" cartwatch_flush_duration_seconds_sum)" -v n="$flushes" \
+	'BEGIN { printf "%.3f", n ? (s1 - s0) / n : 0 }')
+
+# quantiles NAME: "count p50 p99 mean" of the window's observations.
+quantiles() {
+	awk -v name="$1" -v m0="$work/m0" -v m1="$work/m1" '
+	function grab(f, arr,    line, le) {
+		while ((getline line < f) > 0) {
+			if (index(line, name "_bucket{le=\"") == 1) {
+				le = line; sub(/^[^"]*"/, "", le); sub(/".*/, "", le)
+				split(line, parts, " ")
+				if (!(le in arr)) order[++nb] = le
+				arr[le] = parts[2]
+			} else if (index(line, name "_sum ") == 1) {
+				split(line, parts, " "); arr["sum"] = parts[2]
+			}
+		}
+		close(f)
+	}
+	function q(p,    rank, i, prev_le, prev_c, c, le) {
+		rank = p * total; prev_le = 0; prev_c = 0
+		for (i = 1; i <= nb; i++) {
+			le = order[i]; c = b[le] - a[le]
+			if (c >= rank) {
+				if (le == "+Inf") return ">" prev_le
+				if (c == prev_c) return le
+				return sprintf("%.3f", prev_le + (le - prev_le) * (rank - prev_c) / (c - prev_c))
+			}
+			prev_le = le; prev_c = c
+		}
+		return "?"
+	}
+	BEGIN {
+		grab(m0, a); nb = 0; delete order; grab(m1, b)
+		total = b["+Inf"] - a["+Inf"]
+		if (total <= 0) { print 0, "-", "-", "-"; exit }
+		printf "%d %s %s %.3f\n", total, q(0.5), q(0.99), (b["sum"] - a["sum"]) / total
+	}'
+}
+read -r c_n c_p50 c_p99 c_mean <<<"$(quantiles cartwatch_abandonment_commit_latency_seconds)"
+read -r p_n p_p50 p_p99 p_mean <<<"$(quantiles cartwatch_abandonment_publish_latency_seconds)"
+
+echo "window: ${window} s after ${warmup} s of warm-up; input ${eps} events/s consumed (RATE=$rate), $ev events, $flushes flushes (mean $flush_mean s), lag at the end $end_lag messages, offset gaps $gaps"
+echo "producer: $(grep -o 'events_per_s=[0-9]*' "$work/producer.log" | tail -n 1) over its whole run"
+echo "RESULT commit  abandonments=$c_n p50=${c_p50}s p99=${c_p99}s mean=${c_mean}s (detection -> flush committed)"
+echo "RESULT publish abandonments=$p_n p50=${p_p50}s p99=${p_p99}s mean=${p_mean}s (detection -> delivery report)"
+
+# The run proves something only if the input held and the processor kept up.
+awk -v e="$eps" -v r="$rate" 'BEGIN { exit !(e >= 0.95 * r) }' ||
+	die "the processor consumed $eps events/s, not ~$rate: the producer or the processor did not keep the pace"
+[ "$end_lag" -le $((2 * rate)) ] || die "lag $end_lag messages at the end: the processor did not keep up"
+[ "$gaps" = 0 ] || die "records lost to the broker's retention ($gaps offset gaps)"
+[ "$c_n" -gt 0 ] && [ "$p_n" -gt 0 ] || die "no abandonment in the window"
+
+kill -TERM "$proc_pid"; wait "$proc_pid" || die "processor exit status $?"
+proc_pid=
