@@ -35,6 +35,7 @@ import org.apache.kafka.streams.kstream.SessionWindows;
 import org.apache.kafka.streams.kstream.Suppressed;
 import org.apache.kafka.streams.kstream.Windowed;
 import org.apache.kafka.streams.processor.TimestampExtractor;
+import org.apache.kafka.streams.state.Stores;
 
 /**
  * cartwatch's job as an idiomatic Kafka Streams application, the peer that
@@ -58,7 +59,7 @@ import org.apache.kafka.streams.processor.TimestampExtractor;
  * Usage: CartStreams --bootstrap HOST:PORT [--input cart-events]
  *   [--output kstreams-abandonments] [--app-id cartwatch-kstreams]
  *   [--guarantee exactly_once_v2|at_least_once] [--state-dir DIR]
- *   [--commit-ms 1000] [--emit suppress|close] [--threads 1]
+ *   [--commit-ms 1000] [--emit suppress|close] [--threads 1] [--store rocksdb|memory]
  * Prints "kstreams: RUNNING <epoch ms>" on stdout at each transition to RUNNING.
  */
 public final class CartStreams {
@@ -110,7 +111,7 @@ public final class CartStreams {
         }
     }
 
-    static Topology topology(String input, String output, boolean suppress) {
+    static Topology topology(String input, String output, boolean suppress, boolean inMemory) {
         StreamsBuilder sb = new StreamsBuilder();
         Serde<CartEvent> events = Serdes.serdeFrom((t, v) -> {
             throw new UnsupportedOperationException("cart events are only read");
@@ -122,8 +123,14 @@ public final class CartStreams {
                 .windowedBy(SessionWindows.ofInactivityGapAndGrace(GAP, GRACE));
         if (!suppress)
             sessions = sessions.emitStrategy(EmitStrategy.onWindowClose());
+        // The default store is RocksDB, segmented by event time (a new
+        // RocksDB instance every retention / 2); the in-memory one is kept
+        // in a skip list, both with a changelog topic.
+        Materialized<String, Cart, org.apache.kafka.streams.state.SessionStore<org.apache.kafka.common.utils.Bytes, byte[]>> store =
+                inMemory ? Materialized.as(Stores.inMemorySessionStore("carts", GAP.plus(GRACE)))
+                         : Materialized.as("carts");
         KTable<Windowed<String>, Cart> carts = sessions.aggregate(Cart::new, Cart::apply,
-                Cart::merge, Materialized.with(Serdes.String(), Cart.SERDE));
+                Cart::merge, store.withKeySerde(Serdes.String()).withValueSerde(Cart.SERDE));
         if (suppress)
             carts = carts.suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()));
         BinaryMessageEncoder<GenericRecord> enc =
@@ -140,7 +147,7 @@ public final class CartStreams {
                 "--output", "kstreams-abandonments", "--app-id", "cartwatch-kstreams",
                 "--guarantee", StreamsConfig.EXACTLY_ONCE_V2, "--state-dir",
                 System.getProperty("java.io.tmpdir") + "/cartwatch-kstreams",
-                "--commit-ms", "1000", "--emit", "suppress", "--threads", "1"));
+                "--commit-ms", "1000", "--emit", "suppress", "--threads", "1", "--store", "rocksdb"));
         for (int i = 0; i < argv.length; i += 2) {
             if (i + 1 >= argv.length || !a.containsKey(argv[i]) && !argv[i].equals("--bootstrap")) {
                 System.err.println("CartStreams: unknown or incomplete option " + argv[i]);
@@ -158,6 +165,12 @@ public final class CartStreams {
             System.exit(2);
         }
 
+        String storeKind = a.get("--store");
+        if (!storeKind.equals("rocksdb") && !storeKind.equals("memory")) {
+            System.err.println("CartStreams: --store must be rocksdb or memory");
+            System.exit(2);
+        }
+
         Properties p = new Properties();
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, a.get("--app-id"));
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, a.get("--bootstrap"));
@@ -170,7 +183,8 @@ public final class CartStreams {
                 LogAndContinueExceptionHandler.class);
 
         KafkaStreams streams = new KafkaStreams(
-                topology(a.get("--input"), a.get("--output"), emit.equals("suppress")), p);
+                topology(a.get("--input"), a.get("--output"), emit.equals("suppress"),
+                        storeKind.equals("memory")), p);
         CountDownLatch stopped = new CountDownLatch(1);
         streams.setStateListener((now, before) -> {
             if (now == KafkaStreams.State.RUNNING)
