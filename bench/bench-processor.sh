@@ -106,7 +106,8 @@ none) ;;
 kstreams)
 	[ "$broker" = real ] || die "PEER=kstreams needs BROKER=real (Kafka Streams needs transactions)"
 	command -v java >/dev/null || die "java not found (apt-get install -y openjdk-17-jdk-headless)"
-	if [ ! -s "$kstreams_dir/target/cartwatch-kstreams.jar" ]; then
+	jar=$kstreams_dir/target/cartwatch-kstreams.jar
+	if [ ! -s "$jar" ] || [ -n "$(find "$kstreams_dir/src" "$kstreams_dir/pom.xml" "$src/schemas" -newer "$jar" -print -quit)" ]; then
 		# Offline when ~/.m2 already holds everything, else from Maven Central.
 		echo "building $kstreams_dir (mvn package)..."
 		(cd "$kstreams_dir" && { mvn -q -B -o package >"$work/mvn.log" 2>&1 ||
@@ -268,6 +269,13 @@ run_kstreams() {
 	local g=$1 tag=$2 app out log t0 t1 tr b0 line deadline
 	app=kstreams-$tag-$$ out=kstreams-abandonments-$tag log=$work/kstreams-$tag
 	"$src/tests/kafka/kafka-create-topic" "$bs" "$out" 4 >/dev/null
+	# Kafka Streams stamps its output with event time (the session's end:
+	# July 2026 here), so the broker's 7-day time retention would delete
+	# the records before they are counted: keep them.
+	java -Xmx256m -XX:TieredStopAtLevel=1 -cp "$("$src/tests/kafka/kafka-fetch")/*" \
+		-Dlog4j2.configurationFile=/dev/null kafka.admin.ConfigCommand --bootstrap-server "$bs" \
+		--alter --entity-type topics --entity-name "$out" --add-config retention.ms=-1 \
+		>"$log.config" 2>&1 || { cat "$log.config" >&2; die "could not set retention.ms on $out"; }
 	# The probe first: its JVM start is not the application's time.
 	: >"$log.watch"
 	java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$ks_cp" \
