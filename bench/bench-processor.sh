@@ -8,6 +8,8 @@
 #   BROKER=real bench/bench-processor.sh     (Apache Kafka, tests/kafka)
 #   PROFILE=callgrind|perf|none  PROFILE_N=100000
 #   PG_STATS=1: load pg_stat_statements and print the server time by statement
+#   BROKER=real PEER=kstreams: also the Kafka Streams peer (bench/peers/kstreams)
+#     KSTREAMS_STORE=rocksdb|memory (its session store), KSTREAMS_JAVA_OPTS
 #
 # One broker and one throwaway PostgreSQL (tests/pg) for the whole run.
 # cart-events is pre-filled once with N events by cartwatch-producer
@@ -29,6 +31,18 @@
 #              "partition assigned" log line (after migrations and the group
 #              join, which cost fixed seconds) to done. Its final status line
 #              must say events=N and dead_letters=0.
+#   kstreams   (PEER=kstreams, BROKER=real only) the same job as a Kafka
+#              Streams application, once with processing.guarantee
+#              exactly_once_v2 and once with at_least_once, each with a
+#              fresh application id, state directory and output topic,
+#              commit.interval.ms=1000 (cartwatch's --flush-interval 1s),
+#              from exec until the group's committed offsets on cart-events
+#              add up to N (a separate JVM, cartwatch.kstreams.Watch, polls
+#              them every 50 ms through the Admin API); also from its first
+#              RUNNING state. CPU: the application's JVM (/proc/PID/stat,
+#              read when done) and the broker. Then the abandonment records
+#              on its output topic (read_committed) against the rows
+#              cartwatch wrote to cart_abandonments in the same trial.
 # Reported: events/s of each (best and median of TRIALS) and their ratios.
 #
 # The embedded broker is librdkafka's mock cluster, which keeps at most 5 MB
@@ -51,6 +65,10 @@ broker=${BROKER:-embedded}
 profile=${PROFILE:-callgrind}
 profile_n=${PROFILE_N:-100000}
 pg_stats=${PG_STATS:-0}
+peer=${PEER:-none}
+kstreams_dir=$here/peers/kstreams
+kstreams_java_opts=${KSTREAMS_JAVA_OPTS:--Xms1g -Xmx2g}
+kstreams_store=${KSTREAMS_STORE:-rocksdb}
 if [ -n "${PARTITIONS:-}" ]; then
 	partitions=$PARTITIONS
 elif [ "$broker" = embedded ]; then
@@ -65,9 +83,11 @@ sim=(--rate 0 --users "$users" --duration 0 --seed 1
 	--start-time 2026-07-08T00:00:00Z --log-level warn)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-processor.XXXXXX")
-broker_pid= proc_pid= psql_pid=
+broker_pid= proc_pid= psql_pid= ks_pid= watch_pid=
 cleanup() {
 	set +e
+	[ -n "$ks_pid" ] && kill "$ks_pid" 2>/dev/null && wait "$ks_pid" 2>/dev/null
+	[ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
 	[ -n "$proc_pid" ] && kill "$proc_pid" 2>/dev/null && wait "$proc_pid" 2>/dev/null
 	[ -n "$psql_pid" ] && kill "$psql_pid" 2>/dev/null
 	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
@@ -81,6 +101,23 @@ die() { echo "bench-processor: $*" >&2; exit 1; }
 
 command -v kcat >/dev/null || die "kcat not found (apt-get install -y kcat)"
 for b in "$producer" "$processor"; do [ -x "$b" ] || die "$b not built"; done
+case $peer in
+none) ;;
+kstreams)
+	[ "$broker" = real ] || die "PEER=kstreams needs BROKER=real (Kafka Streams needs transactions)"
+	command -v java >/dev/null || die "java not found (apt-get install -y openjdk-17-jdk-headless)"
+	jar=$kstreams_dir/target/cartwatch-kstreams.jar
+	if [ ! -s "$jar" ] || [ -n "$(find "$kstreams_dir/src" "$kstreams_dir/pom.xml" "$src/schemas" -newer "$jar" -print -quit)" ]; then
+		# Offline when ~/.m2 already holds everything, else from Maven Central.
+		echo "building $kstreams_dir (mvn package)..."
+		(cd "$kstreams_dir" && { mvn -q -B -o package >"$work/mvn.log" 2>&1 ||
+			mvn -q -B package >>"$work/mvn.log" 2>&1; }) ||
+			{ tail -n 30 "$work/mvn.log" >&2; die "mvn package failed in $kstreams_dir"; }
+	fi
+	ks_cp="$kstreams_dir/target/cartwatch-kstreams.jar:$kstreams_dir/target/lib/*"
+	;;
+*) die "PEER must be none or kstreams" ;;
+esac
 
 # ---- servers ----------------------------------------------------------------
 if [ "$pg_stats" = 1 ]; then
@@ -206,6 +243,9 @@ run_processor() {
 		sleep 0.05
 	done
 	cpu_children
+	p_cpu_nums=$(awk -v c="$cpu" -v c0="$c0" -v pg="$(cpu_pid "$(postmaster)")" -v pg0="$pg0" \
+		-v b="$(cpu_pid "${broker_pid:-0}")" -v b0="$b0" \
+		'BEGIN {printf "%.2f %.2f %.2f", c - c0, pg - pg0, b - b0}')
 	p_cpu=$(awk -v c="$cpu" -v c0="$c0" -v pg="$(cpu_pid "$(postmaster)")" -v pg0="$pg0" \
 		-v b="$(cpu_pid "${broker_pid:-0}")" -v b0="$b0" -v w="$(elapsed "$t0" "$t1")" \
 		'BEGIN {printf "processor %.1f s, PostgreSQL %.1f s, broker %.1f s (of %.1f s wall x %d CPUs)", c - c0, pg - pg0, b - b0, w, '"$(nproc)"'}')
@@ -219,25 +259,113 @@ run_processor() {
 	[ "$p_events" = "$n" ] || die "processor read $p_events events, want $n: $last"
 	[[ $last == *" dead_letters=0 "* ]] || die "dead letters: $last"
 	p_status=$last
+	p_abandonments=$(psql -XAtq -d "$db" -c "SELECT count(*) FROM cart_abandonments")
+}
+
+# ---- Kafka Streams peer (PEER=kstreams) -----------------------------------------
+# run_kstreams GUARANTEE TAG: sets k_wall k_from_running k_cpu k_broker_cpu
+# k_abandonments
+run_kstreams() {
+	local g=$1 tag=$2 app out log t0 t1 tr b0 line deadline
+	app=kstreams-$tag-$$ out=kstreams-abandonments-$tag log=$work/kstreams-$tag
+	"$src/tests/kafka/kafka-create-topic" "$bs" "$out" 4 >/dev/null
+	# Kafka Streams stamps its output with event time (the session's end:
+	# July 2026 here), so the broker's 7-day time retention would delete
+	# the records before they are counted: keep them.
+	java -Xmx256m -XX:TieredStopAtLevel=1 -cp "$("$src/tests/kafka/kafka-fetch")/*" \
+		-Dlog4j2.configurationFile=/dev/null kafka.admin.ConfigCommand --bootstrap-server "$bs" \
+		--alter --entity-type topics --entity-name "$out" --add-config retention.ms=-1 \
+		>"$log.config" 2>&1 || { cat "$log.config" >&2; die "could not set retention.ms on $out"; }
+	# The probe first: its JVM start is not the application's time.
+	: >"$log.watch"
+	java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$ks_cp" \
+		-Dorg.slf4j.simpleLogger.defaultLogLevel=warn cartwatch.kstreams.Watch \
+		"$bs" "$app" "$topic" "$n" 600 >"$log.watch" 2>"$log.watch.err" &
+	watch_pid=$!
+	deadline=$((SECONDS + 120))
+	until grep -q '^ready' "$log.watch"; do
+		kill -0 "$watch_pid" 2>/dev/null || { cat "$log.watch.err" >&2; die "Watch exited"; }
+		[ $SECONDS -lt $deadline ] || die "Watch did not connect in 120 s"
+		sleep 0.05
+	done
+	b0=$(cpu_pid "$broker_pid")
+	t0=$(time_now)
+	# shellcheck disable=SC2086 # KSTREAMS_JAVA_OPTS is a list of options
+	java $kstreams_java_opts -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+		-cp "$ks_cp" cartwatch.kstreams.CartStreams --bootstrap "$bs" \
+		--app-id "$app" --guarantee "$g" --output "$out" --commit-ms 1000 \
+		--store "$kstreams_store" \
+		--state-dir "$work/kstreams-state-$tag" >"$log.out" 2>"$log.err" &
+	ks_pid=$!
+	deadline=$((SECONDS + 900))
+	until line=$(grep -m1 '^done ' "$log.watch"); do
+		kill -0 "$ks_pid" 2>/dev/null || { tail -n 30 "$log.err" >&2; die "kstreams ($g) exited"; }
+		kill -0 "$watch_pid" 2>/dev/null || { cat "$log.watch" "$log.watch.err" >&2; die "Watch exited"; }
+		[ $SECONDS -lt $deadline ] || die "kstreams ($g) not done in 900 s"
+		sleep 0.05
+	done
+	k_cpu=$(cpu_pid "$ks_pid")
+	k_broker_cpu=$(awk -v b="$(cpu_pid "$broker_pid")" -v b0="$b0" 'BEGIN {printf "%.2f", b - b0}')
+	t1=${line#done }
+	wait "$watch_pid" 2>/dev/null || true; watch_pid=
+	# A JVM that ran its shutdown hooks on SIGTERM exits with 143.
+	kill -TERM "$ks_pid"; wait "$ks_pid" || [ $? = 143 ] || die "kstreams ($g) exit status $?"
+	ks_pid=
+	tr=$(sed -n 's/^kstreams: RUNNING //p' "$log.out" | head -n 1)
+	[ -n "$tr" ] || die "kstreams ($g) never reported RUNNING"
+	k_wall=$(elapsed "$t0" "$t1")
+	k_from_running=$(elapsed "$(awk -v t="$tr" 'BEGIN {printf "%.3f", t / 1000}')" "$t1")
+	# librdkafka reads read_committed by default: aborted output is not counted.
+	k_abandonments=$(kcat -C -b "$bs" -t "$out" -e -q -o beginning -f '\n' \
+		-X isolation.level=read_committed | wc -l)
+	if grep -q 'Exception' "$log.err"; then
+		echo "  kstreams ($g) logged exceptions:" >&2; grep -m5 'Exception' "$log.err" >&2
+	fi
 }
 
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 best() { sort -g | head -n 1; }
 
 : >"$work/k.times"; : >"$work/p.times"; : >"$work/a.times"
+: >"$work/eos.times"; : >"$work/alos.times"
 for trial in $(seq "$trials"); do
 	# Alternate the order, so neither side always runs on a warmer broker.
 	if [ $((trial % 2)) = 1 ]; then order="kcat processor"; else order="processor kcat"; fi
+	if [ "$peer" = kstreams ]; then
+		if [ $((trial % 2)) = 1 ]; then order="$order eos alos"; else order="alos eos $order"; fi
+	fi
 	for side in $order; do
-		if [ "$side" = kcat ]; then
-			k=$(run_kcat); echo "$k" >>"$work/k.times"
-		else
+		case $side in
+		kcat) k=$(run_kcat); echo "$k" >>"$work/k.times" ;;
+		processor)
 			run_processor "bench$trial" "bench-$trial-$$"
 			echo "$p_wall" >>"$work/p.times"; echo "$p_from_assign" >>"$work/a.times"
-		fi
+			;;
+		eos | alos)
+			if [ "$side" = eos ]; then g=exactly_once_v2; else g=at_least_once; fi
+			run_kstreams "$g" "$side-$trial"
+			echo "$k_wall" >>"$work/$side.times"
+			printf -v "ks_${side}" '%s' "$g $k_wall s ($(eps "$n" "$k_wall") events/s), from RUNNING $k_from_running s ($(eps "$n" "$k_from_running") events/s); CPU: JVM $k_cpu s, broker $k_broker_cpu s; abandonments $k_abandonments"
+			printf -v "ks_${side}_result" '%s' "$k_wall $k_from_running $k_cpu $k_broker_cpu $k_abandonments"
+			;;
+		esac
 	done
 	echo "trial $trial: kcat $k s ($(eps "$n" "$k") events/s), processor $p_wall s ($(eps "$n" "$p_wall") events/s), from first assignment $p_from_assign s ($(eps "$n" "$p_from_assign") events/s)"
-	echo "  CPU during the processor's run: $p_cpu"
+	echo "  CPU during the processor's run: $p_cpu; abandonments $p_abandonments"
+	if [ "$peer" = kstreams ]; then
+		echo "  kstreams $ks_eos"
+		echo "  kstreams $ks_alos"
+		for side in eos alos; do
+			r=ks_${side}_result
+			# shellcheck disable=SC2086
+			set -- ${!r}
+			awk -v t="$trial" -v s="$side" -v n="$n" -v kw="$1" -v kr="$2" -v kc="$3" -v kb="$4" -v ka="$5" \
+				-v pw="$p_wall" -v pa="$p_from_assign" -v pc="$p_cpu_nums" -v pab="$p_abandonments" 'BEGIN {
+				split(pc, c, " ")
+				printf "RESULT kstreams trial=%d guarantee=%s events=%d kstreams_eps=%.0f kstreams_from_running_eps=%.0f kstreams_cpu_s=%.2f kstreams_broker_cpu_s=%.2f kstreams_cpu_us_per_event=%.2f kstreams_abandonments=%d cartwatch_eps=%.0f cartwatch_from_assign_eps=%.0f cartwatch_cpu_s=%.2f postgresql_cpu_s=%.2f cartwatch_broker_cpu_s=%.2f cartwatch_abandonments=%d cartwatch_over_kstreams=%.2f\n",
+					t, s, n, n / kw, n / kr, kc, kb, kc * 1e6 / n, ka, n / pw, n / pa, c[1], c[2], c[3], pab, kw / pw }'
+		done
+	fi
 done
 echo "  processor's last status: ${p_status#* msg=\"status\" }"
 
