@@ -415,7 +415,7 @@ callgrind)
 		sed -n '/^-*$/,$p' | grep -E '^ *[0-9,]+ ' | head -n 25
 	echo "PROFILE callgrind: inclusive, the processor's loop"
 	callgrind_annotate --inclusive=yes "$work/callgrind.out" 2>/dev/null |
-		grep -E 'handle_message|partition_process|cw_event_decode|session_on_event|pg_sink_flush|partition_prepare_flush|rd_kafka_consumer_poll|users_get|partition_stat_add|partition_reschedule|fire_timers|intern_id|after_commit|publish_abandonment' |
+		grep -E 'handle_message|partition_process|cw_event_decode|session_on_event|pg_sink_flush|partition_prepare_flush|rd_kafka_consumer_poll|users_get|minute_stats_add|partition_check_and_process|partition_reschedule|fire_timers|intern_id|after_commit|publish_abandonment' |
 		head -n 20
 	[ -n "${CALLGRIND_KEEP:-}" ] && cp "$work/callgrind.out" "$CALLGRIND_KEEP"
 	;;
