@@ -88,10 +88,10 @@ struct notify {
 	struct part *parts;
 	struct job orphans; /* sentinel of revoked jobs still in flight */
 	struct cw_abandoned_item *items;
-	int active;	 /* INFLIGHT + BACKOFF */
-	int inflight;	 /* curl transfers */
-	int dlq_pending; /* dead letters not yet acknowledged */
-	int64_t next_send_ms;
+	int active;	     /* INFLIGHT + BACKOFF */
+	int inflight;	     /* curl transfers */
+	int dlq_pending;     /* dead letters not yet acknowledged */
+	double next_send_ms; /* --max-rate: no request before this wall ms */
 	int64_t last_commit_ms;
 	bool fatal;
 	struct notify_stats st; /* for the logs and /metrics */
@@ -489,7 +489,7 @@ static void part_schedule(struct notify *n, struct part *p, int64_t now)
 		}
 		if (*n->stop || j->due_ms > now ||
 		    n->active >= n->cfg->concurrency ||
-		    (n->cfg->max_rate > 0 && n->next_send_ms > now)) {
+		    (n->cfg->max_rate > 0 && n->next_send_ms > (double)now)) {
 			waiting = true;
 			continue;
 		}
@@ -508,11 +508,12 @@ static void part_schedule(struct notify *n, struct part *p, int64_t now)
 				continue;
 			}
 		}
+		/* Fractional ms, so that rates above 1000/s still limit. */
 		if (n->cfg->max_rate > 0)
 			n->next_send_ms =
-				(n->next_send_ms > now ? n->next_send_ms
-						       : now) +
-				(int64_t)(1000.0 / n->cfg->max_rate);
+				(n->next_send_ms > (double)now ? n->next_send_ms
+							       : (double)now) +
+				1000.0 / n->cfg->max_rate;
 		p->n_waiting--;
 		if (job_send(n, j) < 0)
 			job_dead_letter(n, j, "cannot build request");
