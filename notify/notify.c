@@ -39,6 +39,11 @@
 /* Due records a partition may hold per --concurrency slot before it
  * pauses: enough to keep the slots busy between fetches. */
 #define WAITING_PER_SLOT 16
+/* While Kafka is unreachable, ask it for metadata this often, waiting at
+ * most PROBE_TIMEOUT_MS (the loop blocks meanwhile): the way back to a
+ * healthy /healthz when no record comes to say so. */
+#define PROBE_EVERY_MS	 1000
+#define PROBE_TIMEOUT_MS 100
 
 enum job_state { JOB_WAITING, JOB_INFLIGHT, JOB_BACKOFF, JOB_DLQ, JOB_DONE };
 
@@ -98,6 +103,7 @@ struct notify {
 	uint64_t n_dup;
 	struct notify_metrics *metrics;
 	int64_t last_publish_ms;
+	int64_t last_probe_ms;
 };
 
 static int64_t wall_ms(void)
@@ -618,6 +624,25 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	cw_warn("kafka error", "error=\"%s\"", reason);
 }
 
+/* Kafka was unreachable: once a broker answers a metadata request, it
+ * is back, whether or not a record follows (a paused or caught-up
+ * consumer gets none). */
+static void kafka_probe(struct notify *n)
+{
+	const struct rd_kafka_metadata *md = NULL;
+
+	if (!n->st.kafka_down ||
+	    cw_mono_ms() - n->last_probe_ms < PROBE_EVERY_MS)
+		return;
+	n->last_probe_ms = cw_mono_ms();
+	if (rd_kafka_metadata(n->consumer, 0, NULL, &md, PROBE_TIMEOUT_MS) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	rd_kafka_metadata_destroy(md);
+	n->st.kafka_down = false;
+	cw_info("kafka reachable again", NULL);
+}
+
 /* Due time of a record. In real time (--time-scale 1): abandoned_at plus
  * --delay. On a simulated clock running X times faster, the event clock
  * stood near abandoned_at when the processor wrote the record, so the
@@ -923,6 +948,7 @@ static void loop_once(struct notify *n, int wait_ms)
 		rd_kafka_message_destroy(m);
 	}
 	rd_kafka_poll(n->producer, 0);
+	kafka_probe(n);
 
 	curl_multi_perform(n->multi, &running);
 	while ((cm = curl_multi_info_read(n->multi, &left)))
