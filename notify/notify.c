@@ -6,8 +6,9 @@
  * offset order until it is handled. A job is WAITING (not started: not due
  * yet, or no free slot), INFLIGHT (a curl transfer), BACKOFF (waiting to
  * be retried), DLQ (its dead letter is being produced) or DONE. A
- * partition with a WAITING job is paused, so a backlog stays in Kafka and
- * not in memory; the committed offset is the first job not DONE.
+ * partition whose next record is not due, or that holds waiting_cap()
+ * WAITING jobs, is paused, so a backlog stays in Kafka and not in memory;
+ * the committed offset is the first job not DONE.
  */
 #include "notify.h"
 
