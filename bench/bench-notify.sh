@@ -28,7 +28,11 @@ partitions=4
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-notify.XXXXXX")
 broker_pid= recv_pid= notify_pid=
 cleanup() {
-	for p in $notify_pid $recv_pid $broker_pid; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	# Each one stopped whatever the last one's exit status (set -e would
+	# end this loop at the receiver's 143 and leave the broker running).
+	for p in $notify_pid $recv_pid $broker_pid; do
+		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT

@@ -5,8 +5,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define OPT(field) offsetof(struct notify_config, field)
 
@@ -47,8 +50,10 @@ const struct cw_opt notify_opts[] = {
 	 false},
 	{"concurrency", 0, CW_OPT_INT, OPT(concurrency), "8", "N",
 	 "Requests in flight or waiting to be retried at once", false},
-	{"max-rate", 0, CW_OPT_DOUBLE, OPT(max_rate), "0", "N",
-	 "At most this many requests per second (0: no limit)", false},
+	{"max-rate", 0, CW_OPT_STRING, OPT(max_rate_text), "0", "N/s",
+	 "At most N requests per second (also N/m, N/h; a bare N is per "
+	 "second; 0: no limit)",
+	 false},
 	{"max-attempts", 0, CW_OPT_INT, OPT(max_attempts), "10", "N",
 	 "Dead-letter an abandonment after this many failed attempts", false},
 	{"request-timeout", 0, CW_OPT_DURATION, OPT(request_timeout_ms), "10s",
@@ -75,7 +80,31 @@ const struct cw_opt notify_opts[] = {
 };
 const size_t notify_opts_count = sizeof(notify_opts) / sizeof(notify_opts[0]);
 
-int notify_config_validate(const struct notify_config *cfg, char *errstr,
+int notify_rate_parse(const char *text, double *per_s)
+{
+	static const struct {
+		const char *unit;
+		double seconds;
+	} units[] = {
+		{"", 1}, {"/s", 1}, {"/m", 60}, {"/min", 60}, {"/h", 3600}};
+	char *end;
+	double v;
+
+	if (!text || (!(text[0] >= '0' && text[0] <= '9') && text[0] != '.'))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || !isfinite(v) || v < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].unit) == 0) {
+			*per_s = v / units[i].seconds;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int notify_config_validate(struct notify_config *cfg, char *errstr,
 			   size_t errstr_size)
 {
 	const char *bad = NULL;
@@ -88,8 +117,10 @@ int notify_config_validate(const struct notify_config *cfg, char *errstr,
 		bad = "--time-scale must be above 0 and at most 1e9";
 	else if (cfg->concurrency < 1 || cfg->concurrency > 1024)
 		bad = "--concurrency must be between 1 and 1024";
-	else if (!(cfg->max_rate >= 0 && cfg->max_rate <= 1e6))
-		bad = "--max-rate must be between 0 and 1000000";
+	else if (notify_rate_parse(cfg->max_rate_text, &cfg->max_rate) < 0)
+		bad = "--max-rate must be a rate such as 50/s, 600/m or 50";
+	else if (cfg->max_rate > 1e6)
+		bad = "--max-rate must be at most 1000000/s";
 	else if (cfg->max_attempts < 1 || cfg->max_attempts > 1000)
 		bad = "--max-attempts must be between 1 and 1000";
 	else if (cfg->request_timeout_ms < 10 ||

@@ -23,7 +23,8 @@ struct notify_config {
 	int64_t delay_ms;
 	double time_scale;
 	int64_t concurrency;
-	double max_rate;
+	char *max_rate_text; /* as given: "50/s", "600/m", "50" */
+	double max_rate;     /* per second, 0: none; set by _validate() */
 	int64_t max_attempts;
 	int64_t request_timeout_ms;
 	int64_t retry_backoff_ms;
@@ -38,7 +39,13 @@ struct notify_config {
 extern const struct cw_opt notify_opts[];
 extern const size_t notify_opts_count;
 
-/* Check values the table cannot (ranges, required options). Returns 0 or
+/* Parse a rate: "N/s", "N/m" (or "N/min"), "N/h", or a bare N (per
+ * second), N a non-negative decimal number. Sets *@per_s. Returns 0 or
+ * -EINVAL. */
+int notify_rate_parse(const char *text, double *per_s);
+
+/* Check values the table cannot (ranges, required options) and derive
+ * the ones given as text (max_rate from max_rate_text). Returns 0 or
  * -EINVAL with a message in @errstr. */
-int notify_config_validate(const struct notify_config *cfg, char *errstr,
+int notify_config_validate(struct notify_config *cfg, char *errstr,
 			   size_t errstr_size);

@@ -6,8 +6,9 @@
  * offset order until it is handled. A job is WAITING (not started: not due
  * yet, or no free slot), INFLIGHT (a curl transfer), BACKOFF (waiting to
  * be retried), DLQ (its dead letter is being produced) or DONE. A
- * partition with a WAITING job is paused, so a backlog stays in Kafka and
- * not in memory; the committed offset is the first job not DONE.
+ * partition whose next record is not due, or that holds waiting_cap()
+ * WAITING jobs, is paused, so a backlog stays in Kafka and not in memory;
+ * the committed offset is the first job not DONE.
  */
 #include "notify.h"
 
@@ -36,9 +37,17 @@
 #define EXCERPT_MAX	256
 #define COMMIT_EVERY_MS 500
 #define SECRET_MAX	4096
-/* Due records a partition may hold per --concurrency slot before it
- * pauses: enough to keep the slots busy between fetches. */
+/* Due records a partition may hold (per --concurrency slot, and at
+ * least WAITING_MIN) before it pauses: enough to keep the slots busy
+ * while a resumed partition fetches again (librdkafka takes hundreds of
+ * ms to resume). A paused partition resumes at half of it. */
 #define WAITING_PER_SLOT 16
+#define WAITING_MIN	 256
+/* While Kafka is unreachable, ask it for metadata this often, waiting at
+ * most PROBE_TIMEOUT_MS (the loop blocks meanwhile): the way back to a
+ * healthy /healthz when no record comes to say so. */
+#define PROBE_EVERY_MS	 1000
+#define PROBE_TIMEOUT_MS 100
 
 enum job_state { JOB_WAITING, JOB_INFLIGHT, JOB_BACKOFF, JOB_DLQ, JOB_DONE };
 
@@ -88,16 +97,18 @@ struct notify {
 	struct part *parts;
 	struct job orphans; /* sentinel of revoked jobs still in flight */
 	struct cw_abandoned_item *items;
-	int active;	 /* INFLIGHT + BACKOFF */
-	int inflight;	 /* curl transfers */
-	int dlq_pending; /* dead letters not yet acknowledged */
-	int64_t next_send_ms;
+	int active;	     /* INFLIGHT + BACKOFF */
+	int inflight;	     /* curl transfers */
+	int dlq_pending;     /* dead letters not yet acknowledged */
+	double next_send_ms; /* --max-rate: no request before this wall ms */
+	bool rate_waiting;   /* a due record waits for next_send_ms */
 	int64_t last_commit_ms;
 	bool fatal;
 	struct notify_stats st; /* for the logs and /metrics */
 	uint64_t n_dup;
 	struct notify_metrics *metrics;
 	int64_t last_publish_ms;
+	int64_t last_probe_ms;
 };
 
 static int64_t wall_ms(void)
@@ -459,10 +470,21 @@ static void part_pause(struct notify *n, struct part *p, bool pause)
 	p->paused = pause;
 }
 
-/* Start what may start in @p; pause it while a record waits. */
+static int waiting_cap(const struct notify *n)
+{
+	int64_t cap = WAITING_PER_SLOT * n->cfg->concurrency;
+	return cap > WAITING_MIN ? (int)cap : WAITING_MIN;
+}
+
+/* Start what may start in @p, in offset order. Pause it while its next
+ * record is not due (the backlog stays in Kafka), or while it holds
+ * waiting_cap() records that wait for a slot or --max-rate; not sooner,
+ * since every pause and resume costs a fetch. */
 static void part_schedule(struct notify *n, struct part *p, int64_t now)
 {
-	bool waiting = false;
+	bool waiting = false; /* a record waits: those after it wait too */
+	bool hold = *n->stop; /* stop fetching */
+	int cap = waiting_cap(n);
 
 	for (struct job *j = p->head, *next; j; j = next) {
 		next = j->next;
@@ -487,17 +509,23 @@ static void part_schedule(struct notify *n, struct part *p, int64_t now)
 			job_dead_letter(n, j, j->reason);
 			continue;
 		}
-		if (*n->stop || j->due_ms > now ||
-		    n->active >= n->cfg->concurrency ||
-		    (n->cfg->max_rate > 0 && n->next_send_ms > now)) {
+		if (*n->stop || j->due_ms > now) {
+			waiting = hold = true;
+			continue;
+		}
+		if (n->active >= n->cfg->concurrency) {
 			waiting = true;
+			continue;
+		}
+		if (n->cfg->max_rate > 0 && n->next_send_ms > (double)now) {
+			waiting = n->rate_waiting = true;
 			continue;
 		}
 		if (n->pg) {
 			int r = pg_recovered(n, j->id);
 			if (r < 0) {
 				j->due_ms = now + 1000;
-				waiting = true;
+				waiting = hold = true;
 				continue;
 			}
 			if (r == 1) {
@@ -508,18 +536,24 @@ static void part_schedule(struct notify *n, struct part *p, int64_t now)
 				continue;
 			}
 		}
-		if (n->cfg->max_rate > 0)
-			n->next_send_ms =
-				(n->next_send_ms > now ? n->next_send_ms
-						       : now) +
-				(int64_t)(1000.0 / n->cfg->max_rate);
+		/* Fractional ms, so that rates above 1000/s still limit. A
+		 * turn that came late may make up one interval, no more: a
+		 * second holds at most one request above the rate. */
+		if (n->cfg->max_rate > 0) {
+			double gap = 1000.0 / n->cfg->max_rate;
+			if (n->next_send_ms < (double)now - gap)
+				n->next_send_ms = (double)now - gap;
+			n->next_send_ms += gap;
+		}
 		p->n_waiting--;
 		if (job_send(n, j) < 0)
 			job_dead_letter(n, j, "cannot build request");
 		else
 			n->active++;
 	}
-	part_pause(n, p, waiting || *n->stop);
+	part_pause(n, p,
+		   hold || p->n_waiting >= cap ||
+			   (p->paused && p->n_waiting > cap / 2));
 }
 
 /* ---- Kafka ---- */
@@ -617,6 +651,27 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	cw_warn("kafka error", "error=\"%s\"", reason);
 }
 
+/* Kafka was unreachable: once a broker answers a metadata request, it
+ * is back, whether or not a record follows (a paused or caught-up
+ * consumer gets none). Asked through the dead-letter producer: on the
+ * consumer's connection the answer queues behind a fetch that waits up to
+ * fetch.wait.max.ms (500 ms) for records. */
+static void kafka_probe(struct notify *n)
+{
+	const struct rd_kafka_metadata *md = NULL;
+
+	if (!n->st.kafka_down ||
+	    cw_mono_ms() - n->last_probe_ms < PROBE_EVERY_MS)
+		return;
+	n->last_probe_ms = cw_mono_ms();
+	if (rd_kafka_metadata(n->producer, 0, NULL, &md, PROBE_TIMEOUT_MS) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	rd_kafka_metadata_destroy(md);
+	n->st.kafka_down = false;
+	cw_info("kafka reachable again", NULL);
+}
+
 /* Due time of a record. In real time (--time-scale 1): abandoned_at plus
  * --delay. On a simulated clock running X times faster, the event clock
  * stood near abandoned_at when the processor wrote the record, so the
@@ -695,8 +750,7 @@ static void take_record(struct notify *n, rd_kafka_message_t *m)
 	/* Not due, or enough waiting for a slot: stop fetching now, so what
 	 * follows stays in Kafka rather than in memory. */
 	p->n_waiting++;
-	if (j->due_ms > wall_ms() ||
-	    p->n_waiting >= WAITING_PER_SLOT * n->cfg->concurrency)
+	if (j->due_ms > wall_ms() || p->n_waiting >= waiting_cap(n))
 		part_pause(n, p, true);
 }
 
@@ -922,6 +976,7 @@ static void loop_once(struct notify *n, int wait_ms)
 		rd_kafka_message_destroy(m);
 	}
 	rd_kafka_poll(n->producer, 0);
+	kafka_probe(n);
 
 	curl_multi_perform(n->multi, &running);
 	while ((cm = curl_multi_info_read(n->multi, &left)))
@@ -929,11 +984,27 @@ static void loop_once(struct notify *n, int wait_ms)
 			on_done(n, cm->easy_handle, cm->data.result);
 
 	now = wall_ms();
+	n->rate_waiting = false;
 	for (struct part *p = n->parts; p; p = p->next)
 		part_schedule(n, p, now);
+	/* Take turns: the partition scheduled first gets the free slots,
+	 * and one with a long backlog must not starve the others. */
+	if (n->parts && n->parts->next) {
+		struct part *first = n->parts, *last = first;
+		while (last->next)
+			last = last->next;
+		n->parts = first->next;
+		first->next = NULL;
+		last->next = first;
+	}
 	if (cw_mono_ms() - n->last_commit_ms >= COMMIT_EVERY_MS)
 		commit_positions(n, false);
 	publish(n);
+	/* --max-rate: wake when the next request may go, not a turn later. */
+	if (n->rate_waiting && n->next_send_ms - (double)now < wait_ms)
+		wait_ms = n->next_send_ms > (double)now
+				  ? (int)(n->next_send_ms - (double)now)
+				  : 0;
 	curl_multi_poll(n->multi, NULL, 0, wait_ms, NULL);
 }
 

@@ -1,30 +1,44 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""webhook_receiver.py — the HTTP receiver of tests/e2e/test-notify.sh.
+"""webhook_receiver.py — the HTTP receiver of tests/e2e/test-notify.sh
+(and of scripts/demo).
 
 Verifies every request's X-Cartwatch-Signature (HMAC-SHA256 of "t.body"
 with the secret) and that its Idempotency-Key is the body's
 abandonment_id, and appends one JSON line per request to LOG: key, status
-answered, sig_ok, key_ok, at (arrival, unix ms). Some first attempts get a fault, chosen from a
+answered, fault injected, sig_ok, key_ok, at (arrival, unix ms) and the
+body. Unless --no-faults, some first attempts get a fault, chosen from a
 hash of the key so that the test can tell which: 500, 429 with
 Retry-After: 1, or a stall past the sender's timeout; one key is refused
 with 400 on every attempt.
 
-Usage: webhook_receiver.py SECRET_FILE PORT_FILE LOG"""
+Usage: webhook_receiver.py [--port N] [--no-faults] SECRET_FILE PORT_FILE LOG
+  --port N     listen on this loopback port (default: any free one); a
+               receiver restarted on its predecessor's port comes back at
+               the same URL
+  PORT_FILE    gets the port once the socket listens"""
+import argparse
 import hashlib
 import hmac
 import json
-import sys
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-secret = open(sys.argv[1], "rb").read().rstrip(b"\n")
-port_file, log_path = sys.argv[2], sys.argv[3]
+ap = argparse.ArgumentParser(usage=__doc__.split("Usage: ")[1])
+ap.add_argument("--port", type=int, default=0)
+ap.add_argument("--no-faults", dest="faults", action="store_false")
+ap.add_argument("secret_file")
+ap.add_argument("port_file")
+ap.add_argument("log")
+args = ap.parse_args()
+
+secret = open(args.secret_file, "rb").read().rstrip(b"\n")
 lock = threading.Lock()
 seen = set()
 refused = []
-log = open(log_path, "a", buffering=1)
+log = open(args.log, "a", buffering=1)
 
 
 def verify(header, body):
@@ -45,27 +59,29 @@ class Handler(BaseHTTPRequestHandler):
         key = self.headers.get("Idempotency-Key", "")
         sig_ok = verify(self.headers.get("X-Cartwatch-Signature", ""), body)
         try:
-            key_ok = json.loads(body)["abandonment_id"] == key
-        except (ValueError, KeyError):
-            key_ok = False
+            doc = json.loads(body)
+            key_ok = doc["abandonment_id"] == key
+        except (ValueError, KeyError, TypeError):
+            doc, key_ok = None, False
         h = int(hashlib.sha256(key.encode()).hexdigest(), 16) % 20
         with lock:
             first = key not in seen
             seen.add(key)
-            if first and h == 2 and not refused:
+            if args.faults and first and h == 2 and not refused:
                 refused.append(key)
         status, extra, fault = 200, {}, ""
         if key in refused:
             status, fault = 400, "refused"
-        elif first and h == 0:
+        elif args.faults and first and h == 0:
             status, fault = 500, "500"
-        elif first and h == 1:
+        elif args.faults and first and h == 1:
             status, extra, fault = 429, {"Retry-After": "1"}, "429"
-        elif first and h == 4:
+        elif args.faults and first and h == 4:
             fault = "stall"
         log.write(json.dumps({"key": key, "status": status, "fault": fault,
                               "at": int(time.time() * 1000),
-                              "sig_ok": sig_ok, "key_ok": key_ok}) + "\n")
+                              "sig_ok": sig_ok, "key_ok": key_ok,
+                              "body": doc}) + "\n")
         if fault == "stall":
             time.sleep(2.5)  # past the sender's --request-timeout
         reply = b"nope: test refusal" if status == 400 else b"ok"
@@ -80,10 +96,9 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
 server.daemon_threads = True
-with open(port_file + ".tmp", "w") as f:
+with open(args.port_file + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
-import os  # noqa: E402
-os.rename(port_file + ".tmp", port_file)
+os.rename(args.port_file + ".tmp", args.port_file)
 server.serve_forever()
