@@ -18,10 +18,12 @@
 #include "cw_log.h"
 
 #define DAY_MS 86400000LL
-/* How long a step waits for its lock before it gives up until the next
- * pass: a flush arriving meanwhile queues behind the waiting step, so this
- * is also the longest a flush waits for housekeeping. */
-#define LOCK_TIMEOUT "200ms"
+/* The longest a step waits for a lock it did not take with NOWAIT first
+ * (see step()): a flush arriving meanwhile queues behind the waiting step,
+ * so this bounds how long a flush can wait for housekeeping. */
+#define LOCK_TIMEOUT  "200ms"
+#define LOCK_TRIES    5
+#define LOCK_RETRY_MS 30
 /* Processors sharing a database run their passes one at a time. */
 #define ADVISORY_KEY "7510931148"
 /* Ids from this time on are the first scheme's (random first bits, see
@@ -64,29 +66,36 @@ static bool lock_timed_out(const PGresult *res)
 	return state && strcmp(state, "55P03") == 0;
 }
 
-/* Run @sql as one transaction with the step's lock_timeout. Returns 0,
- * -EAGAIN on a lock timeout, -ENOTCONN or -EIO (logged with @what). */
-static int step(PGconn *conn, const char *sql, const char *what,
-		const char *table, struct housekeeping_stats *st)
+/* Run @sql as one transaction, after @lock (a LOCK TABLE ... NOWAIT, or
+ * ""): NOWAIT fails at once instead of queueing, so while a flush or a
+ * report holds the table, flushes never line up behind a waiting
+ * housekeeping lock. The lock is tried LOCK_TRIES times, LOCK_RETRY_MS
+ * apart, between flushes. Returns 0, -EAGAIN when the lock was never
+ * granted, -ENOTCONN or -EIO (logged with @what). */
+static int step(PGconn *conn, const char *lock, const char *sql,
+		const char *what, const char *table,
+		struct housekeeping_stats *st)
 {
 	char buf[2048];
 	PGresult *res;
 	int r = 0;
 
 	snprintf(buf, sizeof(buf),
-		 "BEGIN; SET LOCAL lock_timeout = '" LOCK_TIMEOUT "'; %s; "
+		 "BEGIN; SET LOCAL lock_timeout = '" LOCK_TIMEOUT "'; %s%s; "
 		 "COMMIT",
-		 sql);
-	res = PQexec(conn, buf);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		 lock, sql);
+	for (int attempt = 1;; attempt++) {
+		res = PQexec(conn, buf);
+		if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+			PQclear(res);
+			return 0;
+		}
 		if (PQstatus(conn) != CONNECTION_OK) {
-			r = -ENOTCONN;
-		} else if (lock_timed_out(res)) {
-			st->lock_timeouts++;
-			cw_info("housekeeping step left for later: table busy",
-				"step=%s table=%s", what, table);
-			r = -EAGAIN;
-		} else {
+			PQclear(res);
+			return -ENOTCONN;
+		}
+		bool busy = lock_timed_out(res);
+		if (!busy) {
 			st->failures++;
 			cw_warn("housekeeping step failed",
 				"step=%s table=%s error=\"%s\"", what, table,
@@ -98,10 +107,17 @@ static int step(PGconn *conn, const char *sql, const char *what,
 		/* An error inside the multi-statement query leaves the
 		 * transaction open. */
 		PQclear(PQexec(conn, "ROLLBACK"));
-		return r;
+		if (r < 0)
+			return r;
+		if (attempt == LOCK_TRIES)
+			break;
+		nanosleep(&(struct timespec){0, LOCK_RETRY_MS * 1000000L},
+			  NULL);
 	}
-	PQclear(res);
-	return 0;
+	st->lock_timeouts++;
+	cw_info("housekeeping step left for later: table busy",
+		"step=%s table=%s", what, table);
+	return -EAGAIN;
 }
 
 /* Partition name suffix of the UTC day starting at @ms: pYYYYMMDD. */
@@ -134,13 +150,20 @@ static int create_day(PGconn *conn, const struct hk_table *t, const char *deflt,
 			 deflt, t->key, lo, t->key, hi, name);
 	/* CREATE TABLE ... PARTITION OF would lock the parent ACCESS
 	 * EXCLUSIVE; ATTACH takes SHARE UPDATE EXCLUSIVE, which lets
-	 * flushes write meanwhile. */
+	 * flushes write meanwhile, and ACCESS EXCLUSIVE on the default
+	 * partition, which it scans (kept small, see the migration): that
+	 * one is taken with NOWAIT first (see step()). */
 	snprintf(sql, sizeof(sql),
 		 "CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING "
 		 "CONSTRAINTS)%s%s; ALTER TABLE %s ATTACH PARTITION %s FOR "
 		 "VALUES FROM (%s) TO (%s)",
 		 name, t->name, t->storage, move, t->name, name, lo, hi);
-	r = step(conn, sql, "create", name, st);
+	char lock[160] = "";
+	if (*deflt)
+		snprintf(lock, sizeof(lock),
+			 "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT; ",
+			 deflt);
+	r = step(conn, lock, sql, "create", name, st);
 	if (r == 0) {
 		st->created++;
 		cw_info("partition created", "table=%s partition=%s", t->name,
@@ -157,10 +180,13 @@ static int drop_partition(PGconn *conn, const struct hk_table *t,
 
 	/* DROP locks the parent ACCESS EXCLUSIVE for a moment (catalog work
 	 * only); DETACH ... CONCURRENTLY is refused while a default
-	 * partition exists. The lock_timeout bounds how long flushes queue
-	 * behind the waiting DROP. */
+	 * partition exists. Taken with NOWAIT first (see step()). */
+	char lock[160];
+	snprintf(lock, sizeof(lock),
+		 "LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE NOWAIT; ",
+		 t->name);
 	snprintf(sql, sizeof(sql), "DROP TABLE %s", part);
-	r = step(conn, sql, "drop", part, st);
+	r = step(conn, lock, sql, "drop", part, st);
 	if (r == 0) {
 		st->dropped++;
 		cw_info("partition dropped", "table=%s partition=%s", t->name,
@@ -280,6 +306,8 @@ static int table_pass(PGconn *conn, const struct hk_table *t, int64_t now_ms,
 		}
 		if (r < 0 && !worst)
 			worst = r;
+		if (r == -EAGAIN)
+			break; /* the table is busy: the rest next pass */
 	}
 	free(old);
 	if (retention_ms && *deflt) {
