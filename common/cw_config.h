@@ -48,6 +48,26 @@ struct cw_opt {
 			      * (two binaries, one option name) */
 };
 
+/* The table entries every cartwatch binary has, written once. @type is the
+ * binary's config struct; it holds the fields named. */
+
+/* clang-format off */
+/* --bootstrap-servers / -b: char *bootstrap_servers. */
+#define CW_OPT_BOOTSTRAP_SERVERS(type)                                         \
+	{"bootstrap-servers", 'b', CW_OPT_STRING,                              \
+	 offsetof(type, bootstrap_servers), "localhost:9092", "HOST:PORT,...", \
+	 "Kafka bootstrap servers", false}
+
+/* --log-level and --log-format: char *log_level, char *log_format, which
+ * cw_daemon_init() applies to cw_log. */
+#define CW_OPT_LOG(type)                                                       \
+	{"log-level", 0, CW_OPT_STRING, offsetof(type, log_level), "info",     \
+	 "LEVEL", "debug, info, warn or error", false},                        \
+	{"log-format", 0, CW_OPT_STRING, offsetof(type, log_format), "logfmt", \
+	 "FORMAT", "logfmt (key=value lines) or json (one object a line)",     \
+	 false}
+/* clang-format on */
+
 /* Returned by cw_config_parse() when an option that only prints was given
  * and printed: --help, --version, --help-markdown (the reference table of
  * docs/configuration.md) or --help-man (the man page). The caller exits 0. */

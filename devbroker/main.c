@@ -28,6 +28,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "cw_config.h"
+#include "cw_daemon.h"
 #include "cw_log.h"
 
 struct devbroker_config {
@@ -52,14 +53,37 @@ static const struct cw_opt devbroker_opts[] = {
 	{"bootstrap-file", 'o', CW_OPT_STRING, OPT(bootstrap_file), NULL,
 	 "FILE", "Also write the bootstrap address to FILE (atomically)",
 	 false},
-	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
-	 "debug, info, warn or error", false},
-	{"log-format", 0, CW_OPT_STRING, OPT(log_format), "logfmt", "FORMAT",
-	 "logfmt (key=value lines) or json (one object a line)", false},
+	CW_OPT_LOG(struct devbroker_config),
 	{"fail-produce", 0, CW_OPT_INT, OPT(fail_produce), "10", "N",
 	 "Produce requests failed after each SIGHUP (fault injection)", false},
 };
-#define N_OPTS (sizeof(devbroker_opts) / sizeof(devbroker_opts[0]))
+
+static int validate(void *config, char *errstr, size_t errstr_size)
+{
+	const struct devbroker_config *cfg = config;
+	const char *bad = NULL;
+
+	if (cfg->partitions < 1)
+		bad = "--partitions must be at least 1";
+	else if (cfg->brokers < 1 || cfg->brokers > 16)
+		bad = "--brokers must be between 1 and 16";
+	else if (cfg->fail_produce < 0 || cfg->fail_produce > 1000)
+		bad = "--fail-produce must be between 0 and 1000";
+	if (bad) {
+		snprintf(errstr, errstr_size, "%s", bad);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct cw_daemon_spec devbroker_spec = {
+	"cartwatch-devbroker",
+	"Run an in-memory Kafka cluster for development and tests (data is "
+	"lost on exit).",
+	devbroker_opts,
+	sizeof(devbroker_opts) / sizeof(devbroker_opts[0]),
+	validate,
+};
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t want_down = -1; /* -1: no change asked */
@@ -149,39 +173,15 @@ int main(int argc, char **argv)
 	rd_kafka_t *rk = NULL;
 	rd_kafka_conf_t *conf;
 	char errstr[512];
-	enum cw_log_level lvl;
-	enum cw_log_format fmt;
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigset_t block, orig;
 	int r, status = 1;
 
-	r = cw_config_parse(
-		devbroker_opts, N_OPTS, &cfg, "cartwatch-devbroker",
-		"Run an in-memory Kafka cluster for development and "
-		"tests (data is lost on exit).",
-		argc, argv, errstr, sizeof(errstr));
-	if (r == CW_CONFIG_HELP) {
-		status = 0;
+	r = cw_daemon_init(&devbroker_spec, &cfg, argc, argv);
+	if (r != 0) {
+		status = cw_daemon_exit_status(r);
 		goto out;
 	}
-	if (r < 0) {
-		cw_config_usage_error("cartwatch-devbroker", errstr);
-		status = 2;
-		goto out;
-	}
-	if (cw_log_parse_level(cfg.log_level, &lvl) < 0 ||
-	    cw_log_parse_format(cfg.log_format, &fmt) < 0 ||
-	    cfg.partitions < 1 || cfg.brokers < 1 || cfg.brokers > 16 ||
-	    cfg.fail_produce < 0 || cfg.fail_produce > 1000) {
-		fprintf(stderr, "cartwatch-devbroker: bad --log-level, "
-				"--log-format, --partitions, --brokers or "
-				"--fail-produce "
-				"value\n");
-		status = 2;
-		goto out;
-	}
-	cw_log_set_level(lvl);
-	cw_log_set_format(fmt);
 
 	/* Block the stop signals before any thread exists (threads inherit
 	 * the mask) and until sigsuspend(), so no signal is lost or taken by
@@ -272,6 +272,6 @@ out:
 		rd_kafka_destroy(rk);
 	if (cfg.bootstrap_file && status == 0)
 		unlink(cfg.bootstrap_file);
-	cw_config_free(devbroker_opts, N_OPTS, &cfg);
+	cw_config_free(devbroker_spec.opts, devbroker_spec.n_opts, &cfg);
 	return status;
 }

@@ -12,9 +12,8 @@
 
 #define OPT(field) offsetof(struct gateway_config, field)
 
-const struct cw_opt gateway_opts[] = {
-	{"bootstrap-servers", 'b', CW_OPT_STRING, OPT(bootstrap_servers),
-	 "localhost:9092", "HOST:PORT,...", "Kafka bootstrap servers", false},
+static const struct cw_opt gateway_opts[] = {
+	CW_OPT_BOOTSTRAP_SERVERS(struct gateway_config),
 	{"listen", 0, CW_OPT_STRING, OPT(listen), "0.0.0.0:8080", "ADDR:PORT",
 	 "Serve POST /v1/events, /metrics and /healthz on this address (IPv6 "
 	 "in brackets; port 0: any free port)",
@@ -71,17 +70,12 @@ const struct cw_opt gateway_opts[] = {
 	 NULL,
 	 "On SIGTERM, how long to wait for requests in flight before exiting",
 	 false},
-	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
-	 "debug, info, warn or error", false},
-	{"log-format", 0, CW_OPT_STRING, OPT(log_format), "logfmt", "FORMAT",
-	 "logfmt (key=value lines) or json (one object a line)", false},
+	CW_OPT_LOG(struct gateway_config),
 	{"kafka-property", 'X', CW_OPT_KV, OPT(kafka_props), NULL, "KEY=VALUE",
 	 "librdkafka producer property (repeatable; the environment form "
 	 "takes a comma-separated list)",
 	 false},
 };
-const size_t gateway_opts_count =
-	sizeof(gateway_opts) / sizeof(gateway_opts[0]);
 
 int gateway_size_parse(const char *text, size_t *bytes)
 {
@@ -111,9 +105,9 @@ int gateway_size_parse(const char *text, size_t *bytes)
 	return -EINVAL;
 }
 
-int gateway_config_validate(struct gateway_config *cfg, char *errstr,
-			    size_t errstr_size)
+static int validate(void *config, char *errstr, size_t errstr_size)
 {
+	struct gateway_config *cfg = config;
 	const char *bad = NULL;
 
 	if (gateway_size_parse(cfg->max_body, &cfg->max_body_bytes) ||
@@ -158,3 +152,13 @@ int gateway_config_validate(struct gateway_config *cfg, char *errstr,
 	}
 	return 0;
 }
+
+const struct cw_daemon_spec gateway_spec = {
+	"cartwatch-gateway",
+	"Take a shop's cart events over HTTP (POST /v1/events, JSON or NDJSON) "
+	"and produce them\nto Kafka, answering 202 only once Kafka has "
+	"acknowledged every one.",
+	gateway_opts,
+	sizeof(gateway_opts) / sizeof(gateway_opts[0]),
+	validate,
+};

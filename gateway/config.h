@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "cw_config.h"
+#include "cw_daemon.h"
 
 struct gateway_config {
 	char *bootstrap_servers;
@@ -35,19 +36,16 @@ struct gateway_config {
 	char *log_format;
 	struct cw_kv_list kafka_props;
 
-	/* Derived by gateway_config_validate(). */
+	/* Derived by gateway_spec's checks (cw_daemon_init()). */
 	size_t max_body_bytes;
 	size_t max_buffered_bytes;
 };
 
-extern const struct cw_opt gateway_opts[];
-extern const size_t gateway_opts_count;
+/* The gateway's name, synopsis, option table and the checks the table
+ * cannot make (ranges, sizes; they also fill the derived fields), for
+ * cw_daemon_init() on a struct gateway_config. */
+extern const struct cw_daemon_spec gateway_spec;
 
 /* Parse a byte size: a whole number with an optional unit B, KB, MB, GB
  * (powers of 1024; KiB, MiB, GiB also accepted). Returns 0 or -EINVAL. */
 int gateway_size_parse(const char *text, size_t *bytes);
-
-/* Check what the table cannot (ranges, sizes) and fill the derived fields.
- * Returns 0 or -EINVAL with a message in @errstr. */
-int gateway_config_validate(struct gateway_config *cfg, char *errstr,
-			    size_t errstr_size);

@@ -34,6 +34,7 @@
 
 #include "cw_catalog.h"
 #include "cw_http.h"
+#include "cw_kafka.h"
 #include "cw_log.h"
 #include "cw_prom.h"
 #include "idem.h"
@@ -899,15 +900,6 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		 reason);
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac,
-		   const char *buf)
-{
-	(void)rk;
-	if (level <= 4)
-		cw_log(level <= 3 ? CW_LOG_ERROR : CW_LOG_WARN, "librdkafka",
-		       "facility=%s text=\"%s\"", fac, buf);
-}
-
 /* The prober: asks for the topic's metadata, often while Kafka is down,
  * seldom while up; the one way back to "up" after an outage. */
 static void *prober_main(void *arg)
@@ -957,65 +949,48 @@ static void *prober_main(void *arg)
 	return NULL;
 }
 
-static int set_prop(rd_kafka_conf_t *kconf, const char *key, const char *value,
-		    char *errstr, size_t errstr_size)
-{
-	char err[256];
-
-	if (rd_kafka_conf_set(kconf, key, value, err, sizeof(err)) ==
-	    RD_KAFKA_CONF_OK)
-		return 0;
-	snprintf(errstr, errstr_size, "Kafka property %s=%s: %s", key, value,
-		 err);
-	return -EINVAL;
-}
-
+/* Create the producer and its topic. On failure nothing is left behind
+ * (gw->rk and gw->rkt stay NULL). Returns 0 or -EINVAL with the reason in
+ * @errstr. */
 static int kafka_open(struct gateway *gw, char *errstr, size_t errstr_size)
 {
 	const struct gateway_config *cfg = gw->cfg;
-	rd_kafka_conf_t *kconf = rd_kafka_conf_new();
-	char timeout[32], queue[32], err[512];
+	char timeout[32], queue[32];
+	/* acks=all and no duplicates or reordering from retries; librdkafka's
+	 * queue bound sits above ours, so a full queue is our 503 before it
+	 * is librdkafka's refusal halfway through a request. */
+	const struct cw_kafka_prop defaults[] = {
+		{"enable.idempotence", "true"},
+		{"linger.ms", "5"},
+		{"message.timeout.ms", timeout},
+		{"queue.buffering.max.messages", queue},
+		{NULL, NULL},
+	};
+	rd_kafka_conf_t *kconf;
 
 	snprintf(timeout, sizeof(timeout), "%" PRId64,
 		 cfg->delivery_timeout_ms);
-	/* librdkafka's own bound sits above ours, so a full queue is our
-	 * 503 before it is librdkafka's refusal halfway through a request. */
 	snprintf(queue, sizeof(queue), "%" PRId64, cfg->max_queue + 100000);
-	if (set_prop(kconf, "bootstrap.servers", cfg->bootstrap_servers, errstr,
-		     errstr_size) ||
-	    /* acks=all and no duplicates or reordering from retries */
-	    set_prop(kconf, "enable.idempotence", "true", errstr,
-		     errstr_size) ||
-	    set_prop(kconf, "linger.ms", "5", errstr, errstr_size) ||
-	    set_prop(kconf, "message.timeout.ms", timeout, errstr,
-		     errstr_size) ||
-	    set_prop(kconf, "queue.buffering.max.messages", queue, errstr,
-		     errstr_size))
-		goto fail;
-	for (size_t i = 0; i < cfg->kafka_props.count; i++)
-		if (set_prop(kconf, cfg->kafka_props.keys[i],
-			     cfg->kafka_props.values[i], errstr, errstr_size))
-			goto fail;
+	kconf = cw_kafka_conf_new(cfg->bootstrap_servers, defaults,
+				  &cfg->kafka_props, errstr, errstr_size);
+	if (!kconf)
+		return -EINVAL;
 	rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
 	rd_kafka_conf_set_error_cb(kconf, on_error);
-	rd_kafka_conf_set_log_cb(kconf, on_log);
 	rd_kafka_conf_set_opaque(kconf, gw);
-	gw->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, err, sizeof(err));
-	if (!gw->rk) {
-		snprintf(errstr, errstr_size, "cannot create producer: %s",
-			 err);
-		goto fail;
-	}
-	/* kconf is owned by gw->rk from here on. */
+	gw->rk = cw_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);
+	if (!gw->rk)
+		return -EINVAL;
 	gw->rkt = rd_kafka_topic_new(gw->rk, cfg->topic, NULL);
 	if (!gw->rkt) {
 		snprintf(errstr, errstr_size, "topic %s: %s", cfg->topic,
 			 rd_kafka_err2str(rd_kafka_last_error()));
-		return -EINVAL;
+		goto fail_rk;
 	}
 	return 0;
-fail:
-	rd_kafka_conf_destroy(kconf);
+fail_rk:
+	rd_kafka_destroy(gw->rk);
+	gw->rk = NULL;
 	return -EINVAL;
 }
 

@@ -10,9 +10,8 @@
 
 #define OPT(field) offsetof(struct processor_config, field)
 
-const struct cw_opt processor_opts[] = {
-	{"bootstrap-servers", 'b', CW_OPT_STRING, OPT(bootstrap_servers),
-	 "localhost:9092", "HOST:PORT,...", "Kafka bootstrap servers", false},
+static const struct cw_opt processor_opts[] = {
+	CW_OPT_BOOTSTRAP_SERVERS(struct processor_config),
 	{"topic", 't', CW_OPT_STRING, OPT(topic), "cart-events", "NAME",
 	 "Topic of cart events to consume", false},
 	{"group", 'g', CW_OPT_STRING, OPT(group), "cartwatch", "ID",
@@ -92,21 +91,16 @@ const struct cw_opt processor_opts[] = {
 	 "Also accept cart events written with any writer schema (*.avsc) in "
 	 "this directory, resolved to this version's (read at start)",
 	 false},
-	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
-	 "debug, info, warn or error", false},
-	{"log-format", 0, CW_OPT_STRING, OPT(log_format), "logfmt", "FORMAT",
-	 "logfmt (key=value lines) or json (one object a line)", false},
+	CW_OPT_LOG(struct processor_config),
 	{"kafka-property", 'X', CW_OPT_KV, OPT(kafka_props), NULL, "KEY=VALUE",
 	 "librdkafka property for the consumer and producers (repeatable; the "
 	 "environment form takes a comma-separated list)",
 	 false},
 };
-const size_t processor_opts_count =
-	sizeof(processor_opts) / sizeof(processor_opts[0]);
 
-int processor_config_validate(const struct processor_config *cfg, char *errstr,
-			      size_t errstr_size)
+static int validate(void *config, char *errstr, size_t errstr_size)
 {
+	const struct processor_config *cfg = config;
 	const char *bad = NULL;
 
 	if (cfg->session_timeout_ms <= 0)
@@ -149,3 +143,12 @@ int processor_config_validate(const struct processor_config *cfg, char *errstr,
 	}
 	return 0;
 }
+
+const struct cw_daemon_spec processor_spec = {
+	"cartwatch-processor",
+	"Track cart sessions from Kafka and write abandonments, conversions "
+	"and\nper-product aggregates to PostgreSQL, exactly once.",
+	processor_opts,
+	sizeof(processor_opts) / sizeof(processor_opts[0]),
+	validate,
+};

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cw_config.h"
+#include "cw_daemon.h"
 
 struct processor_config {
 	char *bootstrap_servers;
@@ -41,10 +42,7 @@ struct processor_config {
 	struct cw_kv_list kafka_props;
 };
 
-extern const struct cw_opt processor_opts[];
-extern const size_t processor_opts_count;
-
-/* Check values the table cannot (ranges, relations). Returns 0 or -EINVAL
- * with a message in @errstr. */
-int processor_config_validate(const struct processor_config *cfg, char *errstr,
-			      size_t errstr_size);
+/* The processor's name, synopsis, option table and the checks the table
+ * cannot make (ranges, relations), for cw_daemon_init() on a struct
+ * processor_config. */
+extern const struct cw_daemon_spec processor_spec;

@@ -18,6 +18,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cw_event.h"
+#include "cw_kafka.h"
 #include "cw_log.h"
 #include "cw_schema.h"
 #include "cw_validate.h"
@@ -167,6 +168,7 @@ static void publish_metrics(struct daemon *d)
 	if (!d->metrics)
 		return;
 	s->users = s->open_carts = s->open_sessions = 0;
+	s->open_value.n = 0;
 	s->assigned_partitions = s->n_partitions = 0;
 	s->partitions_watermark_ahead = 0;
 	stuck = -1;
@@ -182,6 +184,7 @@ static void publish_metrics(struct daemon *d)
 		s->users += pt->n_users;
 		s->open_carts += pt->n_open_carts;
 		s->open_sessions += pt->n_open_sessions;
+		open_value_rows_add(&s->open_value, &pt->open_value, d->intern);
 		s->assigned_partitions++;
 		s->partitions_watermark_ahead += pt->watermark_ahead;
 		if (pt->offset_lost && stuck < 0)
@@ -253,64 +256,17 @@ static void publish_metrics(struct daemon *d)
 
 /* ---- Kafka clients ---------------------------------------------------- */
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-		   const char *buf)
-{
-	(void)rk;
-	cw_log(level <= 3   ? CW_LOG_ERROR
-	       : level <= 5 ? CW_LOG_WARN
-			    : CW_LOG_DEBUG,
-	       "librdkafka", "facility=%s detail=\"%s\"", fac, buf);
-}
-
-/* A conf with bootstrap servers and the user's -X properties. */
-static rd_kafka_conf_t *kafka_conf(const struct processor_config *cfg,
-				   char *errstr, size_t errstr_size)
-{
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-	rd_kafka_conf_set_log_cb(conf, log_cb);
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->bootstrap_servers,
-			      errstr, errstr_size) != RD_KAFKA_CONF_OK)
-		goto fail;
-	for (size_t i = 0; i < cfg->kafka_props.count; i++) {
-		if (rd_kafka_conf_set(conf, cfg->kafka_props.keys[i],
-				      cfg->kafka_props.values[i], errstr,
-				      errstr_size) != RD_KAFKA_CONF_OK)
-			goto fail;
-	}
-	return conf;
-fail:
-	rd_kafka_conf_destroy(conf);
-	return NULL;
-}
-
-/* Set a property unless the user's -X already did. */
-static int conf_default(rd_kafka_conf_t *conf,
-			const struct processor_config *cfg, const char *key,
-			const char *value, char *errstr, size_t errstr_size)
-{
-	if (cw_kv_get(&cfg->kafka_props, key))
-		return 0;
-	return rd_kafka_conf_set(conf, key, value, errstr, errstr_size) ==
-			       RD_KAFKA_CONF_OK
-		       ? 0
-		       : -EINVAL;
-}
-
-/* Check the user's Kafka properties (-X: names and values) without
- * creating a client, so that a bad one fails the start at once. Returns 0
- * or -EINVAL with librdkafka's message in @errstr. */
-static int kafka_conf_check(const struct processor_config *cfg, char *errstr,
-			    size_t errstr_size)
-{
-	rd_kafka_conf_t *conf = kafka_conf(cfg, errstr, errstr_size);
-
-	if (!conf)
-		return -EINVAL;
-	rd_kafka_conf_destroy(conf);
-	return 0;
-}
+/* The consumer's and the producer's settings that -X may change. */
+static const struct cw_kafka_prop producer_defaults[] = {
+	{"enable.idempotence", "true"},
+	{"linger.ms", "5"},
+	{NULL, NULL},
+};
+static const struct cw_kafka_prop consumer_defaults[] = {
+	{"auto.offset.reset", "earliest"},
+	{"fetch.wait.max.ms", "100"},
+	{NULL, NULL},
+};
 
 /* Client-level errors (the poll thread). When the brokers cannot be
  * reached, silence is not idleness: idle watermarks stop until a probe
@@ -783,7 +739,12 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 		return 0;
 	}
 	etime_t wall = epoch_ms();
-	r = partition_check_event(pt, &ev, wall, errstr, sizeof(errstr));
+	int refused;
+	r = partition_check_and_process(pt, &ev, m->offset, wall, errstr,
+					sizeof(errstr), &refused);
+	if (r < 0)
+		return r;
+	r = refused;
 	if (r == -ERANGE) {
 		char t[24], bound[24];
 		bool ahead = ev.event_time_ms > pt->watermark_ms;
@@ -811,11 +772,9 @@ static int handle_message(struct daemon *d, rd_kafka_message_t *m,
 		refuse(d, pt, m, &d->c.intern_full_events, errstr, NULL);
 		return 0;
 	}
-	if (r < 0) {
+	if (r < 0)
 		refuse(d, pt, m, &d->c.cart_limit_events, errstr, NULL);
-		return 0;
-	}
-	return partition_process(pt, &ev, m->offset);
+	return 0;
 }
 
 /* Pause or resume every partition of the current assignment, whatever
@@ -904,6 +863,7 @@ static void write_status(struct daemon *d, double flush_ms, bool force)
 {
 	walltime_t now = cw_mono_ms();
 	struct pg_sink_status st = {0};
+	struct open_value_rows ov = {0};
 	char parts[2048];
 	size_t n = 0;
 	int64_t lo, hi;
@@ -924,6 +884,7 @@ static void write_status(struct daemon *d, double flush_ms, bool force)
 		st.users += pt->n_users;
 		st.open_carts += pt->n_open_carts;
 		st.open_sessions += pt->n_open_sessions;
+		open_value_rows_add(&ov, &pt->open_value, d->intern);
 		if (pt->watermark_ms != ETIME_NONE &&
 		    (st.watermark_ms == PG_SINK_WATERMARK_NONE ||
 		     pt->watermark_ms < st.watermark_ms))
@@ -936,6 +897,7 @@ static void write_status(struct daemon *d, double flush_ms, bool force)
 	}
 	snprintf(parts + n, sizeof(parts) - n, "}");
 	st.partitions = parts;
+	st.open_value = &ov;
 	st.events_total = (int64_t)d->c.messages;
 	if (d->last_status && now > d->last_status)
 		st.events_per_second =
@@ -1446,8 +1408,11 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 
 	/* A bad -X property is reported at once, not after PostgreSQL
 	 * answers. */
-	if (kafka_conf_check(cfg, errstr, errstr_size) < 0)
+	if (!(conf = cw_kafka_conf_new(cfg->bootstrap_servers, NULL,
+				       &cfg->kafka_props, errstr, errstr_size)))
 		goto fail;
+	rd_kafka_conf_destroy(conf);
+	conf = NULL;
 
 	/* PostgreSQL first: without the schema there is nothing to do. */
 	d->sink = pg_sink_new(cfg->pg, cfg->topic, errstr, errstr_size);
@@ -1492,16 +1457,15 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 		goto fail;
 
 	/* Producer for abandonments and dead letters. */
-	if (!(conf = kafka_conf(cfg, errstr, errstr_size)))
-		goto fail;
-	if (conf_default(conf, cfg, "enable.idempotence", "true", errstr,
-			 errstr_size) < 0 ||
-	    conf_default(conf, cfg, "linger.ms", "5", errstr, errstr_size) < 0)
+	conf = cw_kafka_conf_new(cfg->bootstrap_servers, producer_defaults,
+				 &cfg->kafka_props, errstr, errstr_size);
+	if (!conf)
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_opaque(conf, d);
 	d->producer =
-		rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+		cw_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+	conf = NULL; /* the producer's now, or destroyed */
 	if (!d->producer)
 		goto fail;
 	d->outbox = outbox_new(d->producer, cfg->abandonment_topic,
@@ -1512,29 +1476,26 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	}
 
 	/* Consumer: offsets come from PostgreSQL, so no auto commit. */
-	if (!(conf = kafka_conf(cfg, errstr, errstr_size)))
-		goto fail;
-	if (rd_kafka_conf_set(conf, "group.id", cfg->group, errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    conf_default(conf, cfg, "auto.offset.reset", "earliest", errstr,
-			 errstr_size) < 0 ||
-	    conf_default(conf, cfg, "fetch.wait.max.ms", "100", errstr,
-			 errstr_size) < 0)
+	conf = cw_kafka_conf_new(cfg->bootstrap_servers, consumer_defaults,
+				 &cfg->kafka_props, errstr, errstr_size);
+	if (!conf ||
+	    cw_kafka_conf_set(conf, "group.id", cfg->group, errstr,
+			      errstr_size) < 0 ||
+	    cw_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+			      errstr_size) < 0 ||
+	    cw_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
+			      errstr_size) < 0 ||
+	    cw_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
+			      errstr_size) < 0)
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_opaque(conf, d);
 	d->consumer =
-		rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+		cw_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+	conf = NULL;
 	if (!d->consumer)
 		goto fail;
-	conf = NULL;
 	rd_kafka_poll_set_consumer(d->consumer);
 	topics = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(topics, cfg->topic,

@@ -227,6 +227,41 @@ static void render_metrics(struct cw_text *t, const struct metrics_snapshot *s,
 			p->id, p->next_offset);
 	}
 
+	/* Carts at risk: a currency stays once seen, so its series do not
+	 * come and go; none before the first session. */
+	if (s->open_value.n) {
+		static const struct {
+			const char *name, *help;
+		} fam[3] = {
+			{"cartwatch_open_value_sessions",
+			 "Open sessions by the currency of their latest "
+			 "event."},
+			{"cartwatch_open_value_carts",
+			 "Open sessions holding items (carts at risk), by "
+			 "currency."},
+			{"cartwatch_open_cart_value_cents",
+			 "Value of the carts at risk (open sessions holding "
+			 "items), in cents of the currency; carried-over carts "
+			 "are not in it."},
+		};
+		uint32_t n = s->open_value.n < OPEN_VALUE_ROWS
+				     ? s->open_value.n
+				     : OPEN_VALUE_ROWS;
+		for (int k = 0; k < 3; k++) {
+			cw_prom_family(t, fam[k].name, "gauge", fam[k].help);
+			for (uint32_t i = 0; i < n; i++) {
+				const struct open_value_row *r =
+					&s->open_value.row[i];
+				int64_t v = k == 0   ? r->sessions
+					    : k == 1 ? r->carts
+						     : r->value_cents;
+				cw_text_printf(
+					t, "%s{currency=\"%s\"} %" PRId64 "\n",
+					fam[k].name, r->currency, v);
+			}
+		}
+	}
+
 	cw_prom_family(
 		t, "cartwatch_consuming", "gauge",
 		"1 while the processor consumes (not paused or stopped).");

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "cw_prom.h"
+#include "open_value.h"
 
 /* Partitions exported per snapshot; assigned ones beyond this are counted
  * in assigned_partitions but get no per-partition series. */
@@ -94,6 +95,8 @@ struct metrics_snapshot {
 	uint64_t assigned_partitions;	     /* may exceed n_partitions */
 	uint64_t quarantined_partitions;     /* set aside: permanent PG error */
 	uint64_t partitions_watermark_ahead; /* held: poisoned watermark */
+	/* Carts at risk (open sessions, their carts and value) by currency. */
+	struct open_value_rows open_value;
 
 	/* Per partition: entries [0, n_partitions). */
 	uint32_t n_partitions;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * partition — per-partition container: users, timers, watermark,
- * aggregates, resume state. See partition.h; the rules are in session.c.
+ * partition — per-partition container: users, timers, watermark, resume
+ * state. See partition.h; the rules are in session.c, the ids in ids.c,
+ * the per-minute aggregates in minute_stats.c.
  */
 #include "partition.h"
 
@@ -14,206 +15,17 @@
 
 #include "cw_avro.h"
 #include "cw_validate.h"
-#include "partition_priv.h"
+#include "hash64.h"
+#include "minute_stats.h"
 #include "session.h"
 
 #define HEAP_NONE UINT32_MAX
-
-/* ---- ids ---------------------------------------------------------------- */
-
-static uint64_t mix64(uint64_t z)
-{
-	/* splitmix64's finaliser */
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t fnv1a64(uint64_t h, const void *p, size_t len)
-{
-	const unsigned char *s = p;
-	for (size_t i = 0; i < len; i++) {
-		h ^= s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-/* A UUID-shaped id from (@kind, @s, @n): FNV-1a over the bytes of @s then
- * the 8 little-endian bytes of @n, from two seeds, each finalised with
- * splitmix64; version nibble 8, RFC 4122 variant. Then, unless @time_ms is
- * ETIME_NONE (the first id scheme, still needed to link recoveries to
- * abandonments written with it), the first 48 bits are replaced by the low
- * 48 bits of @time_ms (big-endian), as in a UUIDv7: ids then sort by time
- * and PostgreSQL's primary-key indexes on them grow at their right edge
- * instead of at random pages, which stays cheap as the tables grow
- * (bench/bench-id-order.sh: 0.78x the insert time over 1.8M item rows,
- * 0.69x for the last 300k; the gap widens with the table).
- * Documented so that other tools (and the tests' oracle) can compute the
- * same ids. */
-static void derive_uuid(uint64_t seed, const char *s, size_t len, int64_t n,
-			int64_t time_ms, char out[37])
-{
-	uint8_t nb[8], bytes[16];
-	static const char hex[] = "0123456789abcdef";
-	uint64_t hi, lo;
-
-	for (int i = 0; i < 8; i++)
-		nb[i] = (uint8_t)((uint64_t)n >> (8 * i));
-	hi = mix64(
-		fnv1a64(fnv1a64(0xcbf29ce484222325ULL ^ seed, s, len), nb, 8));
-	lo = mix64(
-		fnv1a64(fnv1a64(0x84222325cbf29ce4ULL ^ seed, s, len), nb, 8));
-	for (int i = 0; i < 8; i++) {
-		bytes[i] = (uint8_t)(hi >> (56 - 8 * i));
-		bytes[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
-	}
-	bytes[6] = (uint8_t)((bytes[6] & 0x0f) | 0x80);
-	bytes[8] = (uint8_t)((bytes[8] & 0x3f) | 0x80);
-	if (time_ms != ETIME_NONE)
-		for (int i = 0; i < 6; i++)
-			bytes[i] = (uint8_t)((uint64_t)time_ms >> (40 - 8 * i));
-	for (int i = 0, o = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		out[o++] = hex[bytes[i] >> 4];
-		out[o++] = hex[bytes[i] & 15];
-	}
-	out[36] = '\0';
-}
-
-#define SEED_ABANDONMENT 0x61ULL /* 'a' */
-#define SEED_CONVERSION	 0x63ULL /* 'c' */
-
-void partition_abandonment_id(const char *user_id, size_t user_id_len,
-			      etime_t session_start_ms, char out[37])
-{
-	derive_uuid(SEED_ABANDONMENT, user_id, user_id_len, session_start_ms,
-		    session_start_ms, out);
-}
-
-void partition_abandonment_id_v1(const char *user_id, size_t user_id_len,
-				 etime_t session_start_ms, char out[37])
-{
-	derive_uuid(SEED_ABANDONMENT, user_id, user_id_len, session_start_ms,
-		    ETIME_NONE, out);
-}
-
-/* Declared in session.c's scope: conversion ids from the checkout offset,
- * time-ordered by the checkout time. */
-void partition_conversion_id(const char *user_id, size_t len, int64_t offset,
-			     etime_t checkout_ms, char out[37]);
-void partition_conversion_id(const char *user_id, size_t len, int64_t offset,
-			     etime_t checkout_ms, char out[37])
-{
-	derive_uuid(SEED_CONVERSION, user_id, len, offset, checkout_ms, out);
-}
-
-/* ---- aggregates --------------------------------------------------------- */
-
-struct stat_entry {
-	etime_t bucket_ms;
-	uint32_t product;
-	uint32_t reason; /* 0: product counters; else reason id + 1 */
-	int64_t v[STAT_FIELDS];
-};
-
-struct stats_map {
-	struct stat_entry *e;
-	uint32_t n_slots; /* power of two; e[i].product == 0 means empty */
-	uint32_t n;
-};
-
-static int stats_grow(struct stats_map *m)
-{
-	uint32_t n = m->n_slots ? m->n_slots * 2 : 256;
-	struct stat_entry *e = calloc(n, sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < m->n_slots; i++) {
-		struct stat_entry *o = &m->e[i];
-		if (!o->product)
-			continue;
-		uint32_t j = (uint32_t)mix64((uint64_t)o->bucket_ms ^
-					     ((uint64_t)o->product << 32) ^
-					     o->reason) &
-			     (n - 1);
-		while (e[j].product)
-			j = (j + 1) & (n - 1);
-		e[j] = *o;
-	}
-	free(m->e);
-	m->e = e;
-	m->n_slots = n;
-	return 0;
-}
-
-static struct stat_entry *stats_get(struct stats_map *m, etime_t bucket,
-				    uint32_t product, uint32_t reason)
-{
-	if ((m->n + 1) * 4 > m->n_slots * 3 && stats_grow(m) < 0)
-		return NULL;
-	uint32_t j = (uint32_t)mix64((uint64_t)bucket ^
-				     ((uint64_t)product << 32) ^ reason) &
-		     (m->n_slots - 1);
-	while (m->e[j].product) {
-		struct stat_entry *s = &m->e[j];
-		if (s->bucket_ms == bucket && s->product == product &&
-		    s->reason == reason)
-			return s;
-		j = (j + 1) & (m->n_slots - 1);
-	}
-	m->e[j].bucket_ms = bucket;
-	m->e[j].product = product;
-	m->e[j].reason = reason;
-	m->n++;
-	return &m->e[j];
-}
-
-static etime_t minute_of(etime_t t)
-{
-	etime_t m = t / 60000 * 60000;
-	return m > t ? m - 60000 : m; /* floor for times before 1970 */
-}
-
-/* Add a non-negative @x, saturating: a minute's sums are bounded, never
- * wrapped, however many maximal events a bot sends (the sink saturates
- * the same way when it adds them to the stored rows). */
-static void stat_sum(int64_t *sum, int64_t x)
-{
-	if (__builtin_add_overflow(*sum, x, sum))
-		*sum = INT64_MAX;
-}
-
-int partition_stat_add(struct partition *pt, etime_t at_ms, uint32_t product,
-		       enum stat_field qf, int64_t qty, int vf, int64_t value)
-{
-	struct stat_entry *s =
-		stats_get(pt->stats, minute_of(at_ms), product, 0);
-	if (!s)
-		return -ENOMEM;
-	stat_sum(&s->v[qf], qty);
-	if (vf >= 0)
-		stat_sum(&s->v[vf], value);
-	return 0;
-}
-
-int partition_reason_add(struct partition *pt, etime_t at_ms, uint32_t product,
-			 uint32_t reason, int64_t qty)
-{
-	struct stat_entry *s =
-		stats_get(pt->stats, minute_of(at_ms), product, reason + 1);
-	if (!s)
-		return -ENOMEM;
-	stat_sum(&s->v[0], qty);
-	return 0;
-}
 
 /* ---- users: hash table -------------------------------------------------- */
 
 static uint64_t user_hash(const char *id, size_t len)
 {
-	return mix64(fnv1a64(0xcbf29ce484222325ULL, id, len));
+	return hash64_mix(hash64_fnv1a(HASH64_FNV_OFFSET, id, len));
 }
 
 static int users_grow(struct partition *pt)
@@ -295,16 +107,20 @@ static void user_free(struct user *u)
 	free(u);
 }
 
-/* Find or create the user @id. NULL on ENOMEM. A user retired earlier in
- * this flush interval (USER_DEAD) comes back to life with no state. */
-static struct user *users_get(struct partition *pt, const char *id, size_t len)
+/* Find or create the user @id, whose slot users_slot() gave as @j on the
+ * table as it is now (growing the table finds it again). NULL on ENOMEM.
+ * A user retired earlier in this flush interval (USER_DEAD) comes back to
+ * life with no state. */
+static inline struct user *users_get_at(struct partition *pt, uint32_t j,
+					const char *id, size_t len)
 {
-	uint32_t j;
 	struct user *u;
 
-	if ((pt->n_users + 1) * 10 > pt->n_slots * 7 && users_grow(pt) < 0)
-		return NULL;
-	j = users_slot(pt, id, len);
+	if ((pt->n_users + 1) * 10 > pt->n_slots * 7) {
+		if (users_grow(pt) < 0)
+			return NULL;
+		j = users_slot(pt, id, len);
+	}
 	u = pt->slots[j];
 	if (u) {
 		u->flags &= (uint8_t)~USER_DEAD;
@@ -318,6 +134,23 @@ static struct user *users_get(struct partition *pt, const char *id, size_t len)
 	return u;
 }
 
+/* The user @id (live, dead or absent: NULL) and its slot in *@j. The
+ * table always has slots (partition_new() grows it). */
+static struct user *users_find(const struct partition *pt, const char *id,
+			       size_t len, uint32_t *j)
+{
+	*j = users_slot(pt, id, len);
+	return pt->slots[*j];
+}
+
+/* Find or create the user @id (users_get_at(), growing the table first).
+ * NULL on ENOMEM. */
+static struct user *users_get(struct partition *pt, const char *id, size_t len)
+{
+	if ((pt->n_users + 1) * 10 > pt->n_slots * 7 && users_grow(pt) < 0)
+		return NULL;
+	return users_get_at(pt, users_slot(pt, id, len), id, len);
+}
 struct user *partition_find_user(struct partition *pt, const char *user_id)
 {
 	size_t len = strlen(user_id);
@@ -383,7 +216,8 @@ static void heap_remove(struct partition *pt, struct user *u)
 	heap_down(pt, last->heap_idx);
 }
 
-int partition_mark_dirty(struct partition *pt, struct user *u)
+/* Record that @u's resume state changed. Returns 0 or -ENOMEM. */
+static inline int partition_mark_dirty(struct partition *pt, struct user *u)
 {
 	if (u->flags & USER_DIRTY)
 		return 0;
@@ -400,7 +234,10 @@ int partition_mark_dirty(struct partition *pt, struct user *u)
 	return 0;
 }
 
-int partition_reschedule(struct partition *pt, struct user *u)
+/* (Re)schedule @u at its session_next_deadline(), or retire it (USER_DEAD,
+ * removed from the heap, deleted at the next flush) when it has none.
+ * Returns 0 or -ENOMEM. */
+static int partition_reschedule(struct partition *pt, struct user *u)
 {
 	etime_t d = session_next_deadline(pt, u);
 
@@ -448,10 +285,9 @@ struct partition *partition_new(int32_t id, const struct session_params *params,
 	pt->next_offset = -1;
 	pt->watermark_ms = ETIME_NONE;
 	pt->max_event_ms = ETIME_NONE;
-	pt->stats = calloc(1, sizeof(*pt->stats));
+	pt->stats = minute_stats_new();
 	pt->batch = batch_new(id);
-	if (!pt->stats || !pt->batch || users_grow(pt) < 0 ||
-	    stats_grow(pt->stats) < 0) {
+	if (!pt->stats || !pt->batch || users_grow(pt) < 0) {
 		partition_destroy(pt);
 		return NULL;
 	}
@@ -468,9 +304,7 @@ void partition_destroy(struct partition *pt)
 	free(pt->slots);
 	free(pt->heap);
 	free(pt->dirty);
-	if (pt->stats)
-		free(pt->stats->e);
-	free(pt->stats);
+	minute_stats_destroy(pt->stats);
 	batch_destroy(pt->batch);
 	batch_destroy(pt->sealed);
 	batch_destroy(pt->spare);
@@ -480,14 +314,34 @@ void partition_destroy(struct partition *pt)
 /* ---- processing ------------------------------------------------------------
  */
 
+/* Count @u's open session, if any, into (@sign 1) or out of (-1) the
+ * partition's carts at risk. Called around every change to a session, so
+ * what is counted out is what was counted in. */
+static void user_at_risk(struct partition *pt, const struct user *u, int sign)
+{
+	int32_t items;
+	int64_t value = 0;
+
+	if (!(u->flags & USER_SESSION_OPEN))
+		return;
+	if (u->cart.n)
+		cart_totals(&u->cart, &items, &value);
+	open_value_add(&pt->open_value, u->currency, sign, u->cart.n > 0,
+		       value);
+}
+
 static int fire_timers(struct partition *pt)
 {
 	int r;
 	while (pt->heap_len && pt->heap[0]->deadline_ms <= pt->watermark_ms) {
 		struct user *u = pt->heap[0];
 		etime_t before = u->deadline_ms;
-		if ((r = session_on_timer(pt, u)) < 0)
+		user_at_risk(pt, u, -1);
+		if ((r = session_on_timer(pt, u)) < 0 ||
+		    (r = partition_mark_dirty(pt, u)) < 0 ||
+		    (r = partition_reschedule(pt, u)) < 0)
 			return r;
+		user_at_risk(pt, u, 1);
 		/* session_on_timer always moves the deadline past the
 		 * watermark or retires the user; guard against a loop. */
 		if (u->heap_idx == 0 && u->deadline_ms == before)
@@ -503,7 +357,7 @@ static uint32_t event_id_hash(struct cw_str id)
 
 	if (!id.ptr || !id.len)
 		return 0;
-	h = mix64(fnv1a64(0xcbf29ce484222325ULL, id.ptr, id.len));
+	h = hash64_mix(hash64_fnv1a(HASH64_FNV_OFFSET, id.ptr, id.len));
 	return (uint32_t)(h ^ (h >> 32)) | 1;
 }
 
@@ -536,8 +390,11 @@ etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms)
 	return base + pt->params->max_ahead_ms;
 }
 
-int partition_check_event(const struct partition *pt, const struct cw_event *ev,
-			  etime_t wall_ms, char *why, size_t why_size)
+/* partition_check_event() for @u, the event's user as it is now (NULL:
+ * none). */
+static int check_event(const struct partition *pt, const struct user *u,
+		       const struct cw_event *ev, etime_t wall_ms, char *why,
+		       size_t why_size)
 {
 	const struct session_params *sp = pt->params;
 	etime_t t = ev->event_time_ms,
@@ -577,10 +434,6 @@ int partition_check_event(const struct partition *pt, const struct cw_event *ev,
 			 sp->max_interned);
 		return -ENOSPC;
 	}
-	const struct user *u =
-		pt->n_slots ? pt->slots[users_slot(pt, ev->user_id.ptr,
-						   ev->user_id.len)]
-			    : NULL;
 	if (!u)
 		return 0; /* no state: an empty cart, nothing seen */
 	uint32_t h = event_id_hash(ev->event_id);
@@ -630,6 +483,7 @@ int64_t partition_repair_watermark(struct partition *pt, etime_t wall_ms)
 		if (!u || (u->flags & USER_DEAD) || u->last_event_ms <= bound)
 			continue;
 		/* Its state is gone; the next flush deletes it. */
+		user_at_risk(pt, u, -1);
 		if (u->flags & USER_SESSION_OPEN)
 			pt->n_open_sessions--;
 		if (u->cart.n)
@@ -657,27 +511,65 @@ int partition_advance_watermark(struct partition *pt, etime_t watermark_ms)
 	return fire_timers(pt);
 }
 
-int partition_process(struct partition *pt, const struct cw_event *ev,
-		      int64_t offset)
+/* partition_process() for @u, the event's user (found or created). */
+static inline int process_event(struct partition *pt, struct user *u,
+				const struct cw_event *ev, int64_t offset)
 {
-	struct user *u;
 	int r;
 
 	if (ev->event_time_ms < pt->watermark_ms)
 		pt->counters.late_events++;
 	if ((unsigned)ev->type < CW_EVENT_TYPE_COUNT)
 		pt->counters.events[ev->type]++;
-	u = users_get(pt, ev->user_id.ptr, ev->user_id.len);
-	if (!u)
-		return -ENOMEM;
-	if ((r = session_on_event(pt, u, ev, offset)) < 0)
+	user_at_risk(pt, u, -1);
+	if ((r = session_on_event(pt, u, ev, offset)) < 0 ||
+	    (r = partition_mark_dirty(pt, u)) < 0 ||
+	    (r = partition_reschedule(pt, u)) < 0)
 		return r;
+	user_at_risk(pt, u, 1);
 	user_note_event_id(u, ev);
 	pt->next_offset = offset + 1;
 	if (ev->event_time_ms > pt->max_event_ms)
 		pt->max_event_ms = ev->event_time_ms;
 	return partition_advance_watermark(
 		pt, ev->event_time_ms - pt->params->allowed_lateness_ms);
+}
+
+int partition_check_event(const struct partition *pt, const struct cw_event *ev,
+			  etime_t wall_ms, char *why, size_t why_size)
+{
+	uint32_t j;
+	const struct user *u =
+		users_find(pt, ev->user_id.ptr, ev->user_id.len, &j);
+
+	return check_event(pt, u, ev, wall_ms, why, why_size);
+}
+
+int partition_process(struct partition *pt, const struct cw_event *ev,
+		      int64_t offset)
+{
+	struct user *u = users_get(pt, ev->user_id.ptr, ev->user_id.len);
+
+	if (!u)
+		return -ENOMEM;
+	return process_event(pt, u, ev, offset);
+}
+
+int partition_check_and_process(struct partition *pt, const struct cw_event *ev,
+				int64_t offset, etime_t wall_ms, char *why,
+				size_t why_size, int *refused)
+{
+	uint32_t j;
+	struct user *u = users_find(pt, ev->user_id.ptr, ev->user_id.len, &j);
+
+	*refused = check_event(pt, u, ev, wall_ms, why, why_size);
+	if (*refused < 0)
+		return 0;
+	/* The slot found for the check serves the insert: one probe. */
+	u = users_get_at(pt, j, ev->user_id.ptr, ev->user_id.len);
+	if (!u)
+		return -ENOMEM;
+	return process_event(pt, u, ev, offset);
 }
 
 void partition_note_message(struct partition *pt, walltime_t now)
@@ -805,6 +697,7 @@ static void dirty_forget(struct partition *pt, struct user *u)
 /* Take @u's session and cart out of the partition's counters. */
 static void user_uncount(struct partition *pt, const struct user *u)
 {
+	user_at_risk(pt, u, -1);
 	if (u->flags & USER_SESSION_OPEN)
 		pt->n_open_sessions--;
 	if (u->cart.n)
@@ -919,6 +812,7 @@ int partition_restore_user(struct partition *pt, const char *user_id,
 		goto bad;
 	/* Keep USER_DIRTY (the user may be in the dirty list already). */
 	u->flags = (uint8_t)((u->flags & USER_DIRTY) | flags);
+	user_at_risk(pt, u, 1);
 	if (u->flags & USER_SESSION_OPEN)
 		pt->n_open_sessions++;
 	if (u->cart.n)
@@ -989,7 +883,6 @@ static bool state_needs_snapshot(const struct partition *pt, size_t delta)
 int partition_prepare_flush(struct partition *pt)
 {
 	struct batch *b = pt->batch;
-	struct stats_map *m = pt->stats;
 	int r;
 
 	if (pt->sealed)
@@ -997,44 +890,8 @@ int partition_prepare_flush(struct partition *pt)
 	if (!pt->spare && !(pt->spare = batch_new(pt->id)))
 		return -ENOMEM;
 
-	for (uint32_t i = 0; i < m->n_slots && m->n; i++) {
-		struct stat_entry *s = &m->e[i];
-		if (!s->product)
-			continue;
-		const char *pid = intern_str(pt->intern, s->product);
-		if (s->reason == 0) {
-			struct batch_product_stat *ps =
-				batch_add_product_stat(b);
-			if (!ps)
-				return -ENOMEM;
-			*ps = (struct batch_product_stat){
-				.bucket_ms = s->bucket_ms,
-				.product_id = pid,
-				.added_qty = s->v[STAT_ADDED_QTY],
-				.removed_qty = s->v[STAT_REMOVED_QTY],
-				.purchased_qty = s->v[STAT_PURCHASED_QTY],
-				.purchased_value_cents =
-					s->v[STAT_PURCHASED_VALUE],
-				.abandoned_qty = s->v[STAT_ABANDONED_QTY],
-				.abandoned_value_cents =
-					s->v[STAT_ABANDONED_VALUE],
-			};
-		} else {
-			struct batch_reason_stat *rs = batch_add_reason_stat(b);
-			const char *reason =
-				intern_str(pt->intern, s->reason - 1);
-			if (!rs)
-				return -ENOMEM;
-			*rs = (struct batch_reason_stat){
-				.bucket_ms = s->bucket_ms,
-				.product_id = pid,
-				.reason = reason ? reason : "unspecified",
-				.removed_qty = s->v[0],
-			};
-		}
-		memset(s, 0, sizeof(*s));
-		m->n--;
-	}
+	if ((r = minute_stats_drain(pt->stats, b, pt->intern)) < 0)
+		return r;
 
 	/* The delta: every changed user, a deletion for the dead ones. */
 	for (uint32_t i = 0; i < pt->n_dirty; i++) {

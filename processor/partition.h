@@ -11,7 +11,9 @@
  * partitions except the read-mostly intern table.
  *
  * The session rules themselves live in session.c; this module is the
- * container and the bookkeeping. Single-threaded: the poll thread.
+ * container and the bookkeeping, and calls them: partition → session →
+ * ids, minute_stats → batch, never back up. Single-threaded: the poll
+ * thread.
  */
 #pragma once
 
@@ -21,7 +23,9 @@
 #include "batch.h"
 #include "cart.h"
 #include "cw_event.h"
+#include "ids.h"
 #include "intern.h"
+#include "open_value.h"
 
 /* Event time (ms since the epoch, from the events) and wall time are kept
  * apart by name: every event-time variable ends in _ms and is an etime_t,
@@ -52,9 +56,8 @@ enum user_flags {
 	USER_RECOVERABLE = 1 << 1, /* latest abandonment not yet recovered */
 	USER_DIRTY = 1 << 2,	   /* resume state changed since last flush */
 	USER_DEAD = 1 << 3,	   /* no state left; deleted at next flush */
-	USER_LEGACY_ID =
-		1 << 4, /* the latest abandonment has an id of the
-			 * first scheme (partition_abandonment_id_v1) */
+	USER_LEGACY_ID = 1 << 4,   /* the latest abandonment has an id of the
+				    * first scheme (ids_abandonment_v1) */
 };
 
 /* Event ids remembered per user to drop duplicates (a client's or a
@@ -126,6 +129,9 @@ struct partition {
 	uint32_t n_users;
 	uint32_t n_open_sessions;
 	uint32_t n_open_carts;
+	/* Open sessions, their carts and value by currency (carts at risk),
+	 * kept by partition.c around every session change. */
+	struct open_value open_value;
 
 	/* Timer heap of users ordered by deadline_ms. */
 	struct user **heap;
@@ -146,11 +152,11 @@ struct partition {
 	uint64_t state_enc_bytes;
 	uint64_t state_enc_count;
 
-	struct stats_map *stats; /* per-minute aggregates since last flush */
-	struct batch *batch;	 /* outputs being collected */
-	struct batch *sealed;	 /* prepared, being flushed (or retried);
-				  * NULL when no flush is pending */
-	struct batch *spare;	 /* a committed batch kept for reuse */
+	struct minute_stats *stats; /* per-minute aggregates since last flush */
+	struct batch *batch;	    /* outputs being collected */
+	struct batch *sealed;	    /* prepared, being flushed (or retried);
+				     * NULL when no flush is pending */
+	struct batch *spare;	    /* a committed batch kept for reuse */
 
 	struct partition_counters counters;
 };
@@ -193,6 +199,16 @@ int partition_process(struct partition *pt, const struct cw_event *ev,
  * be applied. Never allocates; can't fail otherwise. */
 int partition_check_event(const struct partition *pt, const struct cw_event *ev,
 			  etime_t wall_ms, char *why, size_t why_size);
+
+/* partition_check_event() and, when it passes, partition_process(), with
+ * one user lookup instead of two (the daemon's path for every record).
+ * *@refused receives the check's result: 0 when the event was applied,
+ * else its code (-ERANGE, -E2BIG, -EOVERFLOW, -ENOSPC, -EALREADY; nothing
+ * changed, @why says why). Returns 0 (applied or refused) or
+ * partition_process()'s error (the partition is then unusable). */
+int partition_check_and_process(struct partition *pt, const struct cw_event *ev,
+				int64_t offset, etime_t wall_ms, char *why,
+				size_t why_size, int *refused);
 
 /* The latest event time the partition will accept now (see
  * partition_check_event()). Can't fail. */
@@ -267,16 +283,21 @@ struct user *partition_find_user(struct partition *pt, const char *user_id);
  * heap (for the memory benchmark). */
 size_t partition_memory(const struct partition *pt);
 
-/* Deterministic abandonment id: a UUID (version 8 layout) derived from the
- * user id and the session start, so a replay produces the same id. Its
- * first 48 bits are the session start (ms), so ids sort by time (see
- * derive_uuid() in partition.c for the exact derivation).
- * @out receives 36 characters and a NUL. Can't fail. */
-void partition_abandonment_id(const char *user_id, size_t user_id_len,
-			      etime_t session_start_ms, char out[37]);
+/* The abandonment id of a user's session (ids_abandonment()), under the
+ * name the tests know it by. Can't fail. */
+static inline void partition_abandonment_id(const char *user_id,
+					    size_t user_id_len,
+					    etime_t session_start_ms,
+					    char out[37])
+{
+	ids_abandonment(user_id, user_id_len, session_start_ms, out);
+}
 
-/* The same id as computed before ids were time-ordered (resume state
- * version 1): all 128 bits from the hash. Only to link a recovery to an
- * abandonment written then. Can't fail. */
-void partition_abandonment_id_v1(const char *user_id, size_t user_id_len,
-				 etime_t session_start_ms, char out[37]);
+/* The first scheme's abandonment id (ids_abandonment_v1()). Can't fail. */
+static inline void partition_abandonment_id_v1(const char *user_id,
+					       size_t user_id_len,
+					       etime_t session_start_ms,
+					       char out[37])
+{
+	ids_abandonment_v1(user_id, user_id_len, session_start_ms, out);
+}

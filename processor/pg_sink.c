@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * pg_sink — exactly-once writes into PostgreSQL. See pg_sink.h.
+ * pg_sink — exactly-once writes into PostgreSQL. See pg_sink.h. This file
+ * owns the sink (connection, errors, status) and the flush transaction;
+ * the COPY field encoders are in pg_copy.c, the buffer in pg_buf.c, the
+ * claims and resume-state reads in pg_restore.c.
  *
  * A flush is: BEGIN; one UPDATE fencing and advancing all partitions; a
  * binary COPY straight into each append-only table (abandonments, outbox
@@ -14,6 +17,7 @@
  * partitions.
  */
 #include "pg_sink.h"
+#include "pg_sink_priv.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -31,70 +35,11 @@
 #include "cw_log.h"
 #include "migrate.h"
 #include "pack.h"
+#include "pg_buf.h"
+#include "pg_copy.h"
 
 /* COPY data is sent to the server in chunks of about this size. */
 #define COPY_CHUNK (256 * 1024)
-
-/* A growable byte buffer; a failed allocation sets oom and drops writes,
- * checked once before the buffer is used. */
-struct sink_buf {
-	char *p;
-	size_t len;
-	size_t cap;
-	bool oom;
-};
-
-/* One partition's batch in a flush: enough to recognise it again. */
-struct sink_part {
-	int32_t partition;
-	int64_t generation;
-	int64_t next_offset;
-	bool committed; /* in ps->doubt: known to have landed */
-};
-
-struct pg_sink {
-	char *conninfo; /* NULL: libpq environment */
-	char *topic;
-	char *delete_chunks_head; /* delete_chunks_*_sql, topic filled in */
-	char *delete_chunks_tail;
-	PGconn *conn;
-	bool staged; /* the TEMP staging tables exist on this connection */
-	/* cw_partitions.watermark_checked of the latest claim. */
-	bool watermark_checked;
-
-	/* Flush tokens (cw_partitions.last_flush): random start, +1 per
-	 * flush, so two sinks never share one. */
-	int64_t next_token;
-	bool in_doubt; /* a COMMIT was sent but its answer lost */
-	int64_t in_doubt_token;
-	/* The batches of the in-doubt flush (in_doubt), or, once it was
-	 * found committed, the ones the caller has not been told about yet
-	 * (in_doubt false, n_doubt > 0). */
-	struct sink_part *doubt;
-	size_t n_doubt, cap_doubt;
-	/* What this sink last committed per partition: a flush of the same
-	 * generation must find exactly this offset stored (rewind check). */
-	struct sink_part *last;
-	size_t n_last, cap_last;
-	/* Subsets of a flush's batches (skipping committed ones, isolating
-	 * a permanent error), reused. */
-	struct batch **subset;
-	size_t cap_subset;
-
-	/* The last error, classified (pg_sink_last_errclass()). */
-	enum pg_sink_errclass errclass;
-	char sqlstate[6];
-	char primary[160]; /* first line of the server's or libpq's message */
-
-	struct sink_buf copy; /* COPY rows, reused */
-	struct sink_buf sql;  /* per-flush statement text, reused */
-	struct pack_buf pack; /* one outbox chunk, reused */
-	/* Pointers to the flush's product or reason increments, sorted to
-	 * be summed across partitions before they are sent (reused). */
-	const void **sorted;
-	size_t cap_sorted;
-	char err[1024];
-};
 
 /* ---- small helpers --------------------------------------------------- */
 
@@ -114,8 +59,8 @@ static void sink_set_primary(struct pg_sink *ps, const char *msg)
 	ps->primary[len] = '\0';
 }
 
-__attribute__((format(printf, 2, 3))) static void
-sink_set_err(struct pg_sink *ps, const char *fmt, ...)
+/* See pg_sink_priv.h. */
+void pg_sink_set_err(struct pg_sink *ps, const char *fmt, ...)
 {
 	va_list ap;
 	size_t len;
@@ -126,7 +71,7 @@ sink_set_err(struct pg_sink *ps, const char *fmt, ...)
 	len = strlen(ps->err);
 	while (len && ps->err[len - 1] == '\n')
 		ps->err[--len] = '\0';
-	/* Not from the server unless sink_fail() says otherwise. */
+	/* Not from the server unless pg_sink_fail() says otherwise. */
 	ps->errclass = PG_SINK_ERR_TRANSIENT;
 	ps->sqlstate[0] = '\0';
 	sink_set_primary(ps, ps->err);
@@ -140,17 +85,8 @@ static void sink_set_unreachable(struct pg_sink *ps, const char *msg)
 	sink_set_primary(ps, msg);
 }
 
-/* Record why @what failed (from @res if it has a message, else from the
- * connection), classify it and map it to an errno code:
- *   -ENOTCONN  connection lost, or the server shutting down (08xxx, 57P0x):
- *              back off;
- *   -EAGAIN    serialization failure or deadlock (40001, 40P01): retry now;
- *   -EBADMSG   the data cannot be written (22xxx data exceptions, 23xxx
- *              integrity violations): permanent, retrying fails again;
- *   -EIO       anything else, taken as transient: insufficient resources
- *              (53xxx, e.g. disk full), a privilege revoked (42501), ...
- *              An operator fixes those; back off and retry. */
-static int sink_fail(struct pg_sink *ps, const PGresult *res, const char *what)
+/* See pg_sink_priv.h. */
+int pg_sink_fail(struct pg_sink *ps, const PGresult *res, const char *what)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : "";
 	const char *state =
@@ -160,7 +96,7 @@ static int sink_fail(struct pg_sink *ps, const PGresult *res, const char *what)
 
 	if (!msg[0])
 		msg = PQerrorMessage(ps->conn);
-	sink_set_err(ps, "%s: %s", what, msg);
+	pg_sink_set_err(ps, "%s: %s", what, msg);
 	sink_set_primary(ps, primary ? primary : msg);
 	if (state)
 		snprintf(ps->sqlstate, sizeof(ps->sqlstate), "%s", state);
@@ -192,7 +128,7 @@ static int sink_exec(struct pg_sink *ps, const char *sql, const char *what)
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
 	    PQresultStatus(res) != PGRES_TUPLES_OK)
-		r = sink_fail(ps, res, what);
+		r = pg_sink_fail(ps, res, what);
 	PQclear(res);
 	return r;
 }
@@ -205,156 +141,19 @@ static void sink_rollback(struct pg_sink *ps)
 		PQclear(PQexec(ps->conn, "ROLLBACK"));
 }
 
-static void buf_reserve(struct sink_buf *b, size_t more)
-{
-	size_t cap;
-	char *p;
-
-	if (b->oom || b->len + more <= b->cap)
-		return;
-	cap = b->cap ? b->cap : 4096;
-	while (cap < b->len + more)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p) {
-		b->oom = true;
-		return;
-	}
-	b->p = p;
-	b->cap = cap;
-}
-
-static void buf_put(struct sink_buf *b, const void *p, size_t len)
-{
-	buf_reserve(b, len);
-	if (b->oom)
-		return;
-	memcpy(b->p + b->len, p, len);
-	b->len += len;
-}
-
-static void buf_putc(struct sink_buf *b, char c)
-{
-	buf_reserve(b, 1);
-	if (!b->oom)
-		b->p[b->len++] = c;
-}
-
-static void buf_puts(struct sink_buf *b, const char *s)
-{
-	buf_put(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void
-buf_printf(struct sink_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = true;
-		return;
-	}
-	buf_reserve(b, (size_t)n + 1);
-	if (b->oom)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-static void buf_clear(struct sink_buf *b)
-{
-	b->len = 0;
-	b->oom = false;
-}
-
-/* NUL-terminate and return the text (NULL after an allocation failure). */
-static const char *buf_cstr(struct sink_buf *b)
-{
-	buf_putc(b, '\0');
-	if (b->oom)
-		return NULL;
-	b->len--;
-	return b->p;
-}
-
-/* ---- COPY text format ------------------------------------------------ */
-
-/* Each field writer appends the field and then @end: '\t' between fields,
- * '\n' after the last one of a row. */
-static void copy_i64(struct sink_buf *b, int64_t v, char end)
-{
-	/* The same text as "%" PRId64, written by hand: snprintf here was
-	 * ~22% of the processor's instructions (bench/README.md). The
-	 * magnitude is taken in unsigned arithmetic so INT64_MIN works. */
-	char tmp[24], *p = tmp + sizeof(tmp);
-	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-
-	*--p = end;
-	do {
-		*--p = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		*--p = '-';
-	buf_put(b, p, (size_t)(tmp + sizeof(tmp) - p));
-}
-
-/* A text field: NULL is \N; backslash and the three characters that would
- * end the field or row are escaped (COPY text format rules). */
-static void copy_text(struct sink_buf *b, const char *s, char end)
-{
-	const char *run;
-
-	if (!s) {
-		buf_put(b, "\\N", 2);
-		buf_putc(b, end);
-		return;
-	}
-	run = s;
-	for (; *s; s++) {
-		const char *esc;
-
-		switch (*s) {
-		case '\\':
-			esc = "\\\\";
-			break;
-		case '\t':
-			esc = "\\t";
-			break;
-		case '\n':
-			esc = "\\n";
-			break;
-		case '\r':
-			esc = "\\r";
-			break;
-		default:
-			continue;
-		}
-		buf_put(b, run, (size_t)(s - run));
-		buf_put(b, esc, 2);
-		run = s + 1;
-	}
-	buf_put(b, run, (size_t)(s - run));
-	buf_putc(b, end);
-}
+/* ---- COPY ------------------------------------------------------------- */
 
 /* Send what ps->copy holds to the COPY in progress. */
 static int copy_send(struct pg_sink *ps)
 {
 	if (ps->copy.oom) {
-		sink_set_err(ps, "out of memory building COPY data");
+		pg_sink_set_err(ps, "out of memory building COPY data");
 		return -ENOMEM;
 	}
 	if (ps->copy.len &&
 	    PQputCopyData(ps->conn, ps->copy.p, (int)ps->copy.len) != 1)
-		return sink_fail(ps, NULL, "sending COPY data");
-	buf_clear(&ps->copy);
+		return pg_sink_fail(ps, NULL, "sending COPY data");
+	pg_buf_clear(&ps->copy);
 	return 0;
 }
 
@@ -364,9 +163,9 @@ static int copy_begin(struct pg_sink *ps, const char *sql)
 	int r = 0;
 
 	if (PQresultStatus(res) != PGRES_COPY_IN)
-		r = sink_fail(ps, res, sql);
+		r = pg_sink_fail(ps, res, sql);
 	PQclear(res);
-	buf_clear(&ps->copy);
+	pg_buf_clear(&ps->copy);
 	return r;
 }
 
@@ -386,10 +185,10 @@ static int copy_end(struct pg_sink *ps, int r, const char *what)
 		r = copy_send(ps);
 	if (PQputCopyEnd(ps->conn, r < 0 ? "client error" : NULL) != 1 &&
 	    r == 0)
-		r = sink_fail(ps, NULL, what);
+		r = pg_sink_fail(ps, NULL, what);
 	while ((res = PQgetResult(ps->conn))) {
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && r == 0)
-			r = sink_fail(ps, res, what);
+			r = pg_sink_fail(ps, res, what);
 		PQclear(res);
 	}
 	return r;
@@ -400,129 +199,36 @@ static int copy_end(struct pg_sink *ps, int r, const char *what)
 /* The tables that only ever get new rows (abandonments, items,
  * conversions, outbox chunks) are written with a binary COPY straight into
  * the table: no staging table, no INSERT ... SELECT, no text parsing of
- * timestamps on the server. Per row: the field count (int16), then per
- * field its length (int32, -1 for NULL) and its bytes in the type's binary
- * send format, all big-endian. */
-
-/* PostgreSQL's timestamp epoch (2000-01-01) in Unix ms. */
-#define PG_EPOCH_MS INT64_C(946684800000)
-
-static void bin_be(struct sink_buf *b, uint64_t v, int bytes)
-{
-	uint8_t tmp[8];
-
-	for (int i = 0; i < bytes; i++)
-		tmp[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-	buf_put(b, tmp, (size_t)bytes);
-}
-
-static void bin_row(struct sink_buf *b, int fields)
-{
-	bin_be(b, (uint64_t)fields, 2);
-}
-
-static void bin_null(struct sink_buf *b)
-{
-	bin_be(b, UINT32_MAX, 4);
-}
-
-static void bin_i32(struct sink_buf *b, int32_t v)
-{
-	bin_be(b, 4, 4);
-	bin_be(b, (uint32_t)v, 4);
-}
-
-static void bin_i64(struct sink_buf *b, int64_t v)
-{
-	bin_be(b, 8, 4);
-	bin_be(b, (uint64_t)v, 8);
-}
-
-/* timestamptz: microseconds since 2000-01-01 UTC. */
-static void bin_ts(struct sink_buf *b, int64_t unix_ms)
-{
-	bin_i64(b, (unix_ms - PG_EPOCH_MS) * 1000);
-}
-
-static void bin_bytes(struct sink_buf *b, const void *p, size_t len)
-{
-	bin_be(b, (uint32_t)len, 4);
-	buf_put(b, p, len);
-}
-
-/* text (the server checks the encoding); NULL @s is NULL. */
-static void bin_text(struct sink_buf *b, const char *s)
-{
-	if (s)
-		bin_bytes(b, s, strlen(s));
-	else
-		bin_null(b);
-}
-
-/* Value of a hex digit, -1 for anything else. */
-static int hexval(unsigned char c)
-{
-	static const signed char v[256] = {
-		['0'] = 1,  ['1'] = 2,	['2'] = 3,  ['3'] = 4,	['4'] = 5,
-		['5'] = 6,  ['6'] = 7,	['7'] = 8,  ['8'] = 9,	['9'] = 10,
-		['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
-		['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14,
-		['E'] = 15, ['F'] = 16,
-	};
-	return v[c] - 1;
-}
+ * timestamps on the server (the encoders are in pg_copy.c). */
 
 /* The 16 bytes of a uuid from its 36-character text form. Returns 0, or
  * -EINVAL (message set) when @s is not a uuid. */
 static int parse_uuid(struct pg_sink *ps, const char *s, uint8_t u[16])
 {
-	size_t i = 0, k = 0;
-
-	for (; s[i] && k < 16; i++) {
-		int hi, lo;
-
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				break;
-			continue;
-		}
-		hi = hexval((unsigned char)s[i]);
-		lo = hi < 0 ? -1 : hexval((unsigned char)s[i + 1]);
-		if (lo < 0)
-			break;
-		u[k++] = (uint8_t)(hi << 4 | lo);
-		i++;
-	}
-	if (k != 16 || s[i]) {
-		sink_set_err(ps, "not a uuid: \"%.40s\"", s);
+	if (pg_copy_parse_uuid(s, u) < 0) {
+		pg_sink_set_err(ps, "not a uuid: \"%.40s\"", s);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-/* uuid field from its text form; NULL @s is NULL. Returns 0 or -EINVAL. */
+/* uuid field from its text form; NULL @s is NULL. Returns 0 or -EINVAL
+ * (message set). */
 static int bin_uuid(struct pg_sink *ps, const char *s)
 {
-	uint8_t u[16];
-	int r;
-
-	if (!s) {
-		bin_null(&ps->copy);
-		return 0;
+	if (pg_copy_bin_uuid(&ps->copy, s) < 0) {
+		pg_sink_set_err(ps, "not a uuid: \"%.40s\"", s);
+		return -EINVAL;
 	}
-	if ((r = parse_uuid(ps, s, u)) == 0)
-		bin_bytes(&ps->copy, u, sizeof(u));
-	return r;
+	return 0;
 }
 
 /* Start a binary COPY: the command, then the file header. */
 static int copy_begin_binary(struct pg_sink *ps, const char *sql)
 {
-	static const uint8_t header[19] = {'P',	 'G',  'C',  'O',  'P', 'Y',
-					   '\n', 0xff, '\r', '\n', 0};
 	int r = copy_begin(ps, sql);
 
-	buf_put(&ps->copy, header, sizeof(header)); /* + flags, ext. len */
+	pg_copy_bin_header(&ps->copy);
 	return r;
 }
 
@@ -530,7 +236,7 @@ static int copy_begin_binary(struct pg_sink *ps, const char *sql)
 static int copy_end_binary(struct pg_sink *ps, int r, const char *what)
 {
 	if (r == 0)
-		bin_be(&ps->copy, 0xffff, 2);
+		pg_copy_bin_trailer(&ps->copy);
 	return copy_end(ps, r, what);
 }
 
@@ -633,14 +339,6 @@ static const char delete_chunks_tail_sql[] =
 	") AS v(partition, empty)) k"
 	" WHERE c.topic = @TOPIC@ AND c.partition = k.partition"
 	"   AND (k.keep_from IS NULL OR c.seq < k.keep_from);";
-/* A partition's state: its latest full snapshot and every later chunk,
- * in order ($1 topic, $2 partition; the primary key serves both). */
-static const char load_chunks_sql[] =
-	"SELECT seq, chunk FROM cw_state_chunks"
-	" WHERE topic = $1 AND partition = $2"
-	"   AND seq >= coalesce((SELECT max(seq) FROM cw_state_chunks"
-	"     WHERE topic = $1 AND partition = $2 AND full_snapshot), 0)"
-	" ORDER BY seq";
 /* clang-format on */
 
 /* ---- connection ------------------------------------------------------ */
@@ -651,22 +349,22 @@ static const char load_chunks_sql[] =
 static char *sql_with_topic(const char *tmpl, const char *topic)
 {
 	static const char mark[] = "@TOPIC@";
-	struct sink_buf sql = {0};
+	struct pg_buf sql = {0};
 	const char *at;
 
 	while ((at = strstr(tmpl, mark))) {
-		buf_put(&sql, tmpl, (size_t)(at - tmpl));
-		buf_puts(&sql, "E'");
+		pg_buf_put(&sql, tmpl, (size_t)(at - tmpl));
+		pg_buf_puts(&sql, "E'");
 		for (const char *s = topic; *s; s++) {
 			if (*s == '\\' || *s == '\'')
-				buf_putc(&sql, *s);
-			buf_putc(&sql, *s);
+				pg_buf_putc(&sql, *s);
+			pg_buf_putc(&sql, *s);
 		}
-		buf_putc(&sql, '\'');
+		pg_buf_putc(&sql, '\'');
 		tmpl = at + sizeof(mark) - 1;
 	}
-	buf_puts(&sql, tmpl);
-	if (!buf_cstr(&sql)) {
+	pg_buf_puts(&sql, tmpl);
+	if (!pg_buf_cstr(&sql)) {
 		free(sql.p);
 		return NULL;
 	}
@@ -801,8 +499,8 @@ int pg_sink_connect(struct pg_sink *ps)
 				      NULL};
 		ps->conn = PQconnectdbParams(keys, vals, 1);
 		if (!ps->conn) {
-			sink_set_err(ps, "connecting to PostgreSQL: out of "
-					 "memory");
+			pg_sink_set_err(ps, "connecting to PostgreSQL: out of "
+					    "memory");
 			return -ENOMEM;
 		}
 		PQsetNoticeProcessor(ps->conn, sink_notice, NULL);
@@ -813,8 +511,8 @@ int pg_sink_connect(struct pg_sink *ps)
 	cw_log_redact_conninfo(ps->conninfo ? ps->conninfo : "(environment)",
 			       redacted, sizeof(redacted));
 	if (PQstatus(ps->conn) != CONNECTION_OK) {
-		sink_set_err(ps, "connecting to PostgreSQL (%s): %s", redacted,
-			     PQerrorMessage(ps->conn));
+		pg_sink_set_err(ps, "connecting to PostgreSQL (%s): %s",
+				redacted, PQerrorMessage(ps->conn));
 		sink_set_unreachable(ps, PQerrorMessage(ps->conn));
 		return -ENOTCONN;
 	}
@@ -832,259 +530,12 @@ int pg_sink_migrate(struct pg_sink *ps)
 	return migrate_apply(ps->conn, ps->err, sizeof(ps->err));
 }
 
-/* ---- partitions and loading ------------------------------------------ */
-
-bool pg_sink_watermark_checked(const struct pg_sink *ps)
-{
-	return ps->watermark_checked;
-}
-
-int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
-			    const char *owner, int64_t *generation,
-			    int64_t *next_offset, int64_t *watermark_ms)
-{
-	char part[16];
-	const char *params[3] = {ps->topic, part, owner ? owner : ""};
-	PGresult *res;
-	int r;
-
-	r = pg_sink_connect(ps);
-	if (r < 0)
-		return r;
-	snprintf(part, sizeof(part), "%" PRId32, partition);
-	res = PQexecParams(ps->conn,
-			   "INSERT INTO cw_partitions AS p "
-			   "  (topic, partition, owner) VALUES ($1, $2, $3) "
-			   "ON CONFLICT (topic, partition) DO UPDATE "
-			   "  SET generation = p.generation + 1, "
-			   "      owner = EXCLUDED.owner, last_flush = NULL, "
-			   "      updated_at = now() "
-			   "RETURNING generation, next_offset, watermark_ms, "
-			   "  watermark_checked",
-			   3, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		r = sink_fail(ps, res, "claiming the partition");
-		goto out;
-	}
-	*generation = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	*next_offset = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	*watermark_ms = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-	ps->watermark_checked = PQgetvalue(res, 0, 3)[0] == 't';
-	cw_info("partition claimed",
-		"topic=%s partition=%" PRId32 " generation=%" PRId64
-		" next_offset=%" PRId64,
-		ps->topic, partition, *generation, *next_offset);
-out:
-	PQclear(res);
-	return r;
-}
-
-/* Read a single-row-mode query's rows, calling @row for each. The query
- * was sent with binary results. Always drains the connection. */
-static int stream_rows(struct pg_sink *ps, const char *what,
-		       int (*row)(const PGresult *res, void *arg), void *arg)
-{
-	PGresult *res;
-	int r = 0;
-
-	if (!PQsetSingleRowMode(ps->conn)) {
-		r = -EIO;
-		sink_set_err(ps, "%s: single-row mode refused", what);
-	}
-	while ((res = PQgetResult(ps->conn))) {
-		ExecStatusType st = PQresultStatus(res);
-
-		if (st == PGRES_SINGLE_TUPLE) {
-			if (r == 0)
-				r = row(res, arg);
-		} else if (st != PGRES_TUPLES_OK && r == 0) {
-			r = sink_fail(ps, res, what);
-		}
-		PQclear(res);
-	}
-	return r;
-}
-
-struct chunk_rows {
-	struct pg_sink *ps;
-	int32_t partition;
-	pg_sink_user_cb cb;
-	void *opaque;
-	uint64_t bytes; /* chunk bytes read */
-	char *key;	/* NUL-terminated copy of the current user id */
-	size_t key_cap;
-};
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* One cw_state_chunks row (seq, chunk; binary): every record to the
- * callback, in order. */
-static int chunk_row(const PGresult *res, void *arg)
-{
-	struct chunk_rows *cr = arg;
-	int64_t seq = PQgetlength(res, 0, 0) == 8
-			      ? (int64_t)get_be64(
-					(const uint8_t *)PQgetvalue(res, 0, 0))
-			      : -1;
-	size_t len = (size_t)PQgetlength(res, 0, 1);
-	struct pack_reader rd =
-		pack_reader_init((const uint8_t *)PQgetvalue(res, 0, 1), len);
-	const uint8_t *key, *val;
-	size_t klen, vlen;
-	int r;
-
-	cr->bytes += len;
-	while ((r = pack_next(&rd, &key, &klen, &val, &vlen)) == 1) {
-		if (klen >= cr->key_cap) {
-			size_t cap = klen + 64;
-			char *k = realloc(cr->key, cap);
-			if (!k) {
-				sink_set_err(cr->ps, "loading user states: "
-						     "out of memory");
-				return -ENOMEM;
-			}
-			cr->key = k;
-			cr->key_cap = cap;
-		}
-		memcpy(cr->key, key, klen);
-		cr->key[klen] = '\0';
-		r = cr->cb(cr->opaque, cr->key, val, vlen);
-		if (r < 0)
-			return r;
-	}
-	if (r < 0) {
-		sink_set_err(cr->ps,
-			     "state chunk seq %" PRId64 " of partition %" PRId32
-			     " of %s is corrupt (truncated record)",
-			     seq, cr->partition, cr->ps->topic);
-		return r;
-	}
-	return 0;
-}
-
-/* Send a SELECT with params topic and partition, binary results. */
-static int send_partition_query(struct pg_sink *ps, const char *sql,
-				int32_t partition, const char *what)
-{
-	char part[16];
-	const char *params[2] = {ps->topic, part};
-	int r = pg_sink_connect(ps);
-
-	if (r < 0)
-		return r;
-	snprintf(part, sizeof(part), "%" PRId32, partition);
-	if (!PQsendQueryParams(ps->conn, sql, 2, NULL, params, NULL, NULL, 1))
-		return sink_fail(ps, NULL, what);
-	return 0;
-}
-
-int pg_sink_load_users(struct pg_sink *ps, int32_t partition,
-		       pg_sink_user_cb cb, void *opaque, uint64_t *log_bytes)
-{
-	struct chunk_rows cr = {ps, partition, cb, opaque, 0, NULL, 0};
-	int r;
-
-	if (log_bytes)
-		*log_bytes = 0;
-	r = send_partition_query(ps, load_chunks_sql, partition,
-				 "loading user states");
-	if (r < 0)
-		return r;
-	r = stream_rows(ps, "loading user states", chunk_row, &cr);
-	free(cr.key);
-	if (r == 0 && log_bytes)
-		*log_bytes = cr.bytes;
-	return r;
-}
-
-struct outbox_rows {
-	pg_sink_outbox_cb cb;
-	void *opaque;
-};
-
-static int outbox_row(const PGresult *res, void *arg)
-{
-	struct outbox_rows *orows = arg;
-
-	return orows->cb(orows->opaque, PQgetvalue(res, 0, 0),
-			 (const uint8_t *)PQgetvalue(res, 0, 1),
-			 (size_t)PQgetlength(res, 0, 1));
-}
-
-int pg_sink_load_outbox(struct pg_sink *ps, int32_t partition,
-			pg_sink_outbox_cb cb, void *opaque)
-{
-	struct outbox_rows orows = {cb, opaque};
-	int r;
-
-	r = send_partition_query(
-		ps,
-		"SELECT chunk_id::text, chunk FROM cw_outbox_chunks "
-		"WHERE topic = $1 AND partition = $2 "
-		"ORDER BY created_at, chunk_id",
-		partition, "loading the outbox");
-	if (r < 0)
-		return r;
-	return stream_rows(ps, "loading the outbox", outbox_row, &orows);
-}
-
-int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *chunk_ids,
-			  size_t n)
-{
-	const char *params[1];
-	PGresult *res;
-	int r;
-
-	if (n == 0)
-		return 0;
-	buf_clear(&ps->sql);
-	buf_putc(&ps->sql, '{');
-	for (size_t i = 0; i < n; i++) {
-		uint8_t u[16];
-
-		/* Checked, since the ids go into an array literal. */
-		if (!chunk_ids[i] || parse_uuid(ps, chunk_ids[i], u) < 0) {
-			sink_set_err(ps, "outbox delete: not a uuid: \"%s\"",
-				     chunk_ids[i] ? chunk_ids[i] : "(null)");
-			return -EINVAL;
-		}
-		if (i)
-			buf_putc(&ps->sql, ',');
-		buf_puts(&ps->sql, chunk_ids[i]);
-	}
-	buf_putc(&ps->sql, '}');
-	params[0] = buf_cstr(&ps->sql);
-	if (!params[0]) {
-		sink_set_err(ps, "outbox delete: out of memory");
-		return -ENOMEM;
-	}
-
-	r = pg_sink_connect(ps);
-	if (r < 0)
-		return r;
-	res = PQexecParams(ps->conn,
-			   "DELETE FROM cw_outbox_chunks "
-			   "WHERE chunk_id = ANY($1::uuid[])",
-			   1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		r = sink_fail(ps, res, "deleting from the outbox");
-	PQclear(res);
-	return r;
-}
-
 /* ---- flush ------------------------------------------------------------ */
 
 static int copy_abandonments(struct pg_sink *ps, struct batch *const *bs,
 			     size_t n)
 {
-	struct sink_buf *b = &ps->copy;
+	struct pg_buf *b = &ps->copy;
 	int r = copy_begin_binary(ps, copy_abandonments_sql);
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
@@ -1092,18 +543,18 @@ static int copy_abandonments(struct pg_sink *ps, struct batch *const *bs,
 			const struct batch_abandonment *ab =
 				&bs[i]->abandonments.v[j];
 
-			bin_row(b, 10);
+			pg_copy_bin_row(b, 10);
 			if ((r = bin_uuid(ps, ab->abandonment_id)) < 0)
 				break;
-			bin_text(b, ab->user_id);
-			bin_ts(b, ab->session_start_ms);
-			bin_ts(b, ab->last_activity_ms);
-			bin_ts(b, ab->abandoned_at_ms);
-			bin_i32(b, ab->item_count);
-			bin_i64(b, ab->cart_value_cents);
-			bin_text(b, ab->currency);
-			bin_text(b, ab->last_remove_reason);
-			bin_i32(b, bs[i]->partition);
+			pg_copy_bin_text(b, ab->user_id);
+			pg_copy_bin_ts(b, ab->session_start_ms);
+			pg_copy_bin_ts(b, ab->last_activity_ms);
+			pg_copy_bin_ts(b, ab->abandoned_at_ms);
+			pg_copy_bin_i32(b, ab->item_count);
+			pg_copy_bin_i64(b, ab->cart_value_cents);
+			pg_copy_bin_text(b, ab->currency);
+			pg_copy_bin_text(b, ab->last_remove_reason);
+			pg_copy_bin_i32(b, bs[i]->partition);
 			r = copy_maybe_send(ps);
 		}
 	}
@@ -1112,7 +563,7 @@ static int copy_abandonments(struct pg_sink *ps, struct batch *const *bs,
 
 static int copy_items(struct pg_sink *ps, struct batch *const *bs, size_t n)
 {
-	struct sink_buf *b = &ps->copy;
+	struct pg_buf *b = &ps->copy;
 	int r = copy_begin_binary(ps, copy_items_sql);
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
@@ -1127,11 +578,11 @@ static int copy_items(struct pg_sink *ps, struct batch *const *bs, size_t n)
 			for (size_t k = 0; k < ab->n_items; k++) {
 				const struct batch_item *it = &ab->items[k];
 
-				bin_row(b, 4);
-				bin_bytes(b, id, sizeof(id));
-				bin_text(b, it->product_id);
-				bin_i32(b, it->quantity);
-				bin_i64(b, it->unit_price_cents);
+				pg_copy_bin_row(b, 4);
+				pg_copy_bin_bytes(b, id, sizeof(id));
+				pg_copy_bin_text(b, it->product_id);
+				pg_copy_bin_i32(b, it->quantity);
+				pg_copy_bin_i64(b, it->unit_price_cents);
 			}
 			r = copy_maybe_send(ps);
 		}
@@ -1142,7 +593,7 @@ static int copy_items(struct pg_sink *ps, struct batch *const *bs, size_t n)
 static int copy_conversions(struct pg_sink *ps, struct batch *const *bs,
 			    size_t n)
 {
-	struct sink_buf *b = &ps->copy;
+	struct pg_buf *b = &ps->copy;
 	int r = copy_begin_binary(ps, copy_conversions_sql);
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
@@ -1150,19 +601,19 @@ static int copy_conversions(struct pg_sink *ps, struct batch *const *bs,
 			const struct batch_conversion *cv =
 				&bs[i]->conversions.v[j];
 
-			bin_row(b, 9);
+			pg_copy_bin_row(b, 9);
 			if ((r = bin_uuid(ps, cv->conversion_id)) < 0)
 				break;
-			bin_text(b, cv->user_id);
-			bin_text(b, cv->event_id);
-			bin_ts(b, cv->checkout_at_ms);
-			bin_i32(b, cv->item_count);
-			bin_i64(b, cv->cart_value_cents);
-			bin_text(b, cv->currency);
+			pg_copy_bin_text(b, cv->user_id);
+			pg_copy_bin_text(b, cv->event_id);
+			pg_copy_bin_ts(b, cv->checkout_at_ms);
+			pg_copy_bin_i32(b, cv->item_count);
+			pg_copy_bin_i64(b, cv->cart_value_cents);
+			pg_copy_bin_text(b, cv->currency);
 			if ((r = bin_uuid(ps, cv->recovered_abandonment_id)) <
 			    0)
 				break;
-			bin_i32(b, bs[i]->partition);
+			pg_copy_bin_i32(b, bs[i]->partition);
 			r = copy_maybe_send(ps);
 		}
 	}
@@ -1175,7 +626,7 @@ static int copy_conversions(struct pg_sink *ps, struct batch *const *bs,
  * once the broker acknowledged them all). */
 static int copy_outbox(struct pg_sink *ps, struct batch *const *bs, size_t n)
 {
-	struct sink_buf *b = &ps->copy;
+	struct pg_buf *b = &ps->copy;
 	struct pack_buf *pk = &ps->pack;
 	int r = copy_begin_binary(ps, copy_outbox_sql);
 
@@ -1192,20 +643,20 @@ static int copy_outbox(struct pg_sink *ps, struct batch *const *bs, size_t n)
 					     ab->avro_len);
 		}
 		if (r < 0) {
-			sink_set_err(ps, "packing the outbox: %s",
-				     strerror(-r));
+			pg_sink_set_err(ps, "packing the outbox: %s",
+					strerror(-r));
 			break;
 		}
 		if (!pk->records)
 			continue;
-		bin_row(b, 5);
+		pg_copy_bin_row(b, 5);
 		if ((r = bin_uuid(ps, bt->abandonments.v[0].abandonment_id)) <
 		    0)
 			break;
-		bin_text(b, ps->topic);
-		bin_i32(b, bt->partition);
-		bin_i32(b, (int32_t)pk->records);
-		bin_bytes(b, pk->p, pk->len);
+		pg_copy_bin_text(b, ps->topic);
+		pg_copy_bin_i32(b, bt->partition);
+		pg_copy_bin_i32(b, (int32_t)pk->records);
+		pg_copy_bin_bytes(b, pk->p, pk->len);
 		r = copy_maybe_send(ps);
 	}
 	return copy_end_binary(ps, r, "writing the outbox");
@@ -1214,7 +665,7 @@ static int copy_outbox(struct pg_sink *ps, struct batch *const *bs, size_t n)
 static int stage_recoveries(struct pg_sink *ps, struct batch *const *bs,
 			    size_t n)
 {
-	struct sink_buf *b = &ps->copy;
+	struct pg_buf *b = &ps->copy;
 	int r = copy_begin(ps, "COPY cw_stage_recoveries FROM STDIN");
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
@@ -1222,9 +673,9 @@ static int stage_recoveries(struct pg_sink *ps, struct batch *const *bs,
 			const struct batch_recovery *rc =
 				&bs[i]->recoveries.v[j];
 
-			copy_text(b, rc->abandonment_id, '\t');
-			copy_i64(b, rc->recovered_at_ms, '\t');
-			copy_i64(b, rc->recovered_value_cents, '\n');
+			pg_copy_text(b, rc->abandonment_id, '\t');
+			pg_copy_i64(b, rc->recovered_at_ms, '\t');
+			pg_copy_i64(b, rc->recovered_value_cents, '\n');
 			r = copy_maybe_send(ps);
 		}
 	}
@@ -1273,7 +724,7 @@ static int reserve_sorted(struct pg_sink *ps, size_t total)
 		return 0;
 	p = realloc(ps->sorted, total * sizeof(*p));
 	if (!p) {
-		sink_set_err(ps, "out of memory sorting aggregates");
+		pg_sink_set_err(ps, "out of memory sorting aggregates");
 		return -ENOMEM;
 	}
 	ps->sorted = p;
@@ -1287,7 +738,7 @@ static int reserve_sorted(struct pg_sink *ps, size_t total)
 static int stage_product_stats(struct pg_sink *ps, struct batch *const *bs,
 			       size_t n, size_t total)
 {
-	struct sink_buf *b = &ps->copy;
+	struct pg_buf *b = &ps->copy;
 	const void **v;
 	size_t k = 0;
 	int r = reserve_sorted(ps, total);
@@ -1315,14 +766,14 @@ static int stage_product_stats(struct pg_sink *ps, struct batch *const *bs,
 			sat_add(&sum.abandoned_value_cents,
 				st->abandoned_value_cents);
 		}
-		copy_i64(b, sum.bucket_ms, '\t');
-		copy_text(b, sum.product_id, '\t');
-		copy_i64(b, sum.added_qty, '\t');
-		copy_i64(b, sum.removed_qty, '\t');
-		copy_i64(b, sum.purchased_qty, '\t');
-		copy_i64(b, sum.purchased_value_cents, '\t');
-		copy_i64(b, sum.abandoned_qty, '\t');
-		copy_i64(b, sum.abandoned_value_cents, '\n');
+		pg_copy_i64(b, sum.bucket_ms, '\t');
+		pg_copy_text(b, sum.product_id, '\t');
+		pg_copy_i64(b, sum.added_qty, '\t');
+		pg_copy_i64(b, sum.removed_qty, '\t');
+		pg_copy_i64(b, sum.purchased_qty, '\t');
+		pg_copy_i64(b, sum.purchased_value_cents, '\t');
+		pg_copy_i64(b, sum.abandoned_qty, '\t');
+		pg_copy_i64(b, sum.abandoned_value_cents, '\n');
 		r = copy_maybe_send(ps);
 	}
 	return copy_end(ps, r, "staging product stats");
@@ -1331,7 +782,7 @@ static int stage_product_stats(struct pg_sink *ps, struct batch *const *bs,
 static int stage_reason_stats(struct pg_sink *ps, struct batch *const *bs,
 			      size_t n, size_t total)
 {
-	struct sink_buf *b = &ps->copy;
+	struct pg_buf *b = &ps->copy;
 	const void **v;
 	size_t k = 0;
 	int r = reserve_sorted(ps, total);
@@ -1352,10 +803,10 @@ static int stage_reason_stats(struct pg_sink *ps, struct batch *const *bs,
 			st = v[i];
 			sat_add(&sum.removed_qty, st->removed_qty);
 		}
-		copy_i64(b, sum.bucket_ms, '\t');
-		copy_text(b, sum.product_id, '\t');
-		copy_text(b, sum.reason, '\t');
-		copy_i64(b, sum.removed_qty, '\n');
+		pg_copy_i64(b, sum.bucket_ms, '\t');
+		pg_copy_text(b, sum.product_id, '\t');
+		pg_copy_text(b, sum.reason, '\t');
+		pg_copy_i64(b, sum.removed_qty, '\n');
 		r = copy_maybe_send(ps);
 	}
 	return copy_end(ps, r, "staging reason stats");
@@ -1367,7 +818,7 @@ static int stage_reason_stats(struct pg_sink *ps, struct batch *const *bs,
 static int stage_state_chunks(struct pg_sink *ps, struct batch *const *bs,
 			      size_t n)
 {
-	struct sink_buf *b = &ps->copy;
+	struct pg_buf *b = &ps->copy;
 	int r = copy_begin_binary(ps, "COPY cw_state_chunks (topic, partition, "
 				      "full_snapshot, users, chunk) FROM STDIN "
 				      "(FORMAT binary)");
@@ -1378,32 +829,33 @@ static int stage_state_chunks(struct pg_sink *ps, struct batch *const *bs,
 		if (!st->records)
 			continue;
 		if (st->oom || st->len > INT32_MAX) {
-			sink_set_err(ps,
-				     "state chunk of partition %" PRId32
-				     " is %s",
-				     bs[i]->partition,
-				     st->oom ? "incomplete (out of memory)"
-					     : "over 2 GB");
+			pg_sink_set_err(ps,
+					"state chunk of partition %" PRId32
+					" is %s",
+					bs[i]->partition,
+					st->oom ? "incomplete (out of memory)"
+						: "over 2 GB");
 			r = st->oom ? -ENOMEM : -EINVAL;
 			break;
 		}
-		bin_row(b, 5);
-		bin_text(b, ps->topic);
-		bin_i32(b, bs[i]->partition);
-		bin_bytes(b, bs[i]->state_full ? "\1" : "\0", 1); /* bool */
-		bin_i32(b, (int32_t)st->records);
+		pg_copy_bin_row(b, 5);
+		pg_copy_bin_text(b, ps->topic);
+		pg_copy_bin_i32(b, bs[i]->partition);
+		pg_copy_bin_bytes(b, bs[i]->state_full ? "\1" : "\0",
+				  1); /* bool */
+		pg_copy_bin_i32(b, (int32_t)st->records);
 		if (st->len < COPY_CHUNK) {
-			bin_bytes(b, st->p, st->len);
+			pg_copy_bin_bytes(b, st->p, st->len);
 			r = copy_maybe_send(ps);
 			continue;
 		}
 		/* A large chunk goes to libpq as it is, not through the
 		 * buffer. */
-		bin_be(b, (uint32_t)st->len, 4);
+		pg_copy_bin_len(b, st->len);
 		r = copy_send(ps);
 		if (r == 0 && PQputCopyData(ps->conn, (const char *)st->p,
 					    (int)st->len) != 1)
-			r = sink_fail(ps, NULL, "sending COPY data");
+			r = pg_sink_fail(ps, NULL, "sending COPY data");
 	}
 	return copy_end_binary(ps, r, "writing state chunks");
 }
@@ -1412,29 +864,29 @@ static int stage_state_chunks(struct pg_sink *ps, struct batch *const *bs,
 static void put_delete_chunks(struct pg_sink *ps, struct batch *const *bs,
 			      size_t n)
 {
-	struct sink_buf *sql = &ps->sql;
+	struct pg_buf *sql = &ps->sql;
 	bool first = true;
 
-	buf_puts(sql, ps->delete_chunks_head);
-	buf_puts(sql, "'{");
+	pg_buf_puts(sql, ps->delete_chunks_head);
+	pg_buf_puts(sql, "'{");
 	for (size_t i = 0; i < n; i++) {
 		if (!bs[i]->state_full)
 			continue;
-		buf_printf(sql, "%s%" PRId32, first ? "" : ",",
-			   bs[i]->partition);
+		pg_buf_printf(sql, "%s%" PRId32, first ? "" : ",",
+			      bs[i]->partition);
 		first = false;
 	}
-	buf_puts(sql, "}'::int[], '{");
+	pg_buf_puts(sql, "}'::int[], '{");
 	first = true;
 	for (size_t i = 0; i < n; i++) {
 		if (!bs[i]->state_full)
 			continue;
-		buf_puts(sql, first ? "" : ",");
-		buf_putc(sql, bs[i]->state.records ? 'f' : 't');
+		pg_buf_puts(sql, first ? "" : ",");
+		pg_buf_putc(sql, bs[i]->state.records ? 'f' : 't');
 		first = false;
 	}
-	buf_puts(sql, "}'::bool[]");
-	buf_puts(sql, ps->delete_chunks_tail);
+	pg_buf_puts(sql, "}'::bool[]");
+	pg_buf_puts(sql, ps->delete_chunks_tail);
 }
 
 /* The recoveries' UPDATE, bounded by the smallest and largest id staged
@@ -1457,12 +909,12 @@ static void put_recoveries(struct pg_sink *ps, struct batch *const *bs,
 			if (!hi || strcmp(id, hi) > 0)
 				hi = id;
 		}
-	buf_puts(&ps->sql, apply_recoveries_sql);
+	pg_buf_puts(&ps->sql, apply_recoveries_sql);
 	if (lo)
-		buf_printf(&ps->sql,
-			   " AND a.abandonment_id BETWEEN '%s' AND '%s'", lo,
-			   hi);
-	buf_puts(&ps->sql, ";");
+		pg_buf_printf(&ps->sql,
+			      " AND a.abandonment_id BETWEEN '%s' AND '%s'", lo,
+			      hi);
+	pg_buf_puts(&ps->sql, ";");
 }
 
 /* The entry of @partition in @v, or NULL. */
@@ -1536,7 +988,7 @@ static int64_t expected_offset(struct pg_sink *ps, int32_t partition,
 static int fence_partitions(struct pg_sink *ps, struct batch *const *bs,
 			    size_t n, int64_t token, int32_t *fenced)
 {
-	struct sink_buf *sql = &ps->sql;
+	struct pg_buf *sql = &ps->sql;
 	size_t offs[4];
 	char tok[24];
 	const char *params[6];
@@ -1544,23 +996,23 @@ static int fence_partitions(struct pg_sink *ps, struct batch *const *bs,
 	int r = 0;
 
 	/* Four array literals, NUL-separated in one buffer. */
-	buf_clear(sql);
+	pg_buf_clear(sql);
 	for (int col = 0; col < 4; col++) {
 		offs[col] = sql->len;
-		buf_putc(sql, '{');
+		pg_buf_putc(sql, '{');
 		for (size_t i = 0; i < n; i++) {
 			const struct batch *bt = bs[i];
 			int64_t v = col == 0   ? bt->partition
 				    : col == 1 ? bt->generation
 				    : col == 2 ? bt->next_offset
 					       : bt->watermark_ms;
-			buf_printf(sql, "%s%" PRId64, i ? "," : "", v);
+			pg_buf_printf(sql, "%s%" PRId64, i ? "," : "", v);
 		}
-		buf_putc(sql, '}');
-		buf_putc(sql, '\0');
+		pg_buf_putc(sql, '}');
+		pg_buf_putc(sql, '\0');
 	}
 	if (sql->oom) {
-		sink_set_err(ps, "out of memory");
+		pg_sink_set_err(ps, "out of memory");
 		return -ENOMEM;
 	}
 	snprintf(tok, sizeof(tok), "%" PRId64, token);
@@ -1592,7 +1044,7 @@ static int fence_partitions(struct pg_sink *ps, struct batch *const *bs,
 		"   FROM old LEFT JOIN upd ON upd.partition = old.partition",
 		6, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		r = sink_fail(ps, res, "fencing the partitions");
+		r = pg_sink_fail(ps, res, "fencing the partitions");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -1611,36 +1063,37 @@ static int fence_partitions(struct pg_sink *ps, struct batch *const *bs,
 			*fenced = bt->partition;
 		expect = expected_offset(ps, bt->partition, bt->generation);
 		if (gen >= 0 && gen < bt->generation) {
-			sink_set_err(ps,
-				     "partition %" PRId32
-				     " of %s: the database "
-				     "went back in time: it stores generation "
-				     "%" PRId64 " (offset %" PRId64
-				     ") but this processor claimed generation "
-				     "%" PRId64,
-				     bt->partition, ps->topic, gen, off,
-				     bt->generation);
+			pg_sink_set_err(
+				ps,
+				"partition %" PRId32 " of %s: the database "
+				"went back in time: it stores generation "
+				"%" PRId64 " (offset %" PRId64
+				") but this processor claimed generation "
+				"%" PRId64,
+				bt->partition, ps->topic, gen, off,
+				bt->generation);
 			r = -ENOTRECOVERABLE;
 			goto out;
 		}
 		if (!updated) {
-			sink_set_err(ps,
-				     "partition %" PRId32 " of %s was claimed "
-				     "by another processor (generation %" PRId64
-				     " is stale)",
-				     bt->partition, ps->topic, bt->generation);
+			pg_sink_set_err(
+				ps,
+				"partition %" PRId32 " of %s was claimed "
+				"by another processor (generation %" PRId64
+				" is stale)",
+				bt->partition, ps->topic, bt->generation);
 			r = -ESTALE;
 			goto out;
 		}
 		if (expect >= PG_SINK_OFFSET_NONE && off != expect) {
-			sink_set_err(ps,
-				     "partition %" PRId32
-				     " of %s: the database "
-				     "went back in time: it stores next offset "
-				     "%" PRId64 " but this processor committed "
-				     "%" PRId64 " (generation %" PRId64 ")",
-				     bt->partition, ps->topic, off, expect,
-				     bt->generation);
+			pg_sink_set_err(
+				ps,
+				"partition %" PRId32 " of %s: the database "
+				"went back in time: it stores next offset "
+				"%" PRId64 " but this processor committed "
+				"%" PRId64 " (generation %" PRId64 ")",
+				bt->partition, ps->topic, off, expect,
+				bt->generation);
 			r = -ENOTRECOVERABLE;
 			goto out;
 		}
@@ -1663,21 +1116,21 @@ out:
  * landed; on error the question stays open. */
 static int resolve_in_doubt(struct pg_sink *ps)
 {
-	struct sink_buf *sql = &ps->sql;
+	struct pg_buf *sql = &ps->sql;
 	char tok[24];
 	const char *params[3] = {ps->topic, NULL, tok};
 	PGresult *res;
 	int landed = 0, not_landed = 0, r = 0;
 
-	buf_clear(sql);
-	buf_putc(sql, '{');
+	pg_buf_clear(sql);
+	pg_buf_putc(sql, '{');
 	for (size_t i = 0, k = 0; i < ps->n_doubt; i++)
 		if (!ps->doubt[i].committed)
-			buf_printf(sql, "%s%" PRId32, k++ ? "," : "",
-				   ps->doubt[i].partition);
-	buf_putc(sql, '}');
-	if (!buf_cstr(sql)) {
-		sink_set_err(ps, "out of memory");
+			pg_buf_printf(sql, "%s%" PRId32, k++ ? "," : "",
+				      ps->doubt[i].partition);
+	pg_buf_putc(sql, '}');
+	if (!pg_buf_cstr(sql)) {
+		pg_sink_set_err(ps, "out of memory");
 		return -ENOMEM;
 	}
 	params[1] = sql->p;
@@ -1689,7 +1142,7 @@ static int resolve_in_doubt(struct pg_sink *ps)
 			   " WHERE topic = $1 AND partition = ANY($2::int[])",
 			   3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		r = sink_fail(ps, res, "checking the last flush");
+		r = pg_sink_fail(ps, res, "checking the last flush");
 		goto out;
 	}
 	for (int row = 0; row < PQntuples(res); row++) {
@@ -1756,7 +1209,7 @@ static int reserve_subset(struct pg_sink *ps, size_t n)
 		return 0;
 	v = realloc(ps->subset, n * sizeof(*v));
 	if (!v) {
-		sink_set_err(ps, "out of memory");
+		pg_sink_set_err(ps, "out of memory");
 		return -ENOMEM;
 	}
 	ps->subset = v;
@@ -1827,17 +1280,17 @@ static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	 * the abandonments (copied above) they may point at; the shared
 	 * aggregate rows last, so their row locks are held for the shortest
 	 * time before COMMIT. */
-	buf_clear(&ps->sql);
+	pg_buf_clear(&ps->sql);
 	if (counts[3])
 		put_recoveries(ps, batches, n);
 	if (counts[4])
-		buf_puts(&ps->sql, apply_product_stats_sql);
+		pg_buf_puts(&ps->sql, apply_product_stats_sql);
 	if (counts[5])
-		buf_puts(&ps->sql, apply_reason_stats_sql);
+		pg_buf_puts(&ps->sql, apply_reason_stats_sql);
 	if (counts[7])
 		put_delete_chunks(ps, batches, n);
-	if (!buf_cstr(&ps->sql)) {
-		sink_set_err(ps, "out of memory");
+	if (!pg_buf_cstr(&ps->sql)) {
+		pg_sink_set_err(ps, "out of memory");
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -1852,7 +1305,7 @@ static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	res = PQexec(ps->conn, "COMMIT");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK ||
 	    strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-		r = sink_fail(ps, res, "COMMIT");
+		r = pg_sink_fail(ps, res, "COMMIT");
 		PQclear(res);
 		if (r == -ENOTCONN) {
 			/* Keep what is still unacknowledged from an earlier
@@ -1869,8 +1322,8 @@ static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 			/* Without memory to remember it, the flush cannot
 			 * be resolved: stop rather than guess. */
 			if (r == -ENOMEM)
-				sink_set_err(ps, "out of memory remembering "
-						 "an in-doubt COMMIT");
+				pg_sink_set_err(ps, "out of memory remembering "
+						    "an in-doubt COMMIT");
 			ps->in_doubt = true;
 			ps->in_doubt_token = token;
 		}
@@ -1957,7 +1410,7 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < i; j++)
 			if (batches[j]->partition == batches[i]->partition) {
-				sink_set_err(
+				pg_sink_set_err(
 					ps,
 					"two batches for partition %" PRId32,
 					batches[i]->partition);
@@ -1986,14 +1439,15 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 			continue;
 		}
 		if (e->next_offset != batches[i]->next_offset) {
-			sink_set_err(ps,
-				     "the flush whose COMMIT answer was lost "
-				     "did commit, but partition %" PRId32
-				     " was retried with different batches "
-				     "(next offset %" PRId64
-				     ", committed %" PRId64 ")",
-				     batches[i]->partition,
-				     batches[i]->next_offset, e->next_offset);
+			pg_sink_set_err(
+				ps,
+				"the flush whose COMMIT answer was lost "
+				"did commit, but partition %" PRId32
+				" was retried with different batches "
+				"(next offset %" PRId64 ", committed %" PRId64
+				")",
+				batches[i]->partition, batches[i]->next_offset,
+				e->next_offset);
 			if (fenced_partition)
 				*fenced_partition = batches[i]->partition;
 			ps->n_doubt = 0;
@@ -2014,16 +1468,67 @@ int pg_sink_flush(struct pg_sink *ps, struct batch *const *batches, size_t n,
 
 /* ---- processor status ---------------------------------------------------- */
 
+/* The arrays of @ov as PostgreSQL array literals: currencies (quoted) into
+ * @cur, and the three counts into @n[0..2]. Each buffer holds
+ * OPEN_VALUE_ROWS entries. */
+#define OPEN_VALUE_ARRAY_SIZE (OPEN_VALUE_ROWS * 24 + 4)
+static void open_value_arrays(const struct open_value_rows *ov,
+			      char cur[OPEN_VALUE_ARRAY_SIZE],
+			      char n[3][OPEN_VALUE_ARRAY_SIZE])
+{
+	size_t lc = 0, ln[3] = {0, 0, 0};
+
+	cur[lc++] = '{';
+	for (int k = 0; k < 3; k++)
+		n[k][ln[k]++] = '{';
+	for (uint32_t i = 0; i < ov->n && i < OPEN_VALUE_ROWS; i++) {
+		const struct open_value_row *r = &ov->row[i];
+		int64_t v[3] = {r->sessions, r->carts, r->value_cents};
+		if (i) {
+			cur[lc++] = ',';
+			for (int k = 0; k < 3; k++)
+				n[k][ln[k]++] = ',';
+		}
+		cur[lc++] = '"';
+		for (const char *c = r->currency; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				cur[lc++] = '\\';
+			cur[lc++] = *c;
+		}
+		cur[lc++] = '"';
+		for (int k = 0; k < 3; k++)
+			ln[k] += (size_t)snprintf(n[k] + ln[k],
+						  OPEN_VALUE_ARRAY_SIZE - ln[k],
+						  "%" PRId64, v[k]);
+	}
+	cur[lc++] = '}';
+	cur[lc] = '\0';
+	for (int k = 0; k < 3; k++) {
+		n[k][ln[k]++] = '}';
+		n[k][ln[k]] = '\0';
+	}
+}
+
 int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
 {
 	char started[32], total[32], eps[32], users[32], carts[32],
 		sessions[32], lag[32], wm[32], dead[32], flush_ms[32];
-	const char *params[12] = {st->instance, started,  st->partitions,
-				  total,	eps,	  users,
-				  carts,	sessions, lag,
-				  NULL,		dead,	  flush_ms};
+	char ov_cur[OPEN_VALUE_ARRAY_SIZE], ov_n[3][OPEN_VALUE_ARRAY_SIZE];
+	const char *params[16] = {
+		st->instance, started, st->partitions, total,
+		eps,	      users,   carts,	       sessions,
+		lag,	      NULL,    dead,	       flush_ms,
+		NULL,	      NULL,    NULL,	       NULL};
 	PGresult *res;
 	int r;
+
+	if (st->open_value) {
+		open_value_arrays(st->open_value, ov_cur, ov_n);
+		params[12] = ov_cur;
+		params[13] = ov_n[0];
+		params[14] = ov_n[1];
+		params[15] = ov_n[2];
+	}
 
 	snprintf(started, sizeof(started), "%" PRId64, st->started_at_ms);
 	snprintf(total, sizeof(total), "%" PRId64, st->events_total);
@@ -2066,13 +1571,26 @@ int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
 		"  last_flush_ms = EXCLUDED.last_flush_ms"
 		" RETURNING instance, updated_at, open_carts, open_sessions,"
 		"  consumer_lag, events_per_second)"
-		" INSERT INTO processor_status_history (instance, at, "
-		"open_carts,"
-		"  open_sessions, consumer_lag, events_per_second)"
-		" SELECT * FROM s ON CONFLICT DO NOTHING",
-		12, NULL, params, NULL, NULL, 0);
+		", h AS (INSERT INTO processor_status_history (instance, at,"
+		"  open_carts, open_sessions, consumer_lag, events_per_second)"
+		" SELECT * FROM s ON CONFLICT DO NOTHING)"
+		/* Carts at risk: upsert this flush's currencies, delete the
+		 * others (disjoint rows, so one statement can do both). A
+		 * NULL $13 touches nothing. */
+		", v AS (INSERT INTO processor_status_open_value AS o"
+		"  (instance, currency, open_sessions, open_carts,"
+		"   open_value_cents)"
+		" SELECT $1, * FROM unnest($13::text[], $14::bigint[],"
+		"  $15::bigint[], $16::bigint[])"
+		" ON CONFLICT (instance, currency) DO UPDATE SET"
+		"  open_sessions = EXCLUDED.open_sessions,"
+		"  open_carts = EXCLUDED.open_carts,"
+		"  open_value_cents = EXCLUDED.open_value_cents)"
+		" DELETE FROM processor_status_open_value"
+		" WHERE instance = $1 AND currency <> ALL ($13::text[])",
+		16, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		r = sink_fail(ps, res, "writing processor_status");
+		r = pg_sink_fail(ps, res, "writing processor_status");
 	PQclear(res);
 	return r;
 }

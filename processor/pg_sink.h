@@ -4,8 +4,9 @@
  * writes the batches of several partitions (struct batch, see batch.h) and
  * each partition's next offset and watermark in ONE transaction, so after a
  * crash the processor resumes from the committed offsets and nothing is
- * counted twice or lost. It also claims partitions (fencing), loads the
- * resume state of a partition's users and the abandonment outbox.
+ * counted twice or lost. Through pg_restore.h it also claims partitions
+ * (fencing), loads the resume state of a partition's users and the
+ * abandonment outbox.
  *
  * Thread: a sink and its connection belong to one thread, the one polling
  * the consumer (rebalance callbacks run there too). Calls block on
@@ -38,8 +39,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "open_value.h"
+
 struct batch;
 struct pg_sink;
+
+/* The claims and reads (pg_sink_claim_partition(), pg_sink_load_users(),
+ * pg_sink_load_outbox(), pg_sink_outbox_delete()) are declared there. */
+#include "pg_restore.h"
 
 /* next_offset of a partition nothing was committed for yet: start at the
  * beginning (RD_KAFKA_OFFSET_BEGINNING semantics, decided by the caller). */
@@ -106,66 +113,6 @@ int pg_sink_connect(struct pg_sink *ps);
  * the sink's connection. Returns 0, -ENOTCONN, or migrate_apply_list()'s
  * errors (-EPROTO: the database is newer than this binary). */
 int pg_sink_migrate(struct pg_sink *ps);
-
-/* Take @partition for this processor (@owner: a name for humans, e.g.
- * "host:pid"). In one statement, insert the cw_partitions row or bump its
- * generation (clearing its last flush token, so no earlier flush whose
- * COMMIT answer was lost can be mistaken for a later one), and return the new
- * *generation (fence every later flush of the partition with it:
- * batch->generation), the committed *next_offset (PG_SINK_OFFSET_NONE if none)
- * and *watermark_ms (PG_SINK_WATERMARK_NONE if none). From then on, flushes by
- * any earlier owner fail with -ESTALE. Returns 0, -ENOTCONN (retry later) or
- * -EIO/-EAGAIN with the message in pg_sink_last_error(). */
-int pg_sink_claim_partition(struct pg_sink *ps, int32_t partition,
-			    const char *owner, int64_t *generation,
-			    int64_t *next_offset, int64_t *watermark_ms);
-
-/* Whether the watermark the last successful pg_sink_claim_partition()
- * returned was written by a flush of a processor that bounds event time
- * (cw_partitions.watermark_checked, migration 007): only an unchecked one
- * beyond the clock-skew bound can be an earlier version's poison. Can't
- * fail. The sink's thread. */
-bool pg_sink_watermark_checked(const struct pg_sink *ps);
-
-/* Called once per record (user state) or row (outbox) by the loaders. The
- * pointers are valid only during the call (copy what you keep); @user_id
- * and @abandonment_id are NUL-terminated; @state is NULL (and @len 0) for
- * a user deleted by a later chunk. Return 0 to go on, or a negative errno
- * code to stop: the loader then returns that code (after draining the
- * query). */
-typedef int (*pg_sink_user_cb)(void *opaque, const char *user_id,
-			       const uint8_t *state, size_t len);
-typedef int (*pg_sink_outbox_cb)(void *opaque, const char *chunk_id,
-				 const uint8_t *chunk, size_t len);
-
-/* Stream the stored resume state of @partition to @cb: the records of
- * its cw_state_chunks rows from the latest full snapshot on, in seq order,
- * so a user may come several times and the last record wins (@state NULL:
- * deleted). One chunk in memory at a time (single-row mode, binary
- * results: no bytea decoding). *@log_bytes (may be NULL) receives the
- * bytes of the chunks read, for the compaction rule
- * (partition_set_state_log()); 0 on failure.
- * Returns 0, the callback's error, -EBADMSG for a chunk that does not
- * parse (the message names the partition and the chunk's seq), -ENOMEM,
- * or -ENOTCONN/-EIO; a failure after some records were delivered means
- * the caller must discard what it loaded. */
-int pg_sink_load_users(struct pg_sink *ps, int32_t partition,
-		       pg_sink_user_cb cb, void *opaque, uint64_t *log_bytes);
-
-/* Stream the outbox chunks of @partition (abandonments written to
- * PostgreSQL but not yet acknowledged by the broker), oldest first. A
- * chunk holds the abandonments of one partition in one flush, in pack
- * format (pack.h: key user id, value the framed Avro record); its id is
- * the first abandonment's id. Same contract as pg_sink_load_users(). */
-int pg_sink_load_outbox(struct pg_sink *ps, int32_t partition,
-			pg_sink_outbox_cb cb, void *opaque);
-
-/* Delete the outbox chunks of the @n chunk ids (uuid text) in one
- * statement, once the broker acknowledged all their records. Unknown ids are
- * ignored (deleting twice is harmless). Returns 0, -EINVAL if an id is not a
- * uuid, -ENOTCONN or -EIO. */
-int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *chunk_ids,
-			  size_t n);
 
 /* Write @n batches (distinct partitions; empty ones only move offsets) in
  * ONE transaction: fence and advance each partition's cw_partitions row
@@ -234,10 +181,15 @@ struct pg_sink_status {
 			       * PG_SINK_WATERMARK_NONE if none */
 	int64_t dead_letters;
 	double last_flush_ms;
+	/* Carts at risk by currency (processor_status_open_value); NULL
+	 * leaves the instance's rows as they are. */
+	const struct open_value_rows *open_value;
 };
 
-/* Upsert the processor_status row of @st->instance and append a
- * processor_status_history row, in one statement outside any flush
- * transaction (status is advisory; losing one is harmless).
+/* Upsert the processor_status row of @st->instance, append a
+ * processor_status_history row and replace the instance's
+ * processor_status_open_value rows with @st->open_value, in one statement
+ * outside any flush transaction (status is advisory; losing one is
+ * harmless).
  * Returns 0, -ENOTCONN or -EIO (message in pg_sink_last_error()). */
 int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st);

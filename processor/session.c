@@ -7,13 +7,8 @@
 #include <errno.h>
 
 #include "cw_abandonment.h"
-#include "partition_priv.h"
-
-/* Conversion ids are derived from the partition offset of the checkout, so
- * they are unique by construction and identical on replay; their first 48
- * bits are the checkout time. */
-void partition_conversion_id(const char *user_id, size_t len, int64_t offset,
-			     etime_t checkout_ms, char out[37]);
+#include "ids.h"
+#include "minute_stats.h"
 
 static int emit_abandonment(struct partition *pt, struct user *u)
 {
@@ -29,8 +24,8 @@ static int emit_abandonment(struct partition *pt, struct user *u)
 	ab = batch_add_abandonment(b);
 	if (!ab)
 		return -ENOMEM;
-	partition_abandonment_id(u->id, u->id_len, u->session_start_ms,
-				 ab->abandonment_id);
+	ids_abandonment(u->id, u->id_len, u->session_start_ms,
+			ab->abandonment_id);
 	ab->user_id = batch_strdup(b, u->id, u->id_len);
 	ab->session_start_ms = u->session_start_ms;
 	ab->last_activity_ms = u->last_event_ms;
@@ -56,11 +51,11 @@ static int emit_abandonment(struct partition *pt, struct user *u)
 		avro_items[i] = (struct cw_abandoned_item){
 			cw_str_c(pid), items[i].quantity,
 			items[i].unit_price_cents};
-		r = partition_stat_add(pt, ab->abandoned_at_ms,
-				       items[i].product, STAT_ABANDONED_QTY,
-				       items[i].quantity, STAT_ABANDONED_VALUE,
-				       (int64_t)items[i].quantity *
-					       items[i].unit_price_cents);
+		r = minute_stats_add(pt->stats, ab->abandoned_at_ms,
+				     items[i].product, STAT_ABANDONED_QTY,
+				     items[i].quantity, STAT_ABANDONED_VALUE,
+				     (int64_t)items[i].quantity *
+					     items[i].unit_price_cents);
 		if (r < 0)
 			return r;
 	}
@@ -127,7 +122,7 @@ static int checkout(struct partition *pt, struct user *u, etime_t t,
 	cv = batch_add_conversion(b);
 	if (!cv)
 		return -ENOMEM;
-	partition_conversion_id(u->id, u->id_len, offset, t, cv->conversion_id);
+	ids_conversion(u->id, u->id_len, offset, t, cv->conversion_id);
 	cv->user_id = batch_strdup(b, u->id, u->id_len);
 	cv->event_id = batch_strdup(b, ev->event_id.ptr ? ev->event_id.ptr : "",
 				    ev->event_id.len);
@@ -141,8 +136,8 @@ static int checkout(struct partition *pt, struct user *u, etime_t t,
 		return -ENOMEM;
 
 	for (uint16_t i = 0; i < u->cart.n; i++) {
-		r = partition_stat_add(
-			pt, t, items[i].product, STAT_PURCHASED_QTY,
+		r = minute_stats_add(
+			pt->stats, t, items[i].product, STAT_PURCHASED_QTY,
 			items[i].quantity, STAT_PURCHASED_VALUE,
 			(int64_t)items[i].quantity * items[i].unit_price_cents);
 		if (r < 0)
@@ -155,8 +150,8 @@ static int checkout(struct partition *pt, struct user *u, etime_t t,
 		char *id;
 		if (!rc)
 			return -ENOMEM;
-		(u->flags & USER_LEGACY_ID ? partition_abandonment_id_v1
-					   : partition_abandonment_id)(
+		(u->flags & USER_LEGACY_ID ? ids_abandonment_v1
+					   : ids_abandonment)(
 			u->id, u->id_len, u->abandon_start_ms,
 			rc->abandonment_id);
 		rc->recovered_at_ms = t;
@@ -216,8 +211,8 @@ int session_on_event(struct partition *pt, struct user *u,
 		if ((r = cart_add(&u->cart, product, ev->quantity,
 				  ev->unit_price_cents)) < 0)
 			return r;
-		if ((r = partition_stat_add(pt, t, product, STAT_ADDED_QTY,
-					    ev->quantity, -1, 0)) < 0)
+		if ((r = minute_stats_add(pt->stats, t, product, STAT_ADDED_QTY,
+					  ev->quantity, -1, 0)) < 0)
 			return r;
 		break;
 	case CW_EVENT_CART_REMOVE: {
@@ -236,10 +231,11 @@ int session_on_event(struct partition *pt, struct user *u,
 		}
 		if (!u->cart.n)
 			pt->n_open_carts--;
-		if ((r = partition_stat_add(pt, t, product, STAT_REMOVED_QTY,
-					    removed, -1, 0)) < 0 ||
-		    (r = partition_reason_add(pt, t, product, reason,
-					      removed)) < 0)
+		if ((r = minute_stats_add(pt->stats, t, product,
+					  STAT_REMOVED_QTY, removed, -1, 0)) <
+			    0 ||
+		    (r = minute_stats_add_reason(pt->stats, t, product, reason,
+						 removed)) < 0)
 			return r;
 		break;
 	}
@@ -248,9 +244,7 @@ int session_on_event(struct partition *pt, struct user *u,
 			return r;
 		break;
 	}
-	if ((r = partition_mark_dirty(pt, u)) < 0)
-		return r;
-	return partition_reschedule(pt, u);
+	return 0;
 }
 
 etime_t session_next_deadline(const struct partition *pt, const struct user *u)
@@ -290,7 +284,5 @@ int session_on_timer(struct partition *pt, struct user *u)
 	if ((u->flags & USER_RECOVERABLE) &&
 	    u->abandoned_at_ms + sp->recovery_window_ms + 1 <= wm)
 		u->flags &= (uint8_t)~USER_RECOVERABLE;
-	if ((r = partition_mark_dirty(pt, u)) < 0)
-		return r;
-	return partition_reschedule(pt, u);
+	return 0;
 }

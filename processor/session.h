@@ -16,18 +16,24 @@
  *
  * Everything here depends only on event times and the watermark, never on
  * the wall clock, so a replay gives identical results.
- * Internal to the processor; single-threaded.
+ * Internal to the processor; single-threaded. Calls only go down: the
+ * partition calls in, this module uses ids.c, minute_stats.c and the
+ * batch, never the partition's functions.
  */
 #pragma once
 
 #include "partition.h"
 
-/* Apply @ev (read at @offset) to user @u of @pt. Returns 0 or -ENOMEM. */
+/* Apply @ev (read at @offset) to user @u of @pt: its cart, its session,
+ * the outputs in pt->batch and the aggregates in pt->stats. The caller
+ * (partition.c) then marks @u dirty and reschedules it. Returns 0 or
+ * -ENOMEM. */
 int session_on_event(struct partition *pt, struct user *u,
 		     const struct cw_event *ev, int64_t offset);
 
 /* @u's deadline is <= the watermark: close its session, expire its cart
- * or its recovery window, whatever is due, and reschedule or retire it.
+ * or its recovery window, whatever is due. The caller (partition.c) then
+ * marks @u dirty and reschedules or retires it (session_next_deadline()).
  * Returns 0 or -ENOMEM. */
 int session_on_timer(struct partition *pt, struct user *u);
 

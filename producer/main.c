@@ -20,6 +20,7 @@
 #include "catalog.h"
 #include "clock.h"
 #include "cw_catalog.h"
+#include "cw_daemon.h"
 #include "cw_log.h"
 #include "json_feed.h"
 #include "options.h"
@@ -27,16 +28,6 @@
 #include "sim.h"
 #include "sink.h"
 #include "summary.h"
-
-static volatile sig_atomic_t stop_requested;
-
-/* First SIGINT/SIGTERM: stop generating, flush, report. Second: leave now. */
-static void on_signal(int sig)
-{
-	if (stop_requested)
-		_exit(128 + sig);
-	stop_requested = 1;
-}
 
 int main(int argc, char **argv)
 {
@@ -49,24 +40,17 @@ int main(int argc, char **argv)
 	struct sink *sk = NULL;
 	struct sim_stats simst;
 	struct sink_stats st;
-	struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART:
-							  * stdin reads end */
+	volatile sig_atomic_t *stop;
 	sigset_t block, orig;
 	char errstr[512];
 	int64_t t0;
 	int r, status = 1;
 
 	r = options_parse(&o, argc, argv);
-	if (r == CW_CONFIG_HELP) {
-		status = 0;
+	if (r != 0) {
+		status = cw_daemon_exit_status(r);
 		goto out;
 	}
-	if (r < 0) {
-		status = 2;
-		goto out;
-	}
-	cw_log_set_level(o.log_level_value);
-	cw_log_set_format(o.log_format_value);
 
 	cat = catalog_new(errstr, sizeof(errstr));
 	sum = cat ? summary_new(cat) : NULL;
@@ -110,15 +94,15 @@ int main(int argc, char **argv)
 		}
 	}
 
-	/* librdkafka's threads inherit the blocked mask, so the stop signals
-	 * always reach this thread. */
+	/* First SIGINT/SIGTERM: stop generating, flush, report. Second: leave
+	 * now. librdkafka's threads inherit the blocked mask, so the stop
+	 * signals always reach this thread, and (the handler has no
+	 * SA_RESTART) end its stdin reads. */
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigprocmask(SIG_BLOCK, &block, &orig);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	stop = cw_daemon_catch_stop();
 	sk = sink_new(
 		&(struct sink_config){.output = o.output,
 				      .http_url = o.http,
@@ -130,7 +114,7 @@ int main(int argc, char **argv)
 				      .properties = &o.properties,
 				      .connect_timeout_ms =
 					      o.connect_timeout_ms,
-				      .stop = &stop_requested},
+				      .stop = stop},
 		errstr, sizeof(errstr));
 	sigprocmask(SIG_SETMASK, &orig, NULL);
 	if (!sk) {
@@ -151,7 +135,7 @@ int main(int argc, char **argv)
 					  (uint64_t)o.events, o.start_ms,
 					  isatty(STDERR_FILENO) == 1},
 		     &(struct run_source){sim, feed, feed ? stdin : NULL}, sk,
-		     sum, &stop_requested);
+		     sum, stop);
 
 	sink_get_stats(sk, &st);
 	if (sim)

@@ -11,14 +11,14 @@
 #include <string.h>
 
 #include "clock.h"
+#include "cw_daemon.h"
 #include "cw_event_json.h"
 
 #define PROG	   "cartwatch-producer"
 #define OPT(field) offsetof(struct options, field)
 
-const struct cw_opt options_table[] = {
-	{"bootstrap-servers", 'b', CW_OPT_STRING, OPT(bootstrap_servers),
-	 "localhost:9092", "HOST:PORT,...", "Kafka bootstrap servers", false},
+static const struct cw_opt options_table[] = {
+	CW_OPT_BOOTSTRAP_SERVERS(struct options),
 	{"topic", 't', CW_OPT_STRING, OPT(topic), "cart-events", "NAME",
 	 "Topic to produce the cart events to", false},
 	{"users", 'u', CW_OPT_INT, OPT(users), "10000", "N",
@@ -94,82 +94,63 @@ const struct cw_opt options_table[] = {
 	 false},
 	{"connect-timeout", 0, CW_OPT_DURATION, OPT(connect_timeout_ms), "10s",
 	 "DURATION", "How long to wait for the broker before giving up", false},
-	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
-	 "debug, info, warn or error", false},
-	{"log-format", 0, CW_OPT_STRING, OPT(log_format), "logfmt", "FORMAT",
-	 "logfmt (key=value lines) or json (one object a line)", false},
+	CW_OPT_LOG(struct options),
 };
-const size_t options_table_size =
-	sizeof(options_table) / sizeof(options_table[0]);
-
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
-							     ...)
+/* Write the usage error into @errstr; returns -EINVAL. */
+__attribute__((format(printf, 3, 4))) static int
+bad(char *errstr, size_t errstr_size, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(errstr, errstr_size, fmt, ap);
 	va_end(ap);
-	cw_config_usage_error(PROG, msg);
 	return -EINVAL;
 }
 
-int options_parse(struct options *o, int argc, char **argv)
+/* The checks the table cannot make, and the derived fields. */
+static int validate(void *config, char *errstr, size_t errstr_size)
 {
-	char errstr[512];
-	int r;
+	struct options *o = config;
 
-	/* --rate has no table default: unset stays NaN (no value parses to
-	 * NaN), then takes the default of the source. */
-	o->rate = NAN;
-	r = cw_config_parse(
-		options_table, options_table_size, o, PROG,
-		"Simulate Prime-Day shoppers (or read JSON lines) and "
-		"produce their cart events to Kafka.",
-		argc, argv, errstr, sizeof(errstr));
-	if (r == CW_CONFIG_HELP)
-		return r;
-	if (r < 0)
-		return usage_error("%s", errstr);
 	if (isnan(o->rate))
 		o->rate = o->stdin_json ? 0 : 1000; /* a feed is not paced */
 	if (o->users < 1 || o->users > 50000000)
-		return usage_error("--users must be 1..50000000");
+		return bad(errstr, errstr_size, "--users must be 1..50000000");
 	if (o->rate < 0)
-		return usage_error("--rate must be >= 0");
+		return bad(errstr, errstr_size, "--rate must be >= 0");
 	if (o->events < 0)
-		return usage_error("--events must be >= 0");
+		return bad(errstr, errstr_size, "--events must be >= 0");
 	if (!(o->time_scale > 0))
-		return usage_error("--time-scale must be > 0");
+		return bad(errstr, errstr_size, "--time-scale must be > 0");
 	if (o->connect_timeout_ms < 1 || o->connect_timeout_ms > INT32_MAX)
-		return usage_error("--connect-timeout must be 1ms..24d");
+		return bad(errstr, errstr_size,
+			   "--connect-timeout must be 1ms..24d");
 	if (!o->topic || !*o->topic)
-		return usage_error("--topic must not be empty");
+		return bad(errstr, errstr_size, "--topic must not be empty");
 	if (o->http && o->output)
-		return usage_error("--http and --output exclude each other");
+		return bad(errstr, errstr_size,
+			   "--http and --output exclude each other");
 	if (o->http && strncmp(o->http, "http://", 7) &&
 	    strncmp(o->http, "https://", 8))
-		return usage_error("--http wants an http:// or https:// URL, "
-				   "not '%s'",
-				   o->http);
+		return bad(errstr, errstr_size,
+			   "--http wants an http:// or https:// URL, "
+			   "not '%s'",
+			   o->http);
 	if (o->http_timeout_ms < 1)
-		return usage_error("--http-timeout must be > 0");
+		return bad(errstr, errstr_size, "--http-timeout must be > 0");
 	if (!o->output && !o->http &&
 	    (!o->bootstrap_servers || !*o->bootstrap_servers))
-		return usage_error("--bootstrap-servers must not be empty");
+		return bad(errstr, errstr_size,
+			   "--bootstrap-servers must not be empty");
 	if (!strcmp(o->format, "json"))
 		o->sink_format = SINK_FORMAT_JSON;
 	else if (!strcmp(o->format, "avro"))
 		o->sink_format = SINK_FORMAT_AVRO;
 	else
-		return usage_error("--format must be json or avro, not '%s'",
-				   o->format);
-	if (cw_log_parse_level(o->log_level, &o->log_level_value) < 0)
-		return usage_error("--log-level must be debug, info, warn or "
-				   "error");
-	if (cw_log_parse_format(o->log_format, &o->log_format_value) < 0)
-		return usage_error("--log-format must be logfmt or json");
+		return bad(errstr, errstr_size,
+			   "--format must be json or avro, not '%s'",
+			   o->format);
 	if (!o->start_time)
 		/* As fast as possible is a backfill: the simulated span ends
 		 * now, so that no event is stamped in the future (processors
@@ -178,13 +159,31 @@ int options_parse(struct options *o, int argc, char **argv)
 			clock_wall_ms() - (o->rate == 0 ? o->duration_ms : 0);
 	else if (cw_event_json_parse_time(o->start_time, strlen(o->start_time),
 					  &o->start_ms) < 0)
-		return usage_error("--start-time '%s' is neither RFC 3339 "
-				   "(2024-07-16T00:00:00Z) nor epoch ms",
-				   o->start_time);
+		return bad(errstr, errstr_size,
+			   "--start-time '%s' is neither RFC 3339 "
+			   "(2024-07-16T00:00:00Z) nor epoch ms",
+			   o->start_time);
 	return 0;
+}
+
+static const struct cw_daemon_spec options_spec = {
+	PROG,
+	"Simulate Prime-Day shoppers (or read JSON lines) and produce their "
+	"cart events to Kafka.",
+	options_table,
+	sizeof(options_table) / sizeof(options_table[0]),
+	validate,
+};
+
+int options_parse(struct options *o, int argc, char **argv)
+{
+	/* --rate has no table default: unset stays NaN (no value parses to
+	 * NaN), then takes the default of the source. */
+	o->rate = NAN;
+	return cw_daemon_init(&options_spec, o, argc, argv);
 }
 
 void options_free(struct options *o)
 {
-	cw_config_free(options_table, options_table_size, o);
+	cw_config_free(options_spec.opts, options_spec.n_opts, o);
 }

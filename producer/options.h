@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "cw_config.h"
-#include "cw_log.h"
 #include "sink.h"
 
 struct options {
@@ -44,16 +43,12 @@ struct options {
 	/* Derived by options_parse(). */
 	int64_t start_ms; /* --start-time, or now */
 	enum sink_format sink_format;
-	enum cw_log_level log_level_value;
-	enum cw_log_format log_format_value;
 };
 
-extern const struct cw_opt options_table[];
-extern const size_t options_table_size;
-
-/* Parse @argv (and the environment) into @o and check every value.
- * Returns 0, CW_CONFIG_HELP (usage printed to stdout), or -EINVAL after
- * printing a usage error to stderr (the caller exits with status 2).
+/* Parse @argv (and the environment) into @o, check every value and set
+ * the log level and format (cw_daemon_init()). Returns 0, CW_CONFIG_HELP
+ * (usage printed to stdout), or -EINVAL after printing a usage error to
+ * stderr (the caller exits with status 2: cw_daemon_exit_status()).
  * On every return the caller must options_free(@o). */
 int options_parse(struct options *o, int argc, char **argv);
 

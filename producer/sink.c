@@ -12,6 +12,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "cw_kafka.h"
 #include "cw_log.h"
 #include "http_out.h"
 
@@ -47,7 +48,7 @@ struct sink {
 };
 
 /* The throughput defaults; -X properties given by the user win. */
-static const char *const kafka_defaults[][2] = {
+static const struct cw_kafka_prop kafka_defaults[] = {
 	{"enable.idempotence", "true"},
 	{"linger.ms", "20"},
 	{"batch.num.messages", "100000"},
@@ -55,6 +56,7 @@ static const char *const kafka_defaults[][2] = {
 	{"queue.buffering.max.messages", "1000000"},
 	{"queue.buffering.max.kbytes", "1048576"},
 	{"sticky.partitioning.linger.ms", "20"},
+	{NULL, NULL},
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
@@ -77,69 +79,34 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	sk->st.failed++;
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac,
-		   const char *buf)
-{
-	(void)rk;
-	cw_log(level <= 3   ? CW_LOG_ERROR
-	       : level == 4 ? CW_LOG_WARN
-	       : level <= 6 ? CW_LOG_INFO
-			    : CW_LOG_DEBUG,
-	       "librdkafka", "facility=%s text=\"%s\"", fac, buf);
-}
-
-static int set_prop(rd_kafka_conf_t *kconf, const char *key, const char *value,
-		    char *errstr, size_t errstr_size)
-{
-	char err[256];
-
-	if (rd_kafka_conf_set(kconf, key, value, err, sizeof(err)) ==
-	    RD_KAFKA_CONF_OK)
-		return 0;
-	snprintf(errstr, errstr_size, "Kafka property %s=%s: %s", key, value,
-		 err);
-	return -EINVAL;
-}
-
 /* Create the producer and wait (bounded) for the topic's metadata, so an
- * unreachable broker is an error up front, not 5 minutes of retries. */
+ * unreachable broker is an error up front, not 5 minutes of retries. On
+ * failure nothing is left behind (sk->rk and sk->rkt stay NULL). Returns
+ * 0, or -EINVAL (bad property, no client or topic), -EHOSTUNREACH (no
+ * metadata in time) or -ENOENT (the topic is not usable), with the reason
+ * in @errstr. */
 static int kafka_open(struct sink *sk, char *errstr, size_t errstr_size)
 {
 	const struct sink_config *c = &sk->conf;
 	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+	rd_kafka_conf_t *kconf;
 	rd_kafka_resp_err_t err;
-	char err2[512];
 	int r = -EINVAL;
 
-	if (set_prop(kconf, "bootstrap.servers", c->bootstrap_servers, errstr,
-		     errstr_size))
-		goto fail_conf;
-	for (size_t i = 0;
-	     i < sizeof(kafka_defaults) / sizeof(kafka_defaults[0]); i++)
-		if (set_prop(kconf, kafka_defaults[i][0], kafka_defaults[i][1],
-			     errstr, errstr_size))
-			goto fail_conf;
-	for (size_t i = 0; c->properties && i < c->properties->count; i++)
-		if (set_prop(kconf, c->properties->keys[i],
-			     c->properties->values[i], errstr, errstr_size))
-			goto fail_conf;
+	kconf = cw_kafka_conf_new(c->bootstrap_servers, kafka_defaults,
+				  c->properties, errstr, errstr_size);
+	if (!kconf)
+		return -EINVAL;
 	rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
-	rd_kafka_conf_set_log_cb(kconf, on_log);
 	rd_kafka_conf_set_opaque(kconf, sk);
-
-	sk->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, err2, sizeof(err2));
-	if (!sk->rk) {
-		snprintf(errstr, errstr_size, "cannot create producer: %s",
-			 err2);
-		goto fail_conf;
-	}
-	/* kconf is owned by sk->rk from here on. */
+	sk->rk = cw_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);
+	if (!sk->rk)
+		return -EINVAL;
 	sk->rkt = rd_kafka_topic_new(sk->rk, c->topic, NULL);
 	if (!sk->rkt) {
 		snprintf(errstr, errstr_size, "topic %s: %s", c->topic,
 			 rd_kafka_err2str(rd_kafka_last_error()));
-		return -EINVAL;
+		goto fail_rk;
 	}
 	err = rd_kafka_metadata(sk->rk, 0, sk->rkt, &md,
 				(int)c->connect_timeout_ms);
@@ -151,21 +118,28 @@ static int kafka_open(struct sink *sk, char *errstr, size_t errstr_size)
 			 "--connect-timeout",
 			 c->bootstrap_servers, c->connect_timeout_ms,
 			 rd_kafka_err2str(err));
-		return -EHOSTUNREACH;
+		r = -EHOSTUNREACH;
+		goto fail_rkt;
 	}
-	r = 0;
 	if (md->topic_cnt != 1 || md->topics[0].err) {
 		snprintf(errstr, errstr_size, "topic %s is not usable: %s",
 			 c->topic,
 			 md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
 				       : "not in metadata");
 		r = -ENOENT;
+		goto fail_md;
 	}
 	rd_kafka_metadata_destroy(md);
-	return r;
+	return 0;
 
-fail_conf:
-	rd_kafka_conf_destroy(kconf);
+fail_md:
+	rd_kafka_metadata_destroy(md);
+fail_rkt:
+	rd_kafka_topic_destroy(sk->rkt);
+	sk->rkt = NULL;
+fail_rk:
+	rd_kafka_destroy(sk->rk);
+	sk->rk = NULL;
 	return r;
 }
 

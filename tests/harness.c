@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <time.h>
+#include <unistd.h>
 
 int harness_failures;
 
@@ -62,4 +63,43 @@ const char *harness_source_path(const char *rel)
 	snprintf(buf, sizeof(buf), "%s/%s",
 		 harness_require_env("CARTWATCH_SOURCE_ROOT"), rel);
 	return buf;
+}
+
+static int capture_saved_fd = -1;
+static char capture_path[] = "/tmp/cw-harness-XXXXXX";
+
+void harness_capture_begin(void)
+{
+	int fd;
+
+	strcpy(capture_path, "/tmp/cw-harness-XXXXXX");
+	fd = mkstemp(capture_path);
+	REQUIRE(fd >= 0);
+	capture_saved_fd = dup(STDERR_FILENO);
+	REQUIRE(capture_saved_fd >= 0);
+	REQUIRE(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
+	close(fd);
+}
+
+char *harness_capture_end(void)
+{
+	FILE *f;
+	char *out;
+	long len;
+
+	REQUIRE(dup2(capture_saved_fd, STDERR_FILENO) == STDERR_FILENO);
+	close(capture_saved_fd);
+	capture_saved_fd = -1;
+	f = fopen(capture_path, "rb");
+	REQUIRE(f);
+	REQUIRE(fseek(f, 0, SEEK_END) == 0);
+	len = ftell(f);
+	REQUIRE(len >= 0);
+	rewind(f);
+	out = calloc(1, (size_t)len + 1);
+	REQUIRE(out);
+	REQUIRE(fread(out, 1, (size_t)len, f) == (size_t)len);
+	fclose(f);
+	unlink(capture_path);
+	return out;
 }

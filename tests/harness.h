@@ -79,3 +79,12 @@ const char *harness_require_env(const char *name);
 /* Path of a file in the source tree: $CARTWATCH_SOURCE_ROOT/@rel.
  * Returns a static buffer. */
 const char *harness_source_path(const char *rel);
+
+/* Send stderr (where cw_log writes) to a fresh temporary file until
+ * harness_capture_end(). No CHECK may run in between (its message would be
+ * captured); REQUIRE may. Not nested. */
+void harness_capture_begin(void);
+
+/* Restore stderr and return what was written since
+ * harness_capture_begin(), NUL-terminated; the caller frees it. */
+char *harness_capture_end(void);

@@ -33,6 +33,23 @@ panel counts the stopped instance. Dashboard variables are expanded
 alert rules (docker/grafana/provisioning/alerting) must parse, have the
 fields Grafana requires, and their queries must run and give a value.
 
+Carts at risk now: a second processor (instance dashboard-risk) reads its
+own one-partition topic, cart-events-risk, holding carts at risk in USD and
+EUR, a carried-over cart, a user back with one, open sessions with empty
+carts and a cart whose currency changed, and is stopped with those sessions
+open. tests/e2e/oracle.py, fed the events read back from Kafka, says what
+was open once the last event was applied; the processor's
+processor_status_open_value rows, its /metrics and the "Carts at risk now"
+panel (plus live-test's rows, not the stopped instance's) must say the
+same.
+
+Product categories: a catalog CSV made from the simulator's catalog (every
+fifth product left out, one with an empty category) is loaded with
+cartwatch-report load-catalog; the $category variable must list its
+categories and '(uncategorized)', and the product panels with one category
+selected must show exactly the numbers of that category's products in the
+raw rows (categories from the CSV, not from SQL).
+
 Event panels are run over the event-time range of the data (2026-07-08),
 processor status panels over the wall-clock minutes of the run.
 Needs CARTWATCH_PRODUCER, CARTWATCH_PROCESSOR (meson), PG* and
@@ -218,6 +235,191 @@ def run_processor(work, total):
     if proc.returncode != 0:
         fail(f"cartwatch-processor exited {proc.returncode} after SIGTERM")
     log("processor done: every event processed, no open session left")
+
+
+# Carts at risk: a second processor reads its own one-partition topic with
+# sessions left open, stops, and oracle.py (tests/e2e) says from the events
+# read back from Kafka what was open when the last event was applied.
+RISK_TOPIC, RISK_INSTANCE = "cart-events-risk", "dashboard-risk"
+RISK_T0 = EXTRA_BASE_MS + 24 * 60 * MINUTE_MS  # 2026-07-10T00:00:00Z
+RISK_TIMEOUT_MS = 60 * MINUTE_MS
+
+
+def risk_events():
+    """JSON lines, in time order: carts at risk in USD and EUR, a carried-over
+    cart (its session closed), a user back with a carried-over cart, open
+    sessions with empty carts, a cart whose currency changed (GBP, then
+    USD: counted in USD)."""
+    t0, m = RISK_T0, MINUTE_MS
+    ev = [
+        ("risk_carry", "USD", "cart_add", "ECHO_POP", 1, 1234, None, t0 - 120 * m),
+        ("risk_back", "USD", "cart_add", "BLINK_MINI", 1, 700, None, t0 - 120 * m),
+        ("risk_usd", "USD", "cart_add", "ECHO_DOT_5TH_GEN", 2, 1000, None, t0),
+        ("risk_eur", "EUR", "cart_add", "ECHO_DOT_5TH_GEN", 1, 1999, None, t0),
+        ("risk_empty", "EUR", "cart_add", "ECHO_SHOW_5", 1, 500, None, t0),
+        ("risk_bought", "USD", "cart_add", "ECHO_SHOW_8", 1, 300, None, t0),
+        ("risk_back", "USD", "cart_add", "ECHO_STUDIO", 1, 300, None, t0),
+        ("risk_switch", "GBP", "cart_add", "BLINK_MINI", 1, 500, None, t0),
+        ("risk_usd", "USD", "cart_add", "FIRE_TV_STICK_4K", 1, 550, None, t0 + m),
+        ("risk_empty", "EUR", "cart_remove", "ECHO_SHOW_5", 1, 500, "Changed mind", t0 + m),
+        ("risk_bought", "USD", "checkout_complete", None, None, None, None, t0 + m),
+        ("risk_switch", "USD", "cart_add", "ECHO_POP", 1, 100, None, t0 + m),
+    ]
+    lines = []
+    for user, cur, typ, prod, qty, price, reason, t in ev:
+        o = {"user_id": user, "event_type": typ, "currency": cur, "event_time": t}
+        for k, v in (("product_id", prod), ("quantity", qty),
+                     ("unit_price_cents", price), ("reason", reason)):
+            if v:
+                o[k] = v
+        lines.append(json.dumps(o))
+    return "\n".join(lines) + "\n"
+
+
+def open_value_rows(instance):
+    """{currency: [sessions, carts, value_cents]} of INSTANCE's
+    processor_status_open_value rows with an open session."""
+    return {r[0]: [int(r[1]), int(r[2]), int(r[3])] for r in rows_of(
+        f"""SELECT currency, open_sessions, open_carts, open_value_cents
+            FROM processor_status_open_value
+            WHERE instance = '{instance}' AND open_sessions > 0""")}
+
+
+def scrape_open_value(port):
+    """The same from the processor's /metrics on PORT; None when it does
+    not answer."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return None
+    out = {}
+    for k, fam in enumerate(("cartwatch_open_value_sessions", "cartwatch_open_value_carts",
+                             "cartwatch_open_cart_value_cents")):
+        for cur, v in re.findall(r'^%s\{currency="([^"]+)"\} (\d+)$' % fam, text, re.M):
+            out.setdefault(cur, [0, 0, 0])[k] = int(v)
+    return {c: v for c, v in out.items() if v[0] > 0}
+
+
+def run_risk_processor(work):
+    """Feed risk_events() to RISK_TOPIC, run a processor on it until its
+    status counts every event, stop it; return oracle.py's carts at risk
+    {currency: [sessions, carts, value_cents]} for those events."""
+    text = risk_events()
+    n = text.count("\n")
+    bs = os.environ["CARTWATCH_BOOTSTRAP_SERVERS"]
+    with open(os.path.join(work, "producer-risk.log"), "w") as logf:
+        r = subprocess.run(wrapper() + [os.environ["CARTWATCH_PRODUCER"], "-b", bs,
+                                        "-t", RISK_TOPIC, "--stdin-json", "--strict"],
+                           input=text, text=True, stdout=subprocess.DEVNULL, stderr=logf,
+                           timeout=120 * SLOW)
+    if r.returncode != 0:
+        die(f"cartwatch-producer -t {RISK_TOPIC} exited {r.returncode}, see {work}/producer-risk.log")
+    env = dict(os.environ, PGUSER=WRITER)
+    env.pop("CARTWATCH_PG", None)
+    cmd = wrapper() + [os.environ["CARTWATCH_PROCESSOR"], "-t", RISK_TOPIC,
+                       "-g", "dashboard-risk", "--instance", RISK_INSTANCE,
+                       "--session-timeout", "1h", "--allowed-lateness", "5s",
+                       "--idle-timeout", "1s", "--time-scale", "1",
+                       "--flush-interval", "200ms"]
+    port = subprocess.run([os.path.join(SRC, "tests/lib/free-port")], text=True,
+                          stdout=subprocess.PIPE, check=True).stdout.strip()
+    cmd += ["--metrics-addr", "127.0.0.1:" + port]
+    logpath = os.path.join(work, "processor-risk.log")
+    with open(logpath, "w") as logf:
+        proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120 * SLOW
+        try:
+            while True:
+                if proc.poll() is not None:
+                    die(f"cartwatch-processor on {RISK_TOPIC} exited {proc.returncode}:\n"
+                        + open(logpath).read()[-2000:])
+                done = psql(f"SELECT events_total FROM processor_status "
+                            f"WHERE instance = '{RISK_INSTANCE}'", WRITER, check=False)
+                if done.returncode == 0 and done.stdout.strip() == str(n):
+                    break
+                if time.monotonic() > deadline:
+                    die(f"timed out waiting for {RISK_INSTANCE} to count {n} events:\n"
+                        + open(logpath).read()[-2000:])
+                time.sleep(0.2)
+            # /metrics says the same as the status row (checked below
+            # against oracle.py), once a snapshot after the last event is out.
+            while True:
+                metrics = scrape_open_value(port)
+                if metrics == open_value_rows(RISK_INSTANCE) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60 * SLOW)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    fail(f"{RISK_INSTANCE} did not stop within 60 s of SIGTERM")
+    if proc.returncode != 0:
+        fail(f"{RISK_INSTANCE} exited {proc.returncode} after SIGTERM")
+    sys.path.insert(0, os.path.join(SRC, "tests/e2e"))
+    import oracle
+    events = oracle.read_events(bs, RISK_TOPIC, os.path.join(SRC, "schemas/cart_event.avsc"))
+    if len(events) != n:
+        die(f"read {len(events)} events back from {RISK_TOPIC}, produced {n}")
+    o = oracle.Oracle(RISK_TIMEOUT_MS, 5000, 7 * 86400000, 7 * 86400000)
+    for part in sorted({e[0] for e in events}):
+        o.run_partition([e for e in events if e[0] == part])
+    if o.rejected:
+        die(f"oracle.py refused events of {RISK_TOPIC}: {o.rejected}")
+    # What the processor wrote with its status and served on /metrics:
+    # the same, per currency.
+    got = open_value_rows(RISK_INSTANCE)
+    if got != o.at_risk:
+        fail(f"{RISK_INSTANCE} wrote carts at risk {got}, oracle.py says {o.at_risk}")
+    if metrics != o.at_risk:
+        fail(f"{RISK_INSTANCE}'s /metrics gave carts at risk {metrics}, oracle.py says {o.at_risk}")
+    st = scalar(f"SELECT open_sessions FROM processor_status WHERE instance = '{RISK_INSTANCE}'")
+    if int(st) != sum(v[0] for v in o.at_risk.values()):
+        fail(f"{RISK_INSTANCE}: processor_status.open_sessions {st}, oracle.py says "
+             f"{sum(v[0] for v in o.at_risk.values())}")
+    log(f"{n} events on {RISK_TOPIC}; carts at risk by oracle.py: {o.at_risk}")
+    return o.at_risk
+
+
+# Product categories: the shop's catalog CSV, made from the simulator's
+# built-in catalog with every fifth product left out (uncategorized) and
+# one with an empty category, loaded with cartwatch-report load-catalog.
+REPORT = os.path.join(SRC, "scripts/report")
+CATALOG_TABLE = os.path.join(SRC, "producer/catalog_table.inc")
+
+
+def load_catalog(work):
+    """Write and load the catalog; return {product_id: category} of every
+    product the simulator knows ('(uncategorized)' when not in the file or
+    with no category)."""
+    rows = re.findall(r'^P\("([^"]+)", "([^"]+)", (\d+), \d+\)', open(CATALOG_TABLE).read(), re.M)
+    if len(rows) < 50:
+        die(f"read {len(rows)} products from {CATALOG_TABLE}")
+    cats, lines = {}, ["name,product_id,category,unit_price_cents,currency"]
+    for i, (pid, cat, price) in enumerate(rows):
+        if i % 5 == 0:
+            cats[pid] = "(uncategorized)"
+            continue
+        if i == 1:
+            cat = ""
+        cats[pid] = cat or "(uncategorized)"
+        name = pid.replace("_", " ").title() + ', "deal"'
+        lines.append('"%s",%s,%s,%s,USD' % (name.replace('"', '""'), pid, cat, price))
+    path = os.path.join(work, "catalog.csv")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    env = dict(os.environ, PGUSER=WRITER)
+    env.pop("CARTWATCH_PG", None)
+    r = subprocess.run([REPORT, "load-catalog", path], env=env, text=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        die(f"cartwatch-report load-catalog failed: {r.stdout}")
+    log(r.stdout.strip())
+    return cats
 
 
 def ensure_status_rows():
@@ -457,7 +659,7 @@ def panels_of(dash):
 
 
 def status_panel(panel):
-    return any(re.search(r"\bprocessor_status", t.get("rawSql", ""))
+    return any(re.search(r"\bprocessor_(status|open_value)", t.get("rawSql", ""))
                for t in panel.get("targets", []))
 
 
@@ -465,7 +667,8 @@ def status_panel(panel):
 
 STALE = "stale-test"
 STALE_BIG = 10 ** 7
-LIVE = "live-test"  # a running instance with 7 open sessions  # no real processor holds this many carts or lags this much
+LIVE = "live-test"  # a running instance with 7 open sessions
+LIVE_AT_RISK = (7, 5, 123456)  # its open sessions, carts at risk, their value  # no real processor holds this many carts or lags this much
 
 
 def insert_stale_instance():
@@ -485,7 +688,13 @@ def insert_stale_instance():
              -- more carts in memory than sessions (carried-over carts).
              INSERT INTO processor_status (instance, updated_at, started_at, partitions,
                  open_carts, open_sessions, consumer_lag)
-             VALUES ('{LIVE}', now(), now() - interval '1 hour', '{{2,3}}', 50, 7, 11)""",
+             VALUES ('{LIVE}', now(), now() - interval '1 hour', '{{2,3}}', 50, 7, 11);
+             -- Carts at risk of both: the stopped one's must not count.
+             INSERT INTO processor_status_open_value
+                 (instance, currency, open_sessions, open_carts, open_value_cents)
+             VALUES ('{STALE}', 'USD', {STALE_BIG}, {STALE_BIG}, {STALE_BIG}),
+                    ('{STALE}', 'XTS', {STALE_BIG}, {STALE_BIG}, {STALE_BIG}),
+                    ('{LIVE}', 'USD', {LIVE_AT_RISK[0]}, {LIVE_AT_RISK[1]}, {LIVE_AT_RISK[2]})""",
          WRITER)
 
 
@@ -567,7 +776,7 @@ def money(text):
     return None if text == "" else round(float(text) * 100)
 
 
-def check_truth(dash, event_range, wall_range, variables):
+def check_truth(dash, event_range, wall_range, variables, at_risk, catalog):
     """Run the panels the issue found wrong and compare with expected_values()."""
     exp = expected_values()
     log(f"expected: missed {exp['missed']}, carried over {exp['carried']}, "
@@ -581,7 +790,7 @@ def check_truth(dash, event_range, wall_range, variables):
         fail("eur_carry's first abandonment is not superseded by its second")
     panels = {p.get("id"): p for p in panels_of(dash)}
 
-    def run(pid, rng=event_range):
+    def run(pid, rng=event_range, variables=variables):
         p = panels.get(pid)
         if p is None:
             fail(f"no panel with id {pid}")
@@ -645,12 +854,20 @@ def check_truth(dash, event_range, wall_range, variables):
         rows = [x for x in r[1] if x["user_id"] == "eur_carry"]
         if sorted(x["superseded"] for x in rows) != ["f", "t"]:
             fail(f"panel {r[0]!r}: eur_carry's rows {rows}, want one superseded, one not")
-    r = run(5, wall_range)  # carts at risk now
-    if r:
-        got = [v for v in r[1][0].values()]
-        if len(got) != 1 or int(float(got[0] or 0)) != exp["open_sessions"]:
-            fail(f"panel {r[0]!r}: {r[1][0]} instead of the running processors' "
-                 f"open_sessions {exp['open_sessions']}")
+    r = run(5, wall_range)  # carts at risk now: per currency, running instances
+    if r and need(r[1], r[0], "open_value") and need(r[1], r[0], "open_carts"):
+        # oracle.py's for the risk topic, live-test's, and nothing of the
+        # first processor (it ran until every session had closed).
+        want = {cur: (v[1], v[2]) for cur, v in at_risk.items()}
+        n, v = want.get("USD", (0, 0))
+        want["USD"] = (n + LIVE_AT_RISK[1], v + LIVE_AT_RISK[2])
+        got = {x["currency"]: (int(float(x["open_carts"])), money(x["open_value"]))
+               for x in r[1]}
+        if any(got.get(k, (0, 0)) != want.get(k, (0, 0)) for k in set(got) | set(want)):
+            fail(f"panel {r[0]!r}: {got} (carts, cents) instead of {want}")
+        else:
+            log(f"truth: {r[0]!r} shows {got} (carts, cents), as expected")
+    check_categories(run, need, event_range, variables, catalog)
     r = run(6, wall_range)
     if r and need(r[1], r[0], "consumer_lag") and \
             int(float(r[1][0]["consumer_lag"] or 0)) != exp["consumer_lag"]:
@@ -665,6 +882,65 @@ def check_truth(dash, event_range, wall_range, variables):
         fail(f"panel {r[0]!r}: lists the stopped instance {STALE}")
     if r and not any(x.get("instance") == LIVE for x in r[1]):
         fail(f"panel {r[0]!r}: does not list the running instance {LIVE}")
+
+
+def check_categories(run, need, event_range, variables, catalog):
+    """The product panels with one category selected show that category's
+    products only, with the numbers of the raw rows of those products (the
+    categories from the CSV the test wrote, not from SQL)."""
+    frm, to = rfc3339nano(event_range[0]), rfc3339nano(event_range[1])
+    stats = rows_of(f"""SELECT product_id, sum(added_qty), sum(removed_qty), sum(purchased_qty)
+                        FROM product_stats_minute WHERE bucket BETWEEN '{frm}' AND '{to}'
+                        GROUP BY product_id""")
+    reasons = rows_of(f"""SELECT product_id, reason, sum(removed_qty) FROM remove_reasons_minute
+                          WHERE bucket BETWEEN '{frm}' AND '{to}' GROUP BY 1, 2""")
+    items = rows_of(f"""SELECT i.product_id, a.currency, i.quantity::bigint * i.unit_price_cents
+                        FROM abandoned_items i JOIN cart_abandonments a USING (abandonment_id)
+                        WHERE a.abandoned_at BETWEEN '{frm}' AND '{to}'""")
+
+    def cat(pid):
+        return catalog.get(pid, "(uncategorized)")
+    seen = set()
+    for want in ("Smart Home", "(uncategorized)"):
+        var = dict(variables, category="'%s'" % want)
+        mine = [r for r in stats if cat(r[0]) == want]
+        seen.update(r[0] for r in mine)
+        totals = [sum(int(r[k]) for r in mine) for k in (1, 2, 3)]
+        r = run(7, variables=var)  # cart activity
+        if r and need(r[1], r[0], "added"):
+            got = [round(sum(float(x[c] or 0) for x in r[1])) for c in ("added", "removed", "purchased")]
+            if got != totals or not totals[0]:
+                fail(f"panel {r[0]!r} for {want}: added/removed/purchased {got}, want {totals}")
+        by_reason = {}
+        for pid, reason, qty in reasons:
+            if cat(pid) == want:
+                by_reason[reason] = by_reason.get(reason, 0) + int(qty)
+        r = run(12, variables=var)  # why units left carts
+        if r and need(r[1], r[0], "units"):
+            got = {x["reason"]: int(x["units"]) for x in r[1]}
+            if got != by_reason or not got:
+                fail(f"panel {r[0]!r} for {want}: {got}, want {by_reason}")
+        r = run(13, variables=var)  # removals by reason per minute
+        if r and need(r[1], r[0], "units"):
+            got = round(sum(float(x["units"] or 0) for x in r[1]))
+            if got != sum(by_reason.values()):
+                fail(f"panel {r[0]!r} for {want}: {got} units, want {sum(by_reason.values())}")
+        value = {}
+        for pid, cur, v in items:
+            if cat(pid) == want:
+                value[(pid, cur)] = value.get((pid, cur), 0) + int(v)
+        top = sorted(value.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+        r = run(11, variables=var)  # top abandoned products
+        if r and need(r[1], r[0], "category"):
+            got = [((x["product_id"], x["currency"]), money(x["abandoned_value"])) for x in r[1]]
+            if got != top or not top:
+                fail(f"panel {r[0]!r} for {want}: {got[:3]}..., want {top[:3]}...")
+            if any(x["category"] != want for x in r[1]):
+                fail(f"panel {r[0]!r} for {want}: categories {sorted({x['category'] for x in r[1]})}")
+        log(f"truth: category {want!r}: {len(mine)} products, added/removed/purchased {totals}, "
+            f"{len(value)} abandoned product lines")
+    if not seen or seen == {r[0] for r in stats}:
+        fail("the two categories checked cover no product or every product")
 
 
 def check_alert_rules(ds_uid):
@@ -716,21 +992,27 @@ def check_alert_rules(ds_uid):
                 if "value" not in cols or types["value"] not in NUMERIC or not rows or \
                         any(x[cols.index("value")] == "" for x in rows):
                     fail(f"alert {title!r}: {ref} gives {cols} {rows[:3]}, want a numeric value")
-                elif r.get("uid") == "cw-no-processor" and rows[0][0] != "2":
-                    fail(f"alert {title!r}: {rows[0][0]} running processors, want 2 "
-                         f"(the stopped {STALE} left out)")
+                elif r.get("uid") == "cw-no-processor" and rows[0][0] != "3":
+                    fail(f"alert {title!r}: {rows[0][0]} running processors, want 3 "
+                         f"(the test's two and {LIVE}; the stopped {STALE} left out)")
     if n < 5:
         fail(f"{ALERTS}: {n} rules, want 5")
     log(f"{n} alert rules parse and their queries run")
 
 
-def dashboard_variables(dash):
+def dashboard_variables(dash, catalog):
     """Each dashboard variable as the test expands it: $currency as every
-    currency in the data (Grafana's "All", quoted), $bucket as 1m."""
-    currencies = scalar("""SELECT string_agg(quote_literal(c), ',' ORDER BY c) FROM (
+    currency in the data and in the events the running processors hold
+    (Grafana's "All", quoted), $bucket as 1m."""
+    held = ",".join("('%s')" % c for c in sorted(set(re.findall(
+        r'"currency": "([A-Z]{3})"', risk_events()))))
+    currencies = scalar(f"""SELECT string_agg(quote_literal(c), ',' ORDER BY c) FROM (
                                SELECT currency AS c FROM cart_abandonments
-                               UNION SELECT currency FROM cart_conversions) s""")
-    known = {"currency": currencies, "bucket": "1m"}
+                               UNION SELECT currency FROM cart_conversions
+                               UNION VALUES {held}) s""")
+    categories = sorted(set(catalog.values()) | {"(uncategorized)"})
+    known = {"currency": currencies, "bucket": "1m",
+             "category": ",".join("'%s'" % c for c in categories)}
     out = {}
     for v in dash.get("templating", {}).get("list", []):
         if v.get("name") not in known:
@@ -743,8 +1025,16 @@ def dashboard_variables(dash):
             except RuntimeError as e:
                 fail(f"variable {v['name']}: {e}")
                 continue
-            if ",".join("'%s'" % r[0] for r in rows) != currencies:
+            if v["name"] == "category":
+                if sorted(r[0] for r in rows) != categories:
+                    fail(f"variable category: query gives {rows}, want {categories}")
+            elif ",".join("'%s'" % r[0] for r in rows) != currencies:
                 fail(f"variable {v['name']}: query gives {rows}, want {currencies}")
+    for name in sorted(set(known) - set(out)):
+        fail(f"the dashboard has no variable {name!r}")
+    cat = [v for v in dash.get("templating", {}).get("list", []) if v.get("name") == "category"]
+    if cat and not (cat[0].get("multi") and cat[0].get("includeAll")):
+        fail("variable category: want multi-value with All")
     return out
 
 
@@ -767,9 +1057,11 @@ def main():
     produce(work)
     extra = produce_extra(work)
     run_processor(work, EVENTS + extra)
+    at_risk = run_risk_processor(work)
+    catalog = load_catalog(work)
     ensure_status_rows()
     insert_stale_instance()
-    variables = dashboard_variables(dash)
+    variables = dashboard_variables(dash, catalog)
     if psql("INSERT INTO processor_status (instance, updated_at, started_at) "
             "VALUES ('x', now(), now())", READER, check=False).returncode == 0:
         fail(f"{READER} can write: it must be read-only")
@@ -824,7 +1116,7 @@ def main():
                 f"{len(rows)} rows, columns {', '.join(cols)}")
     if checked < 10:
         fail(f"only {checked} panel queries ran; the dashboard lost panels")
-    check_truth(dash, event_range, wall_range, variables)
+    check_truth(dash, event_range, wall_range, variables, at_risk, catalog)
     check_alert_rules(ds_uid)
     if failures:
         die(f"{len(failures)} failure(s)")

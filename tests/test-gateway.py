@@ -17,18 +17,17 @@ CARTWATCH_BOOTSTRAP_SERVERS (run-with-servers, embedded or real):
   * embedded broker only: Kafka down (devbroker SIGUSR1) -> /healthz and
     POST answer 503 with Retry-After while a client keeps sending, and
     back (SIGUSR2) -> 202; every event ever answered 202 is on the topic;
-  * SIGTERM with requests in flight: each answered, exit status 0.
+  * SIGTERM with requests in flight: each answered, exit status 0;
+  * a -X property librdkafka refuses: exit 1, the property named.
 
 Needs CARTWATCH_GATEWAY (meson) and CARTWATCH_BOOTSTRAP_SERVERS;
 honours CARTWATCH_TEST_WRAPPER and CARTWATCH_SLOW.
 """
 import http.client
-import io
 import json
 import os
 import re
 import resource
-import shlex
 import signal
 import socket
 import subprocess
@@ -39,16 +38,15 @@ import time
 import urllib.error
 import urllib.request
 
-import avro.io
-import avro.schema
-
 SRC = os.environ["CARTWATCH_SOURCE_ROOT"]
-GATEWAY = os.environ["CARTWATCH_GATEWAY"]
-BOOTSTRAP = os.environ["CARTWATCH_BOOTSTRAP_SERVERS"]
+sys.path.insert(0, os.path.join(SRC, "tests/lib"))
+import avro_topic  # noqa: E402
+from gateway import BOOTSTRAP, GATEWAY, SLOW, WRAPPER, Gateway, wait_until  # noqa: E402
+
 EMBEDDED = os.environ.get("CARTWATCH_TEST_KAFKA") == "embedded"
-SLOW = float(os.environ.get("CARTWATCH_SLOW", "1"))
 TOPIC = "cart-events"
-FRAME = b"\xc3\x01" + (0x0DE94D9D1E16AB23).to_bytes(8, "little")
+# Fingerprint of cartwatch.CartEvent, checked by tests/fingerprint.py.
+FINGERPRINT = 0x0DE94D9D1E16AB23
 TOKEN = "s3cret-token"
 ORIGIN = "https://shop.example"
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
@@ -61,42 +59,6 @@ def check(cond, what):
     if not cond:
         failures.append(what)
         print("FAIL:", what, file=sys.stderr)
-
-
-def wait_until(what, fn, timeout=20):
-    deadline = time.monotonic() + timeout * SLOW
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise SystemExit("timed out waiting for " + what)
-
-
-class Gateway:
-    def __init__(self, work, extra=()):
-        self.log = open(os.path.join(work, "gateway.log"), "w+")
-        wrapper = shlex.split(os.environ.get("CARTWATCH_TEST_WRAPPER", ""))
-        self.proc = subprocess.Popen(
-            wrapper + [GATEWAY, "-b", BOOTSTRAP, "--listen", "127.0.0.1:0",
-                       "--catalog", os.path.join(work, "catalog.csv"),
-                       "--token-file", os.path.join(work, "tokens"),
-                       "--cors-origin", ORIGIN, "--max-body", "64KB",
-                       "--delivery-timeout", "5s", "--max-connections", "512"]
-            + list(extra),
-            stdout=subprocess.DEVNULL, stderr=self.log)
-        self.port = wait_until("the gateway's port", self._port)
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def _port(self):
-        if self.proc.poll() is not None:
-            raise SystemExit("gateway exited: " + self.text())
-        m = re.search(r'msg="gateway listening" .* port=(\d+)', self.text())
-        return int(m.group(1)) if m else None
-
-    def text(self):
-        self.log.seek(0)
-        return self.log.read()
 
 
 def request(gw, method="POST", path="/v1/events", body=None, token=TOKEN,
@@ -126,31 +88,31 @@ def post(gw, body, **kw):
 
 
 def read_topic():
-    text = open(os.path.join(SRC, "schemas/cart_event.avsc")).read()
-    for lt in ('"timestamp-millis"', '"uuid"'):
-        text = text.replace('"logicalType": ' + lt, '"cwLogicalType": ' + lt)
-    reader = avro.io.DatumReader(avro.schema.parse(text))
-    out = subprocess.run(
-        ["kcat", "-C", "-b", BOOTSTRAP, "-t", TOPIC, "-o", "beginning", "-e",
-         "-q", "-f", "%K %S\n%k%s"], check=True,
-        stdout=subprocess.PIPE).stdout
-    events, pos = [], 0
-    while pos < len(out):
-        nl = out.index(b"\n", pos)
-        klen, vlen = (int(x) for x in out[pos:nl].split())
-        pos = nl + 1
-        key = out[pos:pos + klen].decode()
-        pos += klen
-        val = out[pos:pos + vlen]
-        pos += vlen
-        check(val[:10] == FRAME, "single-object header %r" % val[:10])
-        ev = reader.read(avro.io.BinaryDecoder(io.BytesIO(val[10:])))
-        check(key == ev["user_id"], "key %r == user_id %r" % (key, ev["user_id"]))
-        events.append(ev)
+    events = []
+    for key, framed, ev in avro_topic.records(
+            BOOTSTRAP, TOPIC, os.path.join(SRC, "schemas/cart_event.avsc"), FINGERPRINT):
+        check(framed, "single-object header of the message keyed %r" % key)
+        if ev:
+            check(key == ev["user_id"], "key %r == user_id %r" % (key, ev["user_id"]))
+            events.append(ev)
     return events
 
 
+def refused_properties():
+    """What librdkafka refuses stops the start, named: exit 1."""
+    for prop, want in (("bogus.property=1", "Kafka property bogus.property: "),
+                       # enable.idempotence=true wants acks=all
+                       ("acks=1", "cannot create the Kafka producer: ")):
+        p = subprocess.run(WRAPPER + [GATEWAY, "-b", "127.0.0.1:1", "--listen", "127.0.0.1:0",
+                                      "-X", prop],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           timeout=60 * SLOW)
+        check(p.returncode == 1 and want in p.stderr,
+              "-X %s: exit %d, %r in %r" % (prop, p.returncode, want, p.stderr))
+
+
 def main():
+    refused_properties()
     work = tempfile.mkdtemp(prefix="gateway.", dir=os.environ.get("TMPDIR"))
     with open(os.path.join(work, "catalog.csv"), "w") as f:
         f.write("product_id,unit_price_cents,currency,name,category\n"
@@ -158,13 +120,14 @@ def main():
                 "EURO_KETTLE,4599,EUR,Kettle,Kitchen\n")
     with open(os.path.join(work, "tokens"), "w") as f:
         f.write("# shop front\nother-token\n" + TOKEN + "\n")
-    gw = Gateway(work)
+    gw = Gateway(work, ["--catalog", os.path.join(work, "catalog.csv"),
+                        "--token-file", os.path.join(work, "tokens"),
+                        "--cors-origin", ORIGIN, "--max-body", "64KB",
+                        "--delivery-timeout", "5s", "--max-connections", "512"])
     try:
         return run(work, gw)
     finally:
-        if gw.proc.poll() is None:  # a failure on the way: no orphan
-            gw.proc.kill()
-            gw.proc.wait()
+        gw.kill()  # a failure on the way: no orphan
 
 
 def run(work, gw):

@@ -9,11 +9,9 @@
  * message never split or break a record either.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -28,47 +26,6 @@ static const char pg_error[] =
 	"DETAIL:  Key (user_id, started_at)=(u 1, 2026-11-29) already "
 	"exists.\r\n"
 	"CONTEXT:\tCOPY sessions, line 3: \"u 1\\t\x01\"";
-
-static int saved_fd = -1;
-static char capture_path[] = "/tmp/test-log-XXXXXX";
-
-/* Send stderr (where cw_log writes) to a fresh temporary file. No CHECK
- * may run between capture_begin() and capture_end(). */
-static void capture_begin(void)
-{
-	int fd;
-
-	strcpy(capture_path, "/tmp/test-log-XXXXXX");
-	fd = mkstemp(capture_path);
-	REQUIRE(fd >= 0);
-	saved_fd = dup(STDERR_FILENO);
-	REQUIRE(saved_fd >= 0);
-	REQUIRE(dup2(fd, STDERR_FILENO) == STDERR_FILENO);
-	close(fd);
-}
-
-/* Restore stderr and return what was written (caller frees). */
-static char *capture_end(void)
-{
-	FILE *f;
-	char *out;
-	long len;
-
-	REQUIRE(dup2(saved_fd, STDERR_FILENO) == STDERR_FILENO);
-	close(saved_fd);
-	f = fopen(capture_path, "rb");
-	REQUIRE(f);
-	REQUIRE(fseek(f, 0, SEEK_END) == 0);
-	len = ftell(f);
-	REQUIRE(len >= 0);
-	rewind(f);
-	out = calloc(1, (size_t)len + 1);
-	REQUIRE(out);
-	REQUIRE(fread(out, 1, (size_t)len, f) == (size_t)len);
-	fclose(f);
-	unlink(capture_path);
-	return out;
-}
 
 /* Split @text into lines in place; returns the count. Every record must
  * end with '\n', so a last line without one fails the test. */
@@ -236,9 +193,9 @@ static void test_logfmt_round_trip(void)
 	REQUIRE(kv);
 	cw_log_set_format(CW_LOG_LOGFMT);
 	cw_log_set_level(CW_LOG_DEBUG);
-	capture_begin();
+	harness_capture_begin();
 	log_samples();
-	out = capture_end();
+	out = harness_capture_end();
 	n = split_lines(out, lines, 16);
 	CHECK_INT_EQ(n, 3);
 	for (size_t i = 0; i < n; i++) {
@@ -287,9 +244,9 @@ static void test_json_round_trip(void)
 
 	cw_log_set_format(CW_LOG_JSON);
 	cw_log_set_level(CW_LOG_DEBUG);
-	capture_begin();
+	harness_capture_begin();
 	log_samples();
-	out = capture_end();
+	out = harness_capture_end();
 	cw_log_set_format(CW_LOG_LOGFMT);
 	n = split_lines(out, lines, 16);
 	CHECK_INT_EQ(n, 3);
@@ -359,12 +316,12 @@ static void test_bad_bytes(void)
 	int m;
 
 	REQUIRE(kv);
-	capture_begin();
+	harness_capture_begin();
 	cw_warn("bad bytes", "user=%s", raw);
 	cw_log_set_format(CW_LOG_JSON);
 	cw_warn("bad bytes", "user=%s", raw);
 	cw_log_set_format(CW_LOG_LOGFMT);
-	out = capture_end();
+	out = harness_capture_end();
 	n = split_lines(out, lines, 4);
 	CHECK_INT_EQ(n, 2);
 	if (n == 2) {
@@ -397,12 +354,12 @@ static void test_long_value(void)
 	for (size_t i = 0; i < big; i++)
 		v[i] = "\x01\"\n\\"[i % 4];
 	v[big] = '\0';
-	capture_begin();
+	harness_capture_begin();
 	cw_error("long", "error=\"%s\" after=1", v);
 	cw_log_set_format(CW_LOG_JSON);
 	cw_error("long", "error=\"%s\" after=1", v);
 	cw_log_set_format(CW_LOG_LOGFMT);
-	out = capture_end();
+	out = harness_capture_end();
 	n = split_lines(out, lines, 4);
 	CHECK_INT_EQ(n, 2);
 	if (n == 2) {
@@ -438,7 +395,7 @@ static void test_random_bytes(void)
 	size_t n;
 
 	REQUIRE(lines && kv);
-	capture_begin();
+	harness_capture_begin();
 	for (int i = 0; i < RECORDS; i++) {
 		char v[300];
 		size_t len = (size_t)(rand_r(&seed) % (sizeof(v) - 1));
@@ -450,7 +407,7 @@ static void test_random_bytes(void)
 		cw_warn(v, "k=%s n=%d", v, i);
 	}
 	cw_log_set_format(CW_LOG_LOGFMT);
-	out = capture_end();
+	out = harness_capture_end();
 	n = split_lines(out, lines, RECORDS + 1);
 	CHECK_INT_EQ(n, RECORDS);
 	for (size_t i = 0; i < n; i++) {
@@ -486,10 +443,10 @@ static void test_options(void)
 	CHECK_INT_EQ(cw_log_parse_level("warning", &l), 0);
 	CHECK_INT_EQ(l, CW_LOG_WARN);
 	cw_log_set_level(CW_LOG_WARN);
-	capture_begin();
+	harness_capture_begin();
 	cw_info("hidden", "x=%d", 1);
 	cw_debug("hidden", NULL);
-	out = capture_end();
+	out = harness_capture_end();
 	cw_log_set_level(CW_LOG_DEBUG);
 	CHECK_STR_EQ(out, "");
 	free(out);

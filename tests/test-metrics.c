@@ -275,6 +275,9 @@ static void test_metrics_exposition(void)
 	s->n_partitions = 2;
 	s->partitions[0] = (struct metrics_partition){0, 5, 1.5, 100};
 	s->partitions[1] = (struct metrics_partition){3, 0, NAN, 7};
+	s->open_value.n = 2;
+	s->open_value.row[0] = (struct open_value_row){"USD", 5, 3, 123456};
+	s->open_value.row[1] = (struct open_value_row){"(other)", 1, 0, 0};
 	healthy(s);
 	metrics_publish(m, s);
 
@@ -312,6 +315,15 @@ static void test_metrics_exposition(void)
 	CHECK_LINE(r.body, "cartwatch_open_sessions 20");
 	CHECK_LINE(r.body, "cartwatch_users 21");
 	CHECK_LINE(r.body, "cartwatch_assigned_partitions 2");
+	CHECK_LINE(r.body, "# TYPE cartwatch_open_cart_value_cents gauge");
+	CHECK_LINE(r.body,
+		   "cartwatch_open_cart_value_cents{currency=\"USD\"} 123456");
+	CHECK_LINE(r.body,
+		   "cartwatch_open_cart_value_cents{currency=\"(other)\"} 0");
+	CHECK_LINE(r.body, "cartwatch_open_value_carts{currency=\"USD\"} 3");
+	CHECK_LINE(r.body, "cartwatch_open_value_sessions{currency=\"USD\"} 5");
+	CHECK_LINE(r.body,
+		   "cartwatch_open_value_sessions{currency=\"(other)\"} 1");
 	CHECK_LINE(r.body, "# TYPE cartwatch_partition_lag_messages gauge");
 	CHECK_LINE(r.body,
 		   "cartwatch_partition_lag_messages{partition=\"0\"} 5");

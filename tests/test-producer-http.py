@@ -22,30 +22,25 @@ Needs CARTWATCH_PRODUCER, CARTWATCH_GATEWAY (meson) and
 CARTWATCH_BOOTSTRAP_SERVERS; honours CARTWATCH_TEST_WRAPPER and
 CARTWATCH_SLOW.
 """
-import io
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-
-import avro.io
-import avro.schema
 
 SRC = os.environ["CARTWATCH_SOURCE_ROOT"]
+sys.path.insert(0, os.path.join(SRC, "tests/lib"))
+import avro_topic  # noqa: E402
+from gateway import BOOTSTRAP, SLOW, WRAPPER, Gateway, wait_until  # noqa: E402
+
 PRODUCER = os.environ["CARTWATCH_PRODUCER"]
-GATEWAY = os.environ["CARTWATCH_GATEWAY"]
-BOOTSTRAP = os.environ["CARTWATCH_BOOTSTRAP_SERVERS"]
 EMBEDDED = os.environ.get("CARTWATCH_TEST_KAFKA") == "embedded"
-SLOW = float(os.environ.get("CARTWATCH_SLOW", "1"))
-WRAPPER = shlex.split(os.environ.get("CARTWATCH_TEST_WRAPPER", ""))
 TOPIC = "cart-events"
-FRAME = b"\xc3\x01" + (0x0DE94D9D1E16AB23).to_bytes(8, "little")
+# Fingerprint of cartwatch.CartEvent, checked by tests/fingerprint.py.
+FINGERPRINT = 0x0DE94D9D1E16AB23
 TOKEN = "feeder-token"
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
                    r"[0-9a-f]{12}$")
@@ -63,61 +58,30 @@ def check(cond, what):
         failures.append(what)
 
 
-def wait_until(what, fn, timeout=20):
-    deadline = time.monotonic() + timeout * SLOW
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise SystemExit("timed out waiting for " + what)
-
-
 def free_port():
     return int(subprocess.run([os.path.join(SRC, "tests/lib/free-port")], check=True,
                               stdout=subprocess.PIPE, text=True).stdout)
 
 
-class Gateway:
-    def __init__(self, work, name, port=0):
-        self.log = open(os.path.join(work, name + ".log"), "w+")
-        self.proc = subprocess.Popen(
-            WRAPPER + [GATEWAY, "-b", BOOTSTRAP, "--listen", "127.0.0.1:%d" % port,
-                       "--catalog", os.path.join(work, "shop.csv"),
-                       "--token-file", os.path.join(work, "tokens"),
-                       "--delivery-timeout", "3s"],
-            stdout=subprocess.DEVNULL, stderr=self.log)
-        self.port = wait_until("the gateway's port", self._port)
-        self.url = "http://127.0.0.1:%d/v1/events" % self.port
+def start_gateway(work, name, port=0):
+    return Gateway(work, ["--catalog", os.path.join(work, "shop.csv"),
+                          "--token-file", os.path.join(work, "tokens"),
+                          "--delivery-timeout", "3s"], name, port)
 
-    def _port(self):
-        if self.proc.poll() is not None:
-            raise SystemExit("gateway exited: " + self.text())
-        m = re.search(r'msg="gateway listening" .* port=(\d+)', self.text())
-        return int(m.group(1)) if m else None
 
-    def text(self):
-        self.log.seek(0)
-        return self.log.read()
+def stop_gateway(gw):
+    check(gw.stop() == 0, "gateway exit 0 on SIGTERM")
 
-    def requests_202(self):
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port,
-                                    timeout=10 * SLOW) as r:
-            text = r.read().decode()
-        return sum(int(n) for n in re.findall(
-            r'cartwatch_gateway_requests_total\{route="[^"]*events[^"]*",status="202"\} (\d+)',
-            text))
 
-    def events_accepted(self):
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port,
-                                    timeout=10 * SLOW) as r:
-            m = re.search(r"^cartwatch_gateway_events_accepted_total (\d+)$",
-                          r.read().decode(), re.M)
-        return int(m.group(1)) if m else 0
+def requests_202(gw):
+    return sum(int(n) for n in re.findall(
+        r'cartwatch_gateway_requests_total\{route="[^"]*events[^"]*",status="202"\} (\d+)',
+        gw.metrics()))
 
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        check(self.proc.wait(timeout=30 * SLOW) == 0, "gateway exit 0 on SIGTERM")
+
+def events_accepted(gw):
+    m = re.search(r"^cartwatch_gateway_events_accepted_total (\d+)$", gw.metrics(), re.M)
+    return int(m.group(1)) if m else 0
 
 
 def producer(args, work, name, stdin=None, timeout=120):
@@ -130,26 +94,13 @@ def producer(args, work, name, stdin=None, timeout=120):
 
 
 def read_topic():
-    text = open(os.path.join(SRC, "schemas/cart_event.avsc")).read()
-    for lt in ('"timestamp-millis"', '"uuid"'):
-        text = text.replace('"logicalType": ' + lt, '"cwLogicalType": ' + lt)
-    reader = avro.io.DatumReader(avro.schema.parse(text))
-    out = subprocess.run(
-        ["kcat", "-C", "-b", BOOTSTRAP, "-t", TOPIC, "-o", "beginning", "-e",
-         "-q", "-f", "%K %S\n%k%s"], check=True, stdout=subprocess.PIPE).stdout
-    events, pos, bad = [], 0, 0
-    while pos < len(out):
-        nl = out.index(b"\n", pos)
-        klen, vlen = (int(x) for x in out[pos:nl].split())
-        pos = nl + 1
-        key = out[pos:pos + klen].decode()
-        pos += klen
-        val = out[pos:pos + vlen]
-        pos += vlen
-        ev = reader.read(avro.io.BinaryDecoder(io.BytesIO(val[10:])))
-        if val[:10] != FRAME or key != ev["user_id"]:
+    events, bad = [], 0
+    for key, framed, ev in avro_topic.records(
+            BOOTSTRAP, TOPIC, os.path.join(SRC, "schemas/cart_event.avsc"), FINGERPRINT):
+        if not framed or key != ev["user_id"]:
             bad += 1
-        events.append(ev)
+        if ev:
+            events.append(ev)
     check(bad == 0, "every message framed, key = user_id (%d bad)" % bad)
     return events
 
@@ -174,8 +125,8 @@ def main():
         f.write(TOKEN + "\n")
     with open(os.path.join(work, "wrong-token"), "w") as f:
         f.write("not-the-token\n")
-    gw = Gateway(work, "gateway")
-    http = ["--http", gw.url, "--http-token-file", os.path.join(work, "token")]
+    gw = start_gateway(work, "gateway")
+    http = ["--http", gw.url + "/v1/events", "--http-token-file", os.path.join(work, "token")]
 
     # --- the simulation through the gateway == the same run to a file -----
     start_ms = (int(time.time()) - 3 * 86400) * 1000
@@ -207,7 +158,7 @@ def main():
         by_type[v[0]["event_type"]] = by_type.get(v[0]["event_type"], 0) + 1
     check(by_type == {k: v for k, v in s["events_by_type"].items() if v},
           "events by type on the topic == --summary-json (%s, %s)" % (by_type, s["events_by_type"]))
-    check(gw.requests_202() == 3, "1200 events in 3 requests of up to 500 (%d)" % gw.requests_202())
+    check(requests_202(gw) == 3, "1200 events in 3 requests of up to 500 (%d)" % requests_202(gw))
 
     # --- the JSON feeder through the gateway, priced from --catalog -------
     lines = ('{"user_id": "user_10", "product_id": "MACBOOK_PRO_2023", '
@@ -236,12 +187,12 @@ def main():
         p = subprocess.Popen(WRAPPER + [PRODUCER, "--stdin-json"] + http, stdin=subprocess.PIPE,
                              stdout=subprocess.DEVNULL, stderr=err, text=True)
         for i in (1, 2):
-            n = gw.events_accepted()
+            n = events_accepted(gw)
             t = time.monotonic()
             p.stdin.write('{"user_id":"follow_%d","product_id":"SHOP_MUG",'
                           '"event_type":"cart_add","unit_price_cents":5}\n' % i)
             p.stdin.flush()
-            wait_until("line %d at the gateway" % i, lambda: gw.events_accepted() > n, timeout=5)
+            wait_until("line %d at the gateway" % i, lambda: events_accepted(gw) > n, timeout=5)
             took = time.monotonic() - t
             check(took < 2 * SLOW, "line %d accepted %.0f ms after it was written, input open"
                   % (i, took * 1000))
@@ -250,7 +201,7 @@ def main():
 
     # --- 4xx: wrong token -> loud, at once --------------------------------
     t = time.monotonic()
-    st, err = producer(["--events", "5", "--rate", "0", "--http", gw.url,
+    st, err = producer(["--events", "5", "--rate", "0", "--http", gw.url + "/v1/events",
                         "--http-token-file", os.path.join(work, "wrong-token")], work, "401")
     check(st == 1 and time.monotonic() - t < 10 * SLOW, "wrong token: exit %d" % st)
     check(re.search(r'level=error msg="gateway refused the batch, stopping".*status=401 '
@@ -267,12 +218,12 @@ def main():
                                         os.path.join(work, "token"), "--http-timeout", "60s"],
                              stdout=subprocess.DEVNULL, stderr=err)
         wait_until("a retry", lambda: "gateway unavailable, retrying" in open(err.name).read())
-        late = Gateway(work, "gateway-late", port)
+        late = start_gateway(work, "gateway-late", port)
         st = p.wait(timeout=60 * SLOW)
         text = open(err.name).read()
     check(st == 0 and re.search(r'retrying.*status=0 error="[^"]+', text) is not None,
           "connection refused, retried, delivered once a gateway listens: exit %d %s" % (st, text))
-    late.stop()
+    stop_gateway(late)
     t = time.monotonic()
     st, err = producer(["--events", "5", "--rate", "0", "--http", url, "--http-timeout", "1s"],
                        work, "gone")
@@ -316,7 +267,7 @@ def main():
         got = by_id(read_topic(), want9)
         check(len(got) == 600, "all 600 events on the topic after the outage (%d)" % len(got))
 
-    gw.stop()
+    stop_gateway(gw)
     if failures:
         print("%d check(s) failed" % len(failures), file=sys.stderr)
         sys.exit(1)

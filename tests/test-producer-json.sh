@@ -7,7 +7,8 @@
 # bad lines with their line number and field, counts and skips them,
 # --strict stops),
 # byte-identical --output for a fixed seed and start time, Avro framing,
-# usage errors (exit 2) and an unreachable broker (exit 1, bounded time).
+# usage errors (exit 2), an unreachable broker (exit 1, bounded time) and
+# Kafka properties librdkafka refuses (exit 1, named).
 # Needs CARTWATCH_PRODUCER (set by meson); honours CARTWATCH_TEST_WRAPPER.
 set -euo pipefail
 
@@ -184,6 +185,13 @@ expect_status 1 "unreachable broker" env CARTWATCH_BOOTSTRAP_SERVERS="127.0.0.1:
 elapsed=$((SECONDS - t0))
 if [ "$elapsed" -le $((10 * slow)) ]; then pass "gave up after ${elapsed}s"; else fail "took ${elapsed}s to give up"; fi
 grep_check "error names the broker" "level=error.*broker unreachable.*127.0.0.1:$port" "$work/unreach.err"
+
+# --- librdkafka refuses: exit 1 naming what --------------------------------
+expect_status 1 "a bogus -X property" run -b 127.0.0.1:1 -X bogus.property=1 --events 1 2>"$work/badx.err"
+grep_check "the error names the property" "level=error.*Kafka property bogus.property: " "$work/badx.err"
+# The built-in enable.idempotence=true wants acks=all.
+expect_status 1 "a producer librdkafka will not create" run -b 127.0.0.1:1 -X acks=1 --events 1 2>"$work/acks.err"
+grep_check "the error says which client" "level=error.*cannot create the Kafka producer: .*acks" "$work/acks.err"
 
 if [ "$failures" -gt 0 ]; then
 	echo "$failures check(s) failed" >&2

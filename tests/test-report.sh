@@ -10,6 +10,7 @@ set -euo pipefail
 source_root=${CARTWATCH_SOURCE_ROOT:?run through meson test}
 : "${CARTWATCH_PG:?run through run-with-servers --pg}"
 report=$source_root/scripts/report
+work=${CARTWATCH_TEST_DIR:-$(mktemp -d)}
 fail() { echo "test-report: $*" >&2; exit 1; }
 
 psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE DATABASE t_report'
@@ -102,6 +103,54 @@ grep -qE '^ *2026-07-08 14:00 +\| +EUR +\| +1 +\| +0 +\| +80\.00 EUR +\| +0\.00 
 out3=$("$report" --pg "$db" --hours 3) || fail "report --hours 3 exited $?"
 grep -qE '^ *2026-07-08 13:00 +\| +EUR +\| +2 +\| +0 +\| +75\.00 EUR +\| +0\.00 EUR +\| +1 +\| +25\.00 EUR *$' \
 	<<<"$out3" || fail "hourly EUR row at 13:00 wrong"
+
+# load-catalog: the gateway's catalog CSV (columns in any order, quoted
+# fields with commas and quotes, an ignored column, optional currency,
+# name and category) replaces product_catalog; categories as the file says,
+# empty ones and unlisted products '(uncategorized)'.
+cat >"$work/catalog.csv" <<'CSV'
+name,product_id,stock,category,unit_price_cents,currency
+"Echo Dot, 5th gen",ECHO_DOT,12,Smart Home,4999,USD
+"The ""Pro"" laptop",MACBOOK_PRO,3,Computers,150000,
+Cable,USB_C_CABLE,100,,999,EUR
+CSV
+out=$("$report" --pg "$db" load-catalog "$work/catalog.csv") || fail "load-catalog exited $?"
+grep -qF "3 products in 2 categories" <<<"$out" || fail "load-catalog said: $out"
+got=$(psql -X -At -d "$db" -c "SELECT string_agg(concat_ws('|', product_id, unit_price_cents,
+	coalesce(currency, '-'), coalesce(name, '-'), coalesce(category, '-')), ';' ORDER BY product_id)
+	FROM product_catalog")
+[ "$got" = 'ECHO_DOT|4999|USD|Echo Dot, 5th gen|Smart Home;MACBOOK_PRO|150000|-|The "Pro" laptop|Computers;USB_C_CABLE|999|EUR|Cable|-' ] ||
+	fail "product_catalog holds $got"
+got=$(psql -X -At -d "$db" -c "SELECT string_agg(category, ',' ORDER BY category) FROM product_categories")
+[ "$got" = '(uncategorized),Computers,Smart Home' ] || fail "product_categories: $got"
+# A bad line refuses the file, naming it, and the table keeps its rows; so
+# does a header without the required columns, a duplicate and a short line.
+bad() { # WHAT WANT_MESSAGE CSV
+	printf '%s' "$3" >"$work/bad.csv"
+	local msg
+	if msg=$("$report" --pg "$db" load-catalog "$work/bad.csv" 2>&1); then
+		fail "load-catalog accepted $1"
+	fi
+	grep -qF -- "$2" <<<"$msg" || fail "load-catalog on $1 said: $msg (want $2)"
+	[ "$(psql -X -At -d "$db" -c 'SELECT count(*) FROM product_catalog')" = 3 ] ||
+		fail "load-catalog on $1 changed product_catalog"
+}
+bad "a negative price" "bad.csv:3: unit_price_cents must be a whole number" \
+	$'product_id,unit_price_cents\nA,1\nB,-5\n'
+bad "a price too large" "bad.csv:2: unit_price_cents must be a whole number" \
+	$'product_id,unit_price_cents\nA,10000000001\n'
+bad "a bad currency" "bad.csv:2: currency must be 3 capital letters" \
+	$'product_id,unit_price_cents,currency\nA,1,usd\n'
+bad "an empty product_id" "bad.csv:3: product_id must be 1 to 256 bytes" \
+	$'product_id,unit_price_cents\nA,1\n,2\n'
+bad "a duplicate" "bad.csv:4: product_id A is listed twice" \
+	$'product_id,unit_price_cents\nA,1\nB,2\nA,3\n'
+bad "no price column" "bad.csv:1: header must name the columns product_id and unit_price_cents" \
+	$'product_id,price\nA,1\n'
+bad "a short line" 'line 3' $'product_id,unit_price_cents,category\nA,1,x\nB,2\n'
+bad "an empty file" "bad.csv:1: empty header" ""
+msg=$("$report" --pg "$db" load-catalog "$work/no-such.csv" 2>&1) && fail "load-catalog read a missing file"
+grep -qF "cannot read $work/no-such.csv" <<<"$msg" || fail "load-catalog on a missing file said: $msg"
 
 # The libpq environment works without --pg.
 PGDATABASE=t_report "$report" >/dev/null || fail "report without --pg failed"

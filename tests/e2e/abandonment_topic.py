@@ -8,41 +8,24 @@ same fields; nothing unexpected. Duplicates are allowed (the topic is
 at-least-once; consumers de-duplicate by abandonment_id) and counted.
 
 Usage: abandonment_topic.py BOOTSTRAP TOPIC SCHEMA EXPECTED.json"""
-import io
 import json
-import subprocess
+import os
 import sys
 
-import avro.io
-import avro.schema
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
+import avro_topic  # noqa: E402
 
 # Fingerprint of cartwatch.CartAbandonment, checked by tests/fingerprint.py.
-FRAME = b"\xc3\x01" + (0xA3425DF97D9C9D14).to_bytes(8, "little")
+FINGERPRINT = 0xA3425DF97D9C9D14
 
 
 def main():
     bootstrap, topic, schema_path, expected_path = sys.argv[1:5]
-    text = open(schema_path).read()
-    for lt in ('"timestamp-millis"', '"uuid"'):
-        text = text.replace('"logicalType": ' + lt, '"cwLogicalType": ' + lt)
-    reader = avro.io.DatumReader(avro.schema.parse(text))
-    out = subprocess.run(
-        ["kcat", "-C", "-b", bootstrap, "-t", topic, "-e", "-q",
-         "-f", "%K %S\n%k%s"], check=True, stdout=subprocess.PIPE).stdout
-    got, pos, bad = {}, 0, 0
-    dups = 0
-    while pos < len(out):
-        nl = out.index(b"\n", pos)
-        klen, vlen = (int(x) for x in out[pos:nl].split())
-        pos = nl + 1
-        key = out[pos:pos + klen].decode()
-        pos += klen
-        val = out[pos:pos + vlen]
-        pos += vlen
-        if val[:10] != FRAME:
+    got, bad, dups = {}, 0, 0
+    for key, framed, rec in avro_topic.records(bootstrap, topic, schema_path, FINGERPRINT):
+        if not framed:
             bad += 1
             continue
-        rec = reader.read(avro.io.BinaryDecoder(io.BytesIO(val[10:])))
         if key != rec["user_id"]:
             bad += 1
         if rec["abandonment_id"] in got:

@@ -10,7 +10,8 @@ schemas/cart_event.avsc, applies the session rules as the issue states them
 watermark run to the end, and prints a canonical JSON document:
 abandonments (with items), conversions, product minute stats and reason
 minute stats. pgdump.py prints the same document from PostgreSQL; the test
-compares the two.
+compares the two. Imported, Oracle.at_risk also says which sessions were
+open once the last event was applied (tests/test-dashboard.py).
 
 Untrusted input is refused by the rules of issue 9 as stated there, not
 as the C code words them: bounded printable strings, quantity and price
@@ -154,6 +155,10 @@ class Oracle:
         self.conversions = []
         self.stats = {}    # (bucket, product) -> [6 counters]
         self.reasons = {}  # (bucket, product, reason) -> qty
+        # Carts at risk when the last event had been applied (before the
+        # watermark runs to the end): currency -> [open sessions, those
+        # holding items, their value], summed over partitions.
+        self.at_risk = {}
 
     def stat(self, t, product, field, qty, vfield=None, value=0):
         s = self.stats.setdefault((t // 60000 * 60000, product), [0] * 6)
@@ -316,6 +321,13 @@ class Oracle:
             if wm is None or cand > wm:
                 wm = cand
             fire()
+        for u in users.values():
+            if u["open"]:
+                r = self.at_risk.setdefault(u["currency"], [0, 0, 0])
+                r[0] += 1
+                if u["cart"]:
+                    r[1] += 1
+                    r[2] += sum(q * pr for q, pr in u["cart"].values())
         # The end: every watermark runs past every deadline.
         wm = 2**62
         fire()

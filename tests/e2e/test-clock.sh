@@ -93,13 +93,13 @@ grep "partition watermark is beyond" "$work/proc.log" | grep -q -- "--repair-fut
 # The other partitions' idle watermarks move (idle timeout 1 s): once
 # they have, the held one must not have.
 others=$(sql "SELECT sum(watermark_ms / 1000) FROM cw_partitions WHERE partition <> $victim")
-wait_until 30 "idle watermarks of the other partitions moving" bash -c "[ \$(psql -X -At -c 'SELECT sum(watermark_ms / 1000) FROM cw_partitions WHERE partition <> $victim') -gt $others ]"
+wait_until 30 "idle watermarks of the other partitions moving" sql_is "SELECT sum(watermark_ms / 1000) > $others FROM cw_partitions WHERE partition <> $victim" t
 [ "$(sql "SELECT watermark_ms FROM cw_partitions WHERE partition = $victim")" = 253402300799000 ] || fail "held partition changed"
 [ "$(sql "SELECT count(*) FROM cart_abandonments")" = "$abandoned" ] || fail "held partition closed sessions"
 stop_processor
 start_processor --repair-future-watermarks
 wait_until 30 "the repair" grep -q "partition watermark repaired" "$work/proc.log"
-wait_until 30 "the repaired watermark committed" bash -c "[ \$(psql -X -At -c \"SELECT watermark_ms FROM cw_partitions WHERE partition = $victim\") -lt $(( $(date +%s%3N) + 3600000 )) ]"
+wait_until 30 "the repaired watermark committed" sql_is "SELECT watermark_ms < $(($(date +%s%3N) + 3600000)) FROM cw_partitions WHERE partition = $victim" t
 [ "$(metric cartwatch_partitions_watermark_ahead)" = 0 ] || fail "gauge still set after repair"
 [ "$(sql "SELECT count(*) FROM cart_abandonments")" = "$abandoned" ] || fail "the repair lost or added abandonments"
 stop_processor

@@ -179,8 +179,15 @@ plain|dlq|dlqfail)
 	start_processor p1
 	wait_until 120 "all events processed" done_cond
 	# The processor reports itself for dashboards.
-	wait_until 10 "processor_status of p1" bash -c "[ \"\$(psql -X -At -c \"SELECT events_total FROM processor_status WHERE instance = 'p1'\")\" = $total ]"
+	wait_until 10 "processor_status of p1" sql_is "SELECT events_total FROM processor_status WHERE instance = 'p1'" "$total"
 	[ "$(sql "SELECT count(*) > 0 FROM processor_status_history WHERE instance = 'p1'")" = t ] || fail "no processor_status_history"
+	# Its carts at risk are written with the status row: their sessions
+	# add up to its open_sessions, and no more carts than sessions.
+	[ "$(sql "SELECT count(v.*) > 0 AND coalesce(sum(v.open_sessions), 0) = s.open_sessions
+	          AND bool_and(v.open_carts BETWEEN 0 AND v.open_sessions AND v.open_value_cents >= 0)
+	          FROM processor_status s LEFT JOIN processor_status_open_value v USING (instance)
+	          WHERE instance = 'p1' GROUP BY s.open_sessions")" = t ] ||
+		fail "processor_status_open_value of p1 does not add up to its open_sessions: $(sql "SELECT * FROM processor_status_open_value WHERE instance = 'p1'")"
 	;;
 crash)
 	start_processor p1
@@ -202,10 +209,10 @@ rebalance)
 	start_processor p1
 	wait_until 60 "a third committed" committed_at_least "$((total / 3))"
 	start_processor p2
-	wait_until 60 "p2 owns a partition" bash -c "grep -q 'partition assigned' '$work/proc-p2.log'"
+	wait_until 60 "p2 owns a partition" grep -q 'partition assigned' "$work/proc-p2.log"
 	c=$(committed)
 	log "p2 joined at $c/$total committed"
-	wait_until 60 "p2 flushed" bash -c "[ \$(psql -X -At -c \"SELECT count(*) FROM cw_partitions WHERE owner = 'p2'\") -ge 1 ]"
+	wait_until 60 "p2 flushed" sql_is "SELECT count(*) >= 1 FROM cw_partitions WHERE owner = 'p2'" t
 	stop_processor p2 TERM
 	log "p2 left at $(committed)/$total committed"
 	wait_until 180 "all events processed" done_cond
@@ -224,7 +231,7 @@ pgrestart)
 	"$src/tests/pg/pg-stop" "$work/pg"
 	[ "$c" -lt "$total" ] || fail "PostgreSQL stopped only after all work was done; the test proved nothing"
 	log "PostgreSQL stopped at $c/$total committed"
-	wait_until 30 "the processor noticing" bash -c "grep -q 'flush failed' '$work/proc-p1.log'"
+	wait_until 30 "the processor noticing" grep -q 'flush failed' "$work/proc-p1.log"
 	wait_until 30 "/healthz 503" http_status_is /healthz 503
 	curl -sS "$url/healthz" | grep -q "postgresql unreachable" || fail "/healthz does not say why"
 	[ "$(metric cartwatch_flush_failures_total)" -ge 1 ] || fail "flush failures not counted in /metrics"
@@ -308,7 +315,7 @@ pgpermanent)
 	# PostgreSQL refuse one user's abandonments: no retry can get past it.
 	"$processor" -b "$bs" --topic e2e-migrate-only --group e2e-migrate >"$work/proc-m.log" 2>&1 &
 	mpid=$!
-	wait_until 60 "the schema" bash -c "[ \"\$(psql -X -At -c \"SELECT to_regclass('cart_abandonments') IS NOT NULL\" 2>/dev/null)\" = t ]"
+	wait_until 60 "the schema" sql_is "SELECT to_regclass('cart_abandonments') IS NOT NULL" t
 	kill -TERM $mpid
 	wait $mpid || true
 	sql "ALTER TABLE cart_abandonments ADD CONSTRAINT e2e_refused CHECK (user_id <> 'user_1')"
@@ -373,7 +380,9 @@ gap)
 	# Consumption goes on: the junk records after the gap are dead-lettered.
 	wait_until 30 "consumption after the gap" metric_at_least cartwatch_dead_letter_records_total 5
 	log "gap of $((lo - next0))+ records on partition 0 detected: $(curl -sS "$url/healthz")"
-	wait_until 30 "the junk committed" bash -c "[ \"\$(psql -X -At -c 'SELECT next_offset FROM cw_partitions WHERE partition = 0')\" = \"\$(kcat -Q -b '$bs' -t cart-events:0:-1 | awk '{ print \$NF }')\" ]"
+	end0=$(kcat -Q -b "$bs" -t cart-events:0:-1 | awk '{ print $NF }')
+	[ -n "$end0" ] || fail "no end offset of partition 0"
+	wait_until 30 "the junk committed" sql_is "SELECT next_offset FROM cw_partitions WHERE partition = 0" "$end0"
 	stop_processor p1 TERM
 	# Again, with auto.offset.reset=error: the consumer stops the
 	# partition instead of jumping; that must not be silent either.
@@ -483,7 +492,7 @@ pgdown-rebalance|pgdown-take)
 	start_processor p1
 	wait_until 60 "a fifth committed" committed_at_least "$((total / 5))"
 	start_processor p2
-	wait_until 60 "p2 flushed" bash -c "[ \$(psql -X -At -c \"SELECT count(*) FROM cw_partitions WHERE owner = 'p2'\") -ge 1 ]"
+	wait_until 60 "p2 flushed" sql_is "SELECT count(*) >= 1 FROM cw_partitions WHERE owner = 'p2'" t
 	c=$(committed)
 	"$src/tests/pg/pg-stop" "$work/pg"
 	[ "$c" -lt "$total" ] || fail "PostgreSQL stopped only after all work was done"
@@ -573,7 +582,7 @@ print(f"{n} events decoded by the oracle", file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
 # Every abandonment also went to Kafka, after its transaction committed.
-wait_until 30 "all abandonments published" bash -c "[ \"\$(psql -X -At -c 'SELECT count(*) FROM cw_outbox_chunks')\" = 0 ]"
+wait_until 30 "all abandonments published" sql_is "SELECT count(*) FROM cw_outbox_chunks" 0
 "$here/abandonment_topic.py" "$bs" cart-abandonments "$src/schemas/cart_abandonment.avsc" "$work/expected.json" ||
 	fail "the cart-abandonments topic does not match"
 if [ "$mode" = dlqfail ]; then
