@@ -279,8 +279,7 @@ static const char copy_conversions_sql[] =
 static const char copy_outbox_sql[] =
 	"COPY cw_outbox_chunks (chunk_id, topic, partition, records, chunk)"
 	" FROM STDIN (FORMAT binary)";
-/* After the abandonment inserts: a recovery may point at one of them.
- * Completed by put_recoveries() with the range of the staged ids. */
+/* After the abandonment inserts: a recovery may point at one of them. */
 static const char apply_recoveries_sql[] =
 	"UPDATE cart_abandonments a"
 	"  SET recovered_at = " TS("r.recovered_at_ms") ","
@@ -290,7 +289,7 @@ static const char apply_recoveries_sql[] =
 	"        FROM cw_stage_recoveries"
 	"        ORDER BY abandonment_id, recovered_at_ms) r"
 	"  WHERE a.abandonment_id = r.abandonment_id"
-	"    AND a.recovered_at IS NULL";
+	"    AND a.recovered_at IS NULL;";
 /* t.@col + EXCLUDED.@col for non-negative counters, saturating at the
  * bigint maximum like the processor's own per-minute sums: a bot's
  * absurd amounts must not make a flush fail with "bigint out of range". */
@@ -889,34 +888,6 @@ static void put_delete_chunks(struct pg_sink *ps, struct batch *const *bs,
 	pg_buf_puts(sql, ps->delete_chunks_tail);
 }
 
-/* The recoveries' UPDATE, bounded by the smallest and largest id staged
- * as literals: cart_abandonments is partitioned by id (by day of session
- * start, migrations/010_partitioning.sql), and literal bounds let the
- * planner leave out the days no recovery points at (with a year of days
- * kept, 77 ms of planning and a scan of every day otherwise). The ids are
- * our own lowercase hex, so they order as the uuids do and need no
- * quoting beyond the quotes. */
-static void put_recoveries(struct pg_sink *ps, struct batch *const *bs,
-			   size_t n)
-{
-	const char *lo = NULL, *hi = NULL;
-
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < bs[i]->recoveries.n; k++) {
-			const char *id = bs[i]->recoveries.v[k].abandonment_id;
-			if (!lo || strcmp(id, lo) < 0)
-				lo = id;
-			if (!hi || strcmp(id, hi) > 0)
-				hi = id;
-		}
-	pg_buf_puts(&ps->sql, apply_recoveries_sql);
-	if (lo)
-		pg_buf_printf(&ps->sql,
-			      " AND a.abandonment_id BETWEEN '%s' AND '%s'", lo,
-			      hi);
-	pg_buf_puts(&ps->sql, ";");
-}
-
 /* The entry of @partition in @v, or NULL. */
 static struct sink_part *part_find(struct sink_part *v, size_t n,
 				   int32_t partition)
@@ -1282,7 +1253,7 @@ static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	 * time before COMMIT. */
 	pg_buf_clear(&ps->sql);
 	if (counts[3])
-		put_recoveries(ps, batches, n);
+		pg_buf_puts(&ps->sql, apply_recoveries_sql);
 	if (counts[4])
 		pg_buf_puts(&ps->sql, apply_product_stats_sql);
 	if (counts[5])
