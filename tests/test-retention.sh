@@ -23,6 +23,7 @@ test_name=retention
 proc=${CARTWATCH_PROCESSOR:?} producer=${CARTWATCH_PRODUCER:?}
 src=${CARTWATCH_SOURCE_ROOT:?} work=${CARTWATCH_TEST_DIR:?}
 bs=${CARTWATCH_BOOTSTRAP_SERVERS:?}
+wrap=${CARTWATCH_TEST_WRAPPER:-} # valgrind under --setup=valgrind
 pids=()
 check_alive() { :; }
 . "$src/tests/e2e/lib.sh"
@@ -59,7 +60,7 @@ snapshot() { # DB
 start_processor() { # DB LOG ARGS...
 	local db=$1 plog=$2
 	shift 2
-	"$proc" --pg "dbname=$db" -b "$bs" --flush-interval 200ms --idle-timeout 1s \
+	$wrap "$proc" --pg "dbname=$db" -b "$bs" --flush-interval 200ms --idle-timeout 1s \
 		--max-clock-skew 1d --session-timeout 1m -X session.timeout.ms=6000 "$@" >"$plog" 2>&1 3>&- &
 	pids+=($!)
 	proc_pid=$!
