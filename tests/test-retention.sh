@@ -27,7 +27,17 @@ wrap=${CARTWATCH_TEST_WRAPPER:-} # valgrind under --setup=valgrind
 pids=()
 check_alive() { :; }
 . "$src/tests/e2e/lib.sh"
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# Stop what is still running while the broker is up (run-with-servers
+# stops it after us): a producer left flushing to a stopped broker would
+# retry for ever.
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+	done
+}
 trap cleanup EXIT
 sqld() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
@@ -178,7 +188,8 @@ wait_until 10 "the report holding its locks" sql_is \
 	"SELECT count(*) > 0 FROM pg_locks WHERE relation = 'cart_abandonments'::regclass AND pid <> pg_backend_pid()" t
 
 "$producer" -b "$bs" --users 20000 --rate 3000 --events 60000 --seed 5 >/dev/null 2>"$work/producer.log" 3>&- &
-pids+=($!)
+producer_pid=$!
+pids+=($producer_pid)
 start_processor "$PGDATABASE" "$work/p2.log" --retention 5d --status-retention 2d --housekeeping-interval 1s
 # partitions TABLE: its day partitions' suffixes, oldest first.
 partitions() { sql "SELECT string_agg(substring(c.relname FROM '_p([0-9]{8})\$'), ' ' ORDER BY c.relname)
@@ -231,5 +242,7 @@ got=$(sql "SELECT count(*) FROM product_stats_minute WHERE product_id = 'old-sku
 got=$(sql "SELECT count(*) > 0 FROM cart_abandonments_p$(date -u +%Y%m%d)")
 [ "$got" = t ] || fail "no abandonments written into today's partition"
 stop_processor "$work/p2.log"
+kill -TERM "$producer_pid"
+wait "$producer_pid" || true # stopped by us: its status says so
 grep -q 'level=warn msg="housekeeping' "$work/p2.log" && fail "housekeeping warned: $(grep 'msg="housekeeping' "$work/p2.log" | head -3)"
 log "ok: old days dropped ($(expect 5 | wc -w) data and $(expect 2 | wc -w) status day partitions left, today+3 included), held table waited, flushes went on"
