@@ -68,6 +68,17 @@ static const struct cw_opt processor_opts[] = {
 	 "Pause consuming while this many output records wait for "
 	 "PostgreSQL",
 	 false},
+	{"retention", 0, CW_OPT_DURATION, OPT(retention_ms), "0", NULL,
+	 "Drop the day partitions of abandonments, items, conversions and "
+	 "per-minute stats once they are wholly this much older than the "
+	 "database clock (0: keep everything)",
+	 false},
+	{"status-retention", 0, CW_OPT_DURATION, OPT(status_retention_ms), "7d",
+	 NULL, "The same for processor_status_history (0: keep everything)",
+	 false},
+	{"housekeeping-interval", 0, CW_OPT_DURATION,
+	 OPT(housekeeping_interval_ms), "1m", NULL,
+	 "How often partitions are created ahead and old ones dropped", false},
 	{"instance", 0, CW_OPT_STRING, OPT(instance), NULL, "NAME",
 	 "Name of this processor in logs and PostgreSQL [default: "
 	 "host:pid]",
@@ -116,6 +127,14 @@ static int validate(void *config, char *errstr, size_t errstr_size)
 		bad = "--cart-ttl must not be shorter than --session-timeout";
 	else if (cfg->max_pending < 1000)
 		bad = "--max-pending must be at least 1000";
+	else if ((cfg->retention_ms && cfg->retention_ms < 3600000) ||
+		 (cfg->status_retention_ms &&
+		  cfg->status_retention_ms < 3600000))
+		bad = "--retention and --status-retention must be 0 (keep "
+		      "everything) or at least 1h";
+	else if (cfg->housekeeping_interval_ms < 1000 ||
+		 cfg->housekeeping_interval_ms > 86400000)
+		bad = "--housekeeping-interval must be between 1s and 1d";
 	else if (!cfg->topic[0] || !cfg->group[0])
 		bad = "--topic and --group must not be empty";
 	if (bad) {

@@ -31,6 +31,9 @@ struct processor_config {
 	int64_t max_cart_items;
 	int64_t max_products;
 	int64_t max_pending;
+	int64_t retention_ms;
+	int64_t status_retention_ms;
+	int64_t housekeeping_interval_ms;
 	char *instance;
 	char *metrics_addr;
 	char *log_level;

@@ -28,6 +28,7 @@
 #include "outbox.h"
 #include "pack.h"
 #include "partition.h"
+#include "housekeeping.h"
 #include "pg_sink.h"
 
 /* Flushes run on this many threads and connections, each for the
@@ -68,6 +69,9 @@ struct daemon {
 	 * FLUSH_CONNECTIONS); the sink above serves the poll thread (claims,
 	 * loads, status). */
 	struct flusher *flushers[FLUSH_CONNECTIONS];
+	/* Partitions ahead, old ones dropped: its own thread and connection
+	 * (housekeeping.h), never on the flush path. */
+	struct housekeeping *housekeeping;
 	struct batch **flush_batches[FLUSH_CONNECTIONS];
 	size_t cap_flush_batches[FLUSH_CONNECTIONS];
 	size_t flush_partitions[FLUSH_CONNECTIONS];
@@ -1449,6 +1453,17 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 			goto fail;
 	}
 
+	d->housekeeping = housekeeping_new(
+		&(struct housekeeping_params){
+			.conninfo = cfg->pg,
+			.retention_ms = cfg->retention_ms,
+			.status_retention_ms = cfg->status_retention_ms,
+			.interval_ms = cfg->housekeeping_interval_ms,
+		},
+		errstr, errstr_size);
+	if (!d->housekeeping)
+		goto fail;
+
 	/* Producer for abandonments and dead letters. */
 	conf = cw_kafka_conf_new(cfg->bootstrap_servers, producer_defaults,
 				 &cfg->kafka_props, errstr, errstr_size);
@@ -1545,6 +1560,7 @@ void daemon_destroy(struct daemon *d)
 		rd_kafka_destroy(d->producer);
 	}
 	outbox_destroy(d->outbox);
+	housekeeping_destroy(d->housekeeping);
 	/* The flush thread may still hold sealed batches: stop it first. */
 	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
 		flusher_destroy(d->flushers[fk]);

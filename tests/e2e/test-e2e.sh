@@ -456,6 +456,11 @@ diskfull)
 	sql "CREATE TABLESPACE e2e_small LOCATION '$small_disk/ts'"
 	for t in cart_abandonments cart_conversions product_stats_minute abandoned_items; do
 		sql "ALTER TABLE $t SET TABLESPACE e2e_small"
+		# Partitioned by day (migration 010): the parent's tablespace
+		# is only a default, each partition moves by itself.
+		for p in $(sql "SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = '$t'::regclass"); do
+			sql "ALTER TABLE $p SET TABLESPACE e2e_small"
+		done
 	done
 	start_processor p1
 	wait_until 60 "a third committed" committed_at_least "$((total / 3))"
