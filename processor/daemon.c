@@ -1093,7 +1093,12 @@ static int flush_result(struct daemon *d, const struct flusher_result *res,
 {
 	if (res->r == 0) {
 		d->c.flushes++;
-		d->pg_ok = true;
+		/* PostgreSQL is healthy again only when no other connection's
+		 * flush is failing: a commit that was in flight when the
+		 * server went away must not hide the failure of the other. */
+		d->flush_failed[fk] = false;
+		if (!flush_failing(d))
+			d->pg_ok = true;
 		metrics_flush_observe(d->snap, (double)res->ms / 1000.0);
 		after_commit(d, fk, res->done_ms);
 		write_status(d, (double)res->ms, final);

@@ -245,7 +245,8 @@ pgrestart)
 	log "PostgreSQL stopped at $c/$total committed"
 	wait_until 30 "the processor noticing" grep -q 'flush failed' "$work/proc-p1.log"
 	wait_until 30 "/healthz 503" http_status_is /healthz 503
-	curl -sS "$url/healthz" | grep -q "postgresql unreachable" || fail "/healthz does not say why"
+	healthz_says() { curl -sS "$url/healthz" | grep -q "$1"; }
+	wait_until 30 "/healthz saying postgresql unreachable" healthz_says "postgresql unreachable"
 	[ "$(metric cartwatch_flush_failures_total)" -ge 1 ] || fail "flush failures not counted in /metrics"
 	log "/healthz: 503 ($(curl -sS "$url/healthz" | head -c 80))"
 	runuser=()
