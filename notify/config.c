@@ -13,9 +13,8 @@
 
 #define OPT(field) offsetof(struct notify_config, field)
 
-const struct cw_opt notify_opts[] = {
-	{"bootstrap-servers", 'b', CW_OPT_STRING, OPT(bootstrap_servers),
-	 "localhost:9092", "HOST:PORT,...", "Kafka bootstrap servers", false},
+static const struct cw_opt notify_opts[] = {
+	CW_OPT_BOOTSTRAP_SERVERS(struct notify_config),
 	{"topic", 't', CW_OPT_STRING, OPT(topic), "cart-abandonments", "NAME",
 	 "Topic of abandonments (Avro) to act on", false},
 	{"group", 'g', CW_OPT_STRING, OPT(group), "cartwatch-notify", "ID",
@@ -69,16 +68,12 @@ const struct cw_opt notify_opts[] = {
 	 "Serve Prometheus /metrics and /healthz on this address (port 0: any "
 	 "free port; empty: off)",
 	 false},
-	{"log-level", 0, CW_OPT_STRING, OPT(log_level), "info", "LEVEL",
-	 "debug, info, warn or error", false},
-	{"log-format", 0, CW_OPT_STRING, OPT(log_format), "logfmt", "FORMAT",
-	 "logfmt (key=value lines) or json (one object a line)", false},
+	CW_OPT_LOG(struct notify_config),
 	{"kafka-property", 'X', CW_OPT_KV, OPT(kafka_props), NULL, "KEY=VALUE",
 	 "librdkafka property for the consumer and the dead-letter producer "
 	 "(repeatable; the environment form takes a comma-separated list)",
 	 false},
 };
-const size_t notify_opts_count = sizeof(notify_opts) / sizeof(notify_opts[0]);
 
 int notify_rate_parse(const char *text, double *per_s)
 {
@@ -104,9 +99,9 @@ int notify_rate_parse(const char *text, double *per_s)
 	return -EINVAL;
 }
 
-int notify_config_validate(struct notify_config *cfg, char *errstr,
-			   size_t errstr_size)
+static int validate(void *config, char *errstr, size_t errstr_size)
 {
+	struct notify_config *cfg = config;
 	const char *bad = NULL;
 
 	if (!cfg->webhook_url || !cfg->webhook_url[0])
@@ -143,3 +138,13 @@ int notify_config_validate(struct notify_config *cfg, char *errstr,
 	}
 	return 0;
 }
+
+const struct cw_daemon_spec notify_spec = {
+	"cartwatch-notify",
+	"POST each cart abandonment from Kafka to a webhook, signed, after a "
+	"delay,\nretried until delivered or dead-lettered, skipping carts "
+	"recovered meanwhile.",
+	notify_opts,
+	sizeof(notify_opts) / sizeof(notify_opts[0]),
+	validate,
+};

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cw_config.h"
+#include "cw_daemon.h"
 
 struct notify_config {
 	char *bootstrap_servers;
@@ -24,7 +25,7 @@ struct notify_config {
 	double time_scale;
 	int64_t concurrency;
 	char *max_rate_text; /* as given: "50/s", "600/m", "50" */
-	double max_rate;     /* per second, 0: none; set by _validate() */
+	double max_rate;     /* per second, 0: none; set by notify_spec */
 	int64_t max_attempts;
 	int64_t request_timeout_ms;
 	int64_t retry_backoff_ms;
@@ -36,16 +37,12 @@ struct notify_config {
 	struct cw_kv_list kafka_props;
 };
 
-extern const struct cw_opt notify_opts[];
-extern const size_t notify_opts_count;
+/* The notifier's name, synopsis, option table and the checks the table
+ * cannot make (required options, ranges; they also derive max_rate from
+ * max_rate_text), for cw_daemon_init() on a struct notify_config. */
+extern const struct cw_daemon_spec notify_spec;
 
 /* Parse a rate: "N/s", "N/m" (or "N/min"), "N/h", or a bare N (per
  * second), N a non-negative decimal number. Sets *@per_s. Returns 0 or
  * -EINVAL. */
 int notify_rate_parse(const char *text, double *per_s);
-
-/* Check values the table cannot (ranges, required options) and derive
- * the ones given as text (max_rate from max_rate_text). Returns 0 or
- * -EINVAL with a message in @errstr. */
-int notify_config_validate(struct notify_config *cfg, char *errstr,
-			   size_t errstr_size);

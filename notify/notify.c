@@ -28,6 +28,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cw_abandonment.h"
+#include "cw_kafka.h"
 #include "cw_log.h"
 #include "cw_time.h"
 #include "metrics.h"
@@ -784,38 +785,6 @@ static int read_secret(struct notify *n, const char *path, char *errstr,
 	return 0;
 }
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-		   const char *buf)
-{
-	(void)rk;
-	cw_log(level <= 3   ? CW_LOG_ERROR
-	       : level <= 4 ? CW_LOG_WARN
-	       : level <= 6 ? CW_LOG_INFO
-			    : CW_LOG_DEBUG,
-	       "librdkafka", "facility=%s detail=\"%s\"", fac, buf);
-}
-
-static rd_kafka_conf_t *kafka_conf(const struct notify_config *cfg,
-				   char *errstr, size_t errstr_size)
-{
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-
-	rd_kafka_conf_set_log_cb(conf, log_cb);
-
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->bootstrap_servers,
-			      errstr, errstr_size) != RD_KAFKA_CONF_OK)
-		goto fail;
-	for (size_t i = 0; i < cfg->kafka_props.count; i++)
-		if (rd_kafka_conf_set(conf, cfg->kafka_props.keys[i],
-				      cfg->kafka_props.values[i], errstr,
-				      errstr_size) != RD_KAFKA_CONF_OK)
-			goto fail;
-	return conf;
-fail:
-	rd_kafka_conf_destroy(conf);
-	return NULL;
-}
-
 struct notify *notify_new(const struct notify_config *cfg,
 			  volatile sig_atomic_t *stop, char *errstr,
 			  size_t errstr_size)
@@ -855,39 +824,44 @@ struct notify *notify_new(const struct notify_config *cfg,
 		}
 	}
 
-	/* The dead-letter producer: idempotent, acks=all. */
-	conf = kafka_conf(cfg, errstr, errstr_size);
-	if (!conf || rd_kafka_conf_set(conf, "enable.idempotence", "true",
-				       errstr, errstr_size) != RD_KAFKA_CONF_OK)
+	/* The dead-letter producer: idempotent, acks=all, whatever -X says. */
+	conf = cw_kafka_conf_new(cfg->bootstrap_servers, NULL,
+				 &cfg->kafka_props, errstr, errstr_size);
+	if (!conf || cw_kafka_conf_set(conf, "enable.idempotence", "true",
+				       errstr, errstr_size) < 0)
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
 	rd_kafka_conf_set_opaque(conf, n);
 	n->producer =
-		rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+		cw_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+	conf = NULL; /* cw_kafka_new() took it */
 	if (!n->producer)
 		goto fail;
 
-	conf = kafka_conf(cfg, errstr, errstr_size);
+	/* The consumer commits itself, only what is done; -X cannot change
+	 * that. */
+	conf = cw_kafka_conf_new(cfg->bootstrap_servers, NULL,
+				 &cfg->kafka_props, errstr, errstr_size);
 	if (!conf ||
-	    rd_kafka_conf_set(conf, "group.id", cfg->group, errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
-			      errstr_size) != RD_KAFKA_CONF_OK)
+	    cw_kafka_conf_set(conf, "group.id", cfg->group, errstr,
+			      errstr_size) < 0 ||
+	    cw_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
+			      errstr_size) < 0 ||
+	    cw_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
+			      errstr_size) < 0 ||
+	    cw_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
+			      errstr_size) < 0 ||
+	    cw_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
+			      errstr_size) < 0)
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_opaque(conf, n);
 	n->consumer =
-		rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+		cw_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+	conf = NULL;
 	if (!n->consumer)
 		goto fail;
-	conf = NULL;
 	rd_kafka_poll_set_consumer(n->consumer);
 	topics = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(topics, cfg->topic,

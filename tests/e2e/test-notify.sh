@@ -63,7 +63,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# 0. Usage errors exit 2, an unreadable secret 1, both saying why.
+# 0. Usage errors exit 2, an unreadable secret or a property librdkafka
+#    refuses 1, all saying why.
 if [ "$mode" = plain ]; then
 	rc=0; "$notify" -b "$bs" --secret-file /dev/null 2>"$work/cli.err" || rc=$?
 	[ $rc = 2 ] && grep -q -- "--webhook-url is required" "$work/cli.err" || fail "no --webhook-url: exit $rc"
@@ -74,6 +75,12 @@ if [ "$mode" = plain ]; then
 			--max-rate "$bad" 2>"$work/cli.err" || rc=$?
 		[ $rc = 2 ] && grep -q -- "--max-rate" "$work/cli.err" || fail "--max-rate $bad: exit $rc"
 	done
+	# A property librdkafka refuses: exit 1, the error names it.
+	echo cli-secret >"$work/cli.secret"
+	rc=0; "$notify" -b "$bs" --webhook-url http://127.0.0.1:9/ --secret-file "$work/cli.secret" \
+		-X bogus.property=1 2>"$work/cli.err" || rc=$?
+	[ $rc = 1 ] && grep -q "cannot start.*Kafka property bogus.property: " "$work/cli.err" ||
+		{ cat "$work/cli.err" >&2; fail "-X bogus.property=1: exit $rc"; }
 fi
 
 # 1. Abandonments: the simulator's events through the processor, run to
