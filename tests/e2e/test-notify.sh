@@ -58,6 +58,12 @@ cleanup() {
 	if [ $rc != 0 ] && [ -n "$url" ]; then
 		curl -sS "$url/metrics" 2>/dev/null | grep '^cartwatch_notify' >&2
 	fi
+	# What the last daemon said of its failed deliveries, and who had the
+	# receiver's port.
+	if [ $rc != 0 ] && [ -n "$notify_log" ] && [ -f "$work/$notify_log" ]; then
+		grep -E 'msg="(will retry|dead-lettering)"' "$work/$notify_log" | tail -n 5 >&2
+		[ -n "${rport:-}" ] && ss -ltnp 2>/dev/null | grep -w "127.0.0.1:$rport" >&2
+	fi
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	return 0
 }
@@ -191,8 +197,30 @@ if [ "$mode" = faults ]; then
 	#    timeout, 6 s), then retries against a closed port until the
 	#    receiver is back on the same port.
 	: >"$work/requests.jsonl"
-	start_receiver --no-faults
-	rport=$(cat "$work/port")
+	# The receiver's port lies below the kernel's ephemeral range, so that
+	# while it is down no other socket can be given it: neither a listener
+	# bound to port 0 (the daemons' metrics) nor the source port of a
+	# connection (a loopback connect to a free ephemeral port can connect
+	# to itself).
+	rport=$(python3 - <<'PY'
+import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(1000):
+    p = random.randint(10000, lo - 1)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+PY
+	)
+	[ -n "$rport" ] || fail "no free port below the ephemeral range"
+	start_receiver --no-faults --port "$rport"
+	[ "$(cat "$work/port")" = "$rport" ] || fail "the receiver did not listen on $rport"
 	hook="http://127.0.0.1:$rport/hook"
 	opts=(--concurrency 4 --max-rate 100/s --request-timeout 1s --retry-backoff 200ms
 		--max-backoff 2s --max-attempts 1000)
