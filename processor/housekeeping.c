@@ -39,7 +39,8 @@ static const struct hk_table {
 	const char *storage; /* WITH (...) of each new partition, or "" */
 } hk_tables[] = {
 	{"abandoned_items", "abandonment_id", true, false, ""},
-	{"cart_abandonments", "abandonment_id", true, false, ""},
+	{"cart_abandonments", "abandonment_id", true, false,
+	 " WITH (fillfactor = 90)"}, /* 013: HOT recoveries */
 	{"cart_conversions", "conversion_id", true, false, ""},
 	{"product_stats_minute", "bucket", false, false,
 	 " WITH (fillfactor = 70)"},
