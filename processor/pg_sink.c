@@ -279,9 +279,7 @@ static const char copy_conversions_sql[] =
 static const char copy_outbox_sql[] =
 	"COPY cw_outbox_chunks (chunk_id, topic, partition, records, chunk)"
 	" FROM STDIN (FORMAT binary)";
-/* After the abandonment inserts: a recovery may point at one of them.
- * put_recoveries() appends the list of the staged ids, which lets the
- * planner keep only the day partitions that hold them (see there). */
+/* After the abandonment inserts: a recovery may point at one of them. */
 static const char apply_recoveries_sql[] =
 	"UPDATE cart_abandonments a"
 	"  SET recovered_at = " TS("r.recovered_at_ms") ","
@@ -291,8 +289,7 @@ static const char apply_recoveries_sql[] =
 	"        FROM cw_stage_recoveries"
 	"        ORDER BY abandonment_id, recovered_at_ms) r"
 	"  WHERE a.abandonment_id = r.abandonment_id"
-	"    AND a.recovered_at IS NULL"
-	"    AND a.abandonment_id = ANY (";
+	"    AND a.recovered_at IS NULL;";
 /* t.@col + EXCLUDED.@col for non-negative counters, saturating at the
  * bigint maximum like the processor's own per-minute sums: a bot's
  * absurd amounts must not make a flush fail with "bigint out of range". */
@@ -682,38 +679,6 @@ static int stage_recoveries(struct pg_sink *ps, struct batch *const *bs,
 		}
 	}
 	return copy_end(ps, r, "staging recoveries");
-}
-
-/* apply_recoveries_sql and the staged ids as a uuid[] literal. The UPDATE
- * matches by id, which alone names no partition: planning and probing all
- * of cart_abandonments' day partitions grows with their number (365
- * partitions: ~75 ms to plan, ~150 ms to run). A constant list of the ids
- * prunes at plan time to the partitions that hold them. A range of ids
- * (smallest..largest staged) would prune as well, but on a day partition
- * not yet analyzed the planner takes the range for a handful of rows and
- * loops over it for every staged row: seconds per flush, measured. The
- * ids are the processor's own (derive_uuid), checked here all the same:
- * one that is not a uuid fails the flush, as in the COPYs. */
-static int put_recoveries(struct pg_sink *ps, struct batch *const *bs, size_t n)
-{
-	struct pg_buf *sql = &ps->sql;
-	const char *sep = "'{";
-
-	pg_buf_puts(sql, apply_recoveries_sql);
-	for (size_t i = 0; i < n; i++) {
-		for (size_t j = 0; j < bs[i]->recoveries.n; j++) {
-			const char *id = bs[i]->recoveries.v[j].abandonment_id;
-			uint8_t u[16];
-
-			if (parse_uuid(ps, id, u) < 0)
-				return -EINVAL;
-			pg_buf_puts(sql, sep);
-			pg_buf_puts(sql, id);
-			sep = ",";
-		}
-	}
-	pg_buf_puts(sql, "}'::uuid[]);");
-	return 0;
 }
 
 /* Key order of the aggregate rows: bucket, then product (then reason),
@@ -1287,8 +1252,8 @@ static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	 * aggregate rows last, so their row locks are held for the shortest
 	 * time before COMMIT. */
 	pg_buf_clear(&ps->sql);
-	if (counts[3] && (r = put_recoveries(ps, batches, n)) < 0)
-		goto fail;
+	if (counts[3])
+		pg_buf_puts(&ps->sql, apply_recoveries_sql);
 	if (counts[4])
 		pg_buf_puts(&ps->sql, apply_product_stats_sql);
 	if (counts[5])
