@@ -5,8 +5,9 @@
 # (--retention, --status-retention).
 #  1. In place from the 006 schema: a database at 006 gets rows (ids of
 #     both schemes, future-dated ones, recoveries, stats, status history),
-#     then the migrations up to 009 by psql; the processor applies 010.
-#     Every table holds the same rows and every view answers the same.
+#     then the migrations up to 009 by psql; the processor applies 010 and
+#     013. Every table holds the same rows and every view answers the same;
+#     013's index is gone and its fillfactor on every partition.
 #  2. Retention while flushing: day partitions 1..10 days old with a row
 #     each, rows in the default partitions 20 days old and 30 days ahead.
 #     A report holds cart_abandonments and abandoned_items (ACCESS SHARE)
@@ -135,7 +136,18 @@ kinds=$(sqld m006 "SELECT string_agg(relkind::text, '' ORDER BY relname) FROM pg
 # default one (which every new day's partition scans).
 v1=$(sqld m006 "SELECT count(*) FROM cart_abandonments_ids_v1")
 [ "$v1" -gt 100 ] || fail "first-scheme ids not in cart_abandonments_ids_v1: $v1"
-log "ok: 006 -> 010 in place, $(echo "$after" | wc -l) tables and views unchanged"
+# 013: recoveries are HOT updates, no index on recovered_at, and every
+# cart_abandonments partition, the migrated ones and those the housekeeping
+# just created, keeps free space in its pages.
+grep -q 'msg="schema migration applied" version=13 ' "$work/p1.log" || fail "013 not applied by the processor"
+idx=$(sqld m006 "SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%(recovered_at)%'")
+[ "$idx" = 0 ] || fail "an index on recovered_at is left: $idx"
+ff=$(sqld m006 "SELECT count(*) FILTER (WHERE c.reloptions @> '{fillfactor=90}') || '/' || count(*)
+  || ' ' || count(*) FILTER (WHERE c.relname ~ '_p[0-9]{8}$') FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+  WHERE i.inhparent = 'cart_abandonments'::regclass")
+read -r ff_n ff_days <<<"$ff"
+[ "${ff_n%/*}" = "${ff_n#*/}" ] && [ "$ff_days" -ge 1 ] || fail "cart_abandonments partitions with fillfactor 90, total, day ones: $ff"
+log "ok: 006 -> 010 and 013 in place, $(echo "$after" | wc -l) tables and views unchanged"
 
 # ---- 2. retention while flushing ---------------------------------------
 migrate "$PGDATABASE" 1 999
