@@ -2,10 +2,12 @@
 /*
  * bench-pg-sink — how fast pg_sink_flush() writes a large flush: batches
  * over 4 partitions holding 10k abandonments (3 items each, with a 120-byte
- * outbox payload), 10k conversions, 2k product/minute increments and 100k
- * user states (96 bytes, packed into one state chunk per partition), several
- * rounds (the same users: the first round's chunks are full snapshots, the
- * later ones deltas). Then pg_sink_load_users() of all the chunks.
+ * outbox payload), 10k conversions, 2k product/minute increments, 100k
+ * user states (96 bytes, packed into one state chunk per partition) and,
+ * from the second round on, 5k recoveries of the previous round's
+ * abandonments (every other one), several rounds (the same users: the
+ * first round's chunks are full snapshots, the later ones deltas). Then
+ * pg_sink_load_users() of all the chunks.
  * Needs a PostgreSQL in CARTWATCH_PG (run through tests/run-with-servers
  * --pg, as `meson test --benchmark pg-sink` does).
  *
@@ -18,12 +20,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-fe.h>
+
 #include "batch.h"
 #include "pg_sink.h"
 
 #define PARTITIONS   4
 #define ABANDONMENTS 10000
 #define USERS	     100000
+#define RECOVERIES   5000
 #define STATE_LEN    96
 
 static double now_s(void)
@@ -98,6 +103,17 @@ static int fill(struct batch **bs, int round)
 		st->product_id = dup(b, product);
 		st->added_qty = 3;
 		st->abandoned_qty = 1;
+	}
+	for (int i = 0; round > 0 && i < RECOVERIES; i++) {
+		struct batch *b = bs[i % PARTITIONS];
+		struct batch_recovery *rc = batch_add_recovery(b);
+		if (!rc)
+			return -ENOMEM;
+		snprintf(rc->abandonment_id, sizeof(rc->abandonment_id),
+			 "00000000-0000-4000-8%03u-%012u",
+			 (unsigned)(round - 1) % 1000u, (unsigned)i * 2);
+		rc->recovered_at_ms = 1783468800000 + i * 2 + 1861001;
+		rc->recovered_value_cents = 3000;
 	}
 	memset(state, 0xab, sizeof(state));
 	for (int i = 0; i < USERS; i++) {
@@ -174,7 +190,8 @@ int main(int argc, char **argv)
 			batch_reset(bs[p]);
 	}
 	printf("flush: %zu records (10k abandonments + 30k items, 10k "
-	       "conversions, 2k increments, 100k user states): best %.3f s, "
+	       "conversions, 2k increments, 100k user states, 5k recoveries "
+	       "from round 1): best %.3f s, "
 	       "mean %.3f s, best %.0f records/s\n",
 	       rows, best, total / rounds, (double)rows / best);
 
@@ -190,6 +207,21 @@ int main(int argc, char **argv)
 		       loaded, dt, (double)loaded / dt);
 	}
 	r = loaded == (size_t)rounds * USERS ? 0 : 1;
+	if (rounds > 1) {
+		/* Every recovery must have landed. */
+		PGconn *c = PQconnectdb(getenv("CARTWATCH_PG"));
+		PGresult *res = PQexec(c, "SELECT count(*) FROM "
+					  "cart_abandonments WHERE "
+					  "recovered_at IS NOT NULL");
+		long got = PQresultStatus(res) == PGRES_TUPLES_OK
+				   ? atol(PQgetvalue(res, 0, 0))
+				   : -1;
+		printf("recovered: %ld rows\n", got);
+		if (got != (long)(rounds - 1) * RECOVERIES)
+			r = 1;
+		PQclear(res);
+		PQfinish(c);
+	}
 	goto out;
 fail:
 	fprintf(stderr, "bench-pg-sink: %s\n", pg_sink_last_error(ps));
