@@ -388,6 +388,12 @@ if [ "$pg_stats" = 1 ]; then
 		       left(regexp_replace(query, '\s+', ' ', 'g'), 90)
 		FROM pg_stat_statements GROUP BY query
 		ORDER BY 1 DESC LIMIT 20"
+	# The recoveries' UPDATE is cheap when HOT (migration 013).
+	for d in $(psql -XAtq -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'bench%' ORDER BY 1"); do
+		psql -XAtq -d "$d" -c "SELECT '$d: cart_abandonments row updates ' || coalesce(sum(n_tup_upd), 0)
+			|| ', HOT ' || coalesce(sum(n_tup_hot_upd), 0)
+			FROM pg_stat_user_tables WHERE relname LIKE 'cart_abandonments%'"
+	done
 fi
 
 # ---- profile --------------------------------------------------------------------
