@@ -30,7 +30,8 @@
  * the migration's <table>_ids_v1 partitions), not a day. */
 #define IDS_V1_FROM_MS 7258118400000LL /* 2200-01-01 */
 
-/* The partitioned tables and their keys (010_partitioning.sql). */
+/* The partitioned tables and their keys (010_partitioning.sql; the
+ * per-minute counters were renamed to *_deltas by 012). */
 static const struct hk_table {
 	const char *name;
 	const char *key;
@@ -41,10 +42,8 @@ static const struct hk_table {
 	{"abandoned_items", "abandonment_id", true, false, ""},
 	{"cart_abandonments", "abandonment_id", true, false, ""},
 	{"cart_conversions", "conversion_id", true, false, ""},
-	{"product_stats_minute", "bucket", false, false,
-	 " WITH (fillfactor = 70)"},
-	{"remove_reasons_minute", "bucket", false, false,
-	 " WITH (fillfactor = 70)"},
+	{"product_stats_minute_deltas", "bucket", false, false, ""},
+	{"remove_reasons_minute_deltas", "bucket", false, false, ""},
 	{"processor_status_history", "at", false, true, ""},
 };
 
