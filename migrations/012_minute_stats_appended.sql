@@ -24,10 +24,16 @@
 -- product_id, reason) against the views is pushed below their GROUP BY by
 -- the planner: they group by those columns.
 --
--- Rows accumulate per key (one per flush that touched it); the
--- housekeeping folds the rows of minutes older than a day into one per key
--- (processor/housekeeping.c, compact step), so old data costs the readers
--- what it did before.
+-- Rows accumulate per key, one per flush that touched it (a minute stays
+-- open for as long as sessions that started in it are, so its keys are
+-- written by several flushes). Nothing folds them yet; the intended fold
+-- is a housekeeping step (its own connection and advisory lock) that, once
+-- per day partition wholly in the past, runs
+--   WITH d AS (DELETE FROM <partition> RETURNING *)
+--   INSERT INTO <partition> SELECT <key>, LEAST(sum(..), max)::bigint ...
+--   FROM d GROUP BY <key> ORDER BY bucket
+-- (rows a concurrent flush appends meanwhile are not in the DELETE's
+-- snapshot and stay), so old days cost the readers what they did before.
 --
 -- In place: the tables are renamed (with their partitions and indexes),
 -- lose their primary keys (the rows already are one per key) and
@@ -72,12 +78,10 @@ SELECT pg_temp.cw_012_rename('remove_reasons_minute');
 
 COMMENT ON TABLE product_stats_minute_deltas IS
     'Per-minute product counters as written: one row per flush and (bucket, product_id) it '
-    'touched, holding that flush''s increments (older minutes folded into one row per key by '
-    'the housekeeping). Read product_stats_minute, which sums them.';
+    'touched, holding that flush''s increments. Read product_stats_minute, which sums them.';
 COMMENT ON TABLE remove_reasons_minute_deltas IS
     'Per-minute units removed by reason as written: one row per flush and (bucket, '
-    'product_id, reason) it touched (older minutes folded by the housekeeping). Read '
-    'remove_reasons_minute, which sums them.';
+    'product_id, reason) it touched. Read remove_reasons_minute, which sums them.';
 
 CREATE VIEW product_stats_minute AS
 SELECT bucket, product_id,
