@@ -706,7 +706,7 @@ static int reserve_sorted(struct pg_sink *ps, size_t total)
  * here rather than by the server (the partitions of a flush touch the same
  * keys: ~4x fewer rows in bench-processor) and appended. */
 static int copy_product_stats(struct pg_sink *ps, struct batch *const *bs,
-			       size_t n, size_t total)
+			      size_t n, size_t total)
 {
 	struct pg_buf *b = &ps->copy;
 	const void **v;
@@ -1214,8 +1214,7 @@ static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	if (counts[4] &&
 	    (r = copy_product_stats(ps, batches, n, counts[4])) < 0)
 		goto fail;
-	if (counts[5] &&
-	    (r = copy_reason_stats(ps, batches, n, counts[5])) < 0)
+	if (counts[5] && (r = copy_reason_stats(ps, batches, n, counts[5])) < 0)
 		goto fail;
 	if (counts[6] && (r = stage_state_chunks(ps, batches, n)) < 0)
 		goto fail;

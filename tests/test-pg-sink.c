@@ -750,10 +750,11 @@ static void test_aggregates_add_up(void)
 		    "4");
 	/* Appended: one row per key and flush, a flush's duplicates summed
 	 * (012_minute_stats_appended.sql). */
-	CHECK_QUERY(fx.conn,
-		    "SELECT product_id, added_qty FROM "
-		    "product_stats_minute_deltas ORDER BY product_id, added_qty",
-		    "a|3\na|3\nb|5\nb|5");
+	CHECK_QUERY(
+		fx.conn,
+		"SELECT product_id, added_qty FROM "
+		"product_stats_minute_deltas ORDER BY product_id, added_qty",
+		"a|3\na|3\nb|5\nb|5");
 	CHECK_QUERY(fx.conn,
 		    "SELECT reason, removed_qty FROM "
 		    "remove_reasons_minute_deltas",
@@ -761,7 +762,8 @@ static void test_aggregates_add_up(void)
 	/* Sums over flushes saturate at the bigint maximum, as the upsert
 	 * did; the other keys keep their sums. */
 	for (int flush = 0; flush < 2; flush++) {
-		add_product_stat(b, 1783468800000, "a", INT64_MAX / 100000000000LL);
+		add_product_stat(b, 1783468800000, "a",
+				 INT64_MAX / 100000000000LL);
 		add_reason_stat(b, 1783468800000, "a", "r", INT64_MAX - 1);
 		b->next_offset = 102 + flush;
 		REQUIRE(flush1(fx.ps, b) == 0);
@@ -940,7 +942,8 @@ static void test_connection_killed(void)
 	 * another session holds). */
 	blocker = db_connect(fx.conninfo);
 	db_exec(blocker, "BEGIN");
-	db_exec(blocker, "LOCK TABLE product_stats_minute_deltas IN SHARE MODE");
+	db_exec(blocker,
+		"LOCK TABLE product_stats_minute_deltas IN SHARE MODE");
 	atomic_store(&t.killed, 0);
 	t.wait_for_lock = true;
 	REQUIRE(pthread_create(&thread, NULL, terminator_main, &t) == 0);
