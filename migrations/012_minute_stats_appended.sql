@@ -26,14 +26,12 @@
 --
 -- Rows accumulate per key, one per flush that touched it (a minute stays
 -- open for as long as sessions that started in it are, so its keys are
--- written by several flushes). Nothing folds them yet; the intended fold
--- is a housekeeping step (its own connection and advisory lock) that, once
--- per day partition wholly in the past, runs
---   WITH d AS (DELETE FROM <partition> RETURNING *)
---   INSERT INTO <partition> SELECT <key>, LEAST(sum(..), max)::bigint ...
---   FROM d GROUP BY <key> ORDER BY bucket
--- (rows a concurrent flush appends meanwhile are not in the DELETE's
--- snapshot and stay), so old days cost the readers what they did before.
+-- written by several flushes). The housekeeping folds them: once a day
+-- partition ended 6 hours ago, its rows become one per key in one
+-- statement, DELETE ... RETURNING feeding INSERT ... GROUP BY (rows a
+-- concurrent flush appends meanwhile are not in the DELETE's snapshot and
+-- stay), and the partition's name goes into cw_compacted_partitions so
+-- that it is folded once (processor/housekeeping.c, fold_day()).
 --
 -- In place: the tables are renamed (with their partitions and indexes),
 -- lose their primary keys (the rows already are one per key) and
@@ -107,6 +105,14 @@ COMMENT ON VIEW remove_reasons_minute IS
     'Units removed per product, reason and minute of event time (bucket): one row per '
     '(bucket, product_id, reason), sums of remove_reasons_minute_deltas saturating at the '
     'bigint maximum.';
+
+-- The day partitions the housekeeping folded, with their row counts.
+CREATE TABLE cw_compacted_partitions (
+    partition   name PRIMARY KEY,
+    rows_before bigint NOT NULL,
+    rows_after  bigint NOT NULL,
+    at          timestamptz NOT NULL DEFAULT now()
+);
 
 -- The dependent views, re-created over the new views.
 CREATE FUNCTION pg_temp.cw_012_views() RETURNS void LANGUAGE plpgsql AS $$

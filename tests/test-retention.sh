@@ -198,6 +198,12 @@ INSERT INTO abandoned_items SELECT id, 'sku-1', 1, 1 FROM days;
 INSERT INTO cart_conversions SELECT id, 'old-' || k, 'e', t, 1, 1, 'USD', NULL, 0 FROM days;
 INSERT INTO product_stats_minute_deltas (bucket, product_id, added_qty) SELECT t, 'old-sku', 1 FROM days;
 INSERT INTO remove_reasons_minute_deltas SELECT t, 'old-sku', 'price', 1 FROM days;
+-- Three appended rows per key on days 2-4 (kept): the housekeeping folds
+-- each day, ended more than 6 hours ago, into one row per key.
+INSERT INTO product_stats_minute_deltas (bucket, product_id, added_qty, abandoned_value_cents)
+SELECT t, 'dup-sku', 1, 9223372036854775807 FROM days, generate_series(1, 3) WHERE k BETWEEN 2 AND 4;
+INSERT INTO remove_reasons_minute_deltas SELECT t, 'dup-sku', 'price', 2 FROM days, generate_series(1, 3)
+WHERE k BETWEEN 2 AND 4;
 INSERT INTO processor_status_history SELECT 'old:1', t, 0, 0, 0, 0 FROM days;"
 
 # A report holding the two abandonment tables until the test ends it.
@@ -261,6 +267,16 @@ for t in cart_abandonments:user_id cart_conversions:user_id; do
 done
 got=$(sql "SELECT count(*) FROM product_stats_minute WHERE product_id = 'old-sku' AND bucket < now()")
 [ "$got" = "$want" ] || fail "product_stats_minute: old rows $got, want $want"
+# Days 2-4 folded to one row per key, the views' answers unchanged (the
+# sums saturating as before).
+wait_until 30 "appended days folded" sql_is "SELECT count(*) FROM product_stats_minute_deltas WHERE product_id = 'dup-sku'" 3
+wait_until 30 "appended reason days folded" sql_is "SELECT count(*) FROM remove_reasons_minute_deltas WHERE product_id = 'dup-sku'" 3
+got=$(sql "SELECT string_agg(added_qty || ':' || abandoned_value_cents, ' ') FROM product_stats_minute WHERE product_id = 'dup-sku'")
+[ "$got" = "3:9223372036854775807 3:9223372036854775807 3:9223372036854775807" ] || fail "folded product days: $got"
+got=$(sql "SELECT string_agg(removed_qty::text, ' ') FROM remove_reasons_minute WHERE product_id = 'dup-sku'")
+[ "$got" = "6 6 6" ] || fail "folded reason days: $got"
+got=$(sql "SELECT count(*) FROM cw_compacted_partitions WHERE partition = 'product_stats_minute_deltas_p$(date -u -d '3 days ago' +%Y%m%d)' AND rows_before > rows_after")
+[ "$got" = 1 ] || fail "day 3 not recorded as folded: $(sql 'TABLE cw_compacted_partitions')"
 # The processor's own rows arrived meanwhile, in today's partition.
 got=$(sql "SELECT count(*) > 0 FROM cart_abandonments_p$(date -u +%Y%m%d)")
 [ "$got" = t ] || fail "no abandonments written into today's partition"
