@@ -158,7 +158,7 @@ print(' '.join([':'.join(keys[:1] + dbl(keys[1:])), ':'.join(units[:1] + dbl(uni
 # default one (which every new day's partition scans).
 v1=$(sqld m006 "SELECT count(*) FROM cart_abandonments_ids_v1")
 [ "$v1" -gt 100 ] || fail "first-scheme ids not in cart_abandonments_ids_v1: $v1"
-log "ok: 006 -> 010 in place, $(echo "$after" | wc -l) tables and views unchanged"
+log "ok: 006 -> 012 in place, $(echo "$after" | wc -l) tables and views unchanged"
 
 # ---- 2. retention while flushing ---------------------------------------
 migrate "$PGDATABASE" 1 999
