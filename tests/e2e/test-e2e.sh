@@ -430,7 +430,7 @@ revoke)
 	export CARTWATCH_PG
 	start_processor p1
 	wait_until 60 "a third committed" committed_at_least "$((total / 3))"
-	out_tables="cart_abandonments, cart_conversions, product_stats_minute"
+	out_tables="cart_abandonments, cart_conversions, product_stats_minute_deltas"
 	sql "REVOKE INSERT ON $out_tables FROM cwproc"
 	c=$(committed)
 	[ "$c" -lt "$total" ] || fail "revoked only after all work was done; the test proved nothing"
@@ -459,7 +459,7 @@ diskfull)
 	kill -TERM $mpid
 	wait $mpid || true
 	sql "CREATE TABLESPACE e2e_small LOCATION '$small_disk/ts'"
-	for t in cart_abandonments cart_conversions product_stats_minute abandoned_items; do
+	for t in cart_abandonments cart_conversions product_stats_minute_deltas abandoned_items; do
 		sql "ALTER TABLE $t SET TABLESPACE e2e_small"
 		# Partitioned by day (migration 010): the parent's tablespace
 		# is only a default, each partition moves by itself.
