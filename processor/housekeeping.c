@@ -29,24 +29,42 @@
 /* Ids from this time on are the first scheme's (random first bits, see
  * the migration's <table>_ids_v1 partitions), not a day. */
 #define IDS_V1_FROM_MS 7258118400000LL /* 2200-01-01 */
+/* A day partition of appended counters is folded once it ended this long
+ * ago: by then the sessions of its minutes have closed and late events
+ * for it are rare (they would only add a row, summed like any other). */
+#define FOLD_AFTER_MS (6 * 3600000LL)
 
-/* The partitioned tables and their keys (010_partitioning.sql). */
+/* The sum of @col over a key's rows as the views of 012 compute it. */
+#define SAT_SUM(col) "LEAST(sum(" #col "), 9223372036854775807)::bigint"
+/* clang-format off */
+#define PRODUCT_SUMS                                                           \
+	SAT_SUM(added_qty) ", " SAT_SUM(removed_qty) ", "                      \
+	SAT_SUM(purchased_qty) ", " SAT_SUM(purchased_value_cents) ", "        \
+	SAT_SUM(abandoned_qty) ", " SAT_SUM(abandoned_value_cents)
+/* clang-format on */
+
+/* The partitioned tables and their keys (010_partitioning.sql; the
+ * per-minute counters were renamed to *_deltas by 012). */
 static const struct hk_table {
 	const char *name;
 	const char *key;
 	bool uuid_key;	     /* time-ordered id: bounds via cw_time_uuid() */
 	bool status;	     /* --status-retention, not --retention */
 	const char *storage; /* WITH (...) of each new partition, or "" */
+	/* Appended per-key counters (012): the key columns and the sums that
+	 * fold a past day's rows into one per key; NULL: not folded. */
+	const char *fold_key;
+	const char *fold_sums;
 } hk_tables[] = {
-	{"abandoned_items", "abandonment_id", true, false, ""},
+	{"abandoned_items", "abandonment_id", true, false, "", NULL, NULL},
 	{"cart_abandonments", "abandonment_id", true, false,
-	 " WITH (fillfactor = 90)"}, /* 013: HOT recoveries */
-	{"cart_conversions", "conversion_id", true, false, ""},
-	{"product_stats_minute", "bucket", false, false,
-	 " WITH (fillfactor = 70)"},
-	{"remove_reasons_minute", "bucket", false, false,
-	 " WITH (fillfactor = 70)"},
-	{"processor_status_history", "at", false, true, ""},
+	 " WITH (fillfactor = 90)", NULL, NULL}, /* 013: HOT recoveries */
+	{"cart_conversions", "conversion_id", true, false, "", NULL, NULL},
+	{"product_stats_minute_deltas", "bucket", false, false, "",
+	 "bucket, product_id", PRODUCT_SUMS},
+	{"remove_reasons_minute_deltas", "bucket", false, false, "",
+	 "bucket, product_id, reason", SAT_SUM(removed_qty)},
+	{"processor_status_history", "at", false, true, "", NULL, NULL},
 };
 
 /* The SQL expression of the bound for time @ms in @t's key. */
@@ -228,6 +246,72 @@ static int delete_default_rows(PGconn *conn, const struct hk_table *t,
 	return r;
 }
 
+/* Fold the rows of the oldest day partition of @t that ended at least
+ * FOLD_AFTER_MS ago and was not folded yet into one row per key (the views
+ * over the table answer the same; readers group fewer rows). One
+ * partition per pass. Row locks only: flushes go on appending meanwhile,
+ * and what they append is not in the DELETE's snapshot, so it stays as it
+ * is (a late row for a folded day is summed by the views like any other).
+ * cw_compacted_partitions remembers what was folded. Returns 0, -ENOTCONN
+ * or -EIO (logged). */
+static int fold_day(PGconn *conn, const struct hk_table *t, int64_t now_ms,
+		    struct housekeeping_stats *st)
+{
+	char sql[1600], part[80];
+	PGresult *res;
+	int r;
+
+	snprintf(
+		sql, sizeof(sql),
+		"SELECT c.relname FROM pg_partitioned_table pt"
+		" JOIN pg_inherits i ON i.inhparent = pt.partrelid"
+		" JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind = 'r'"
+		" WHERE pt.partrelid = '%s'::regclass AND c.oid <> pt.partdefid"
+		"   AND cw_partition_upper_ms(c.oid) <= %" PRId64
+		"   AND NOT EXISTS (SELECT 1 FROM cw_compacted_partitions k"
+		"     WHERE k.partition = c.relname)"
+		" ORDER BY cw_partition_upper_ms(c.oid) LIMIT 1",
+		t->name, (int64_t)(now_ms - FOLD_AFTER_MS));
+	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		r = PQstatus(conn) != CONNECTION_OK ? -ENOTCONN : -EIO;
+		if (r == -EIO) {
+			st->failures++;
+			cw_warn("housekeeping: cannot list partitions to fold",
+				"table=%s error=\"%s\"", t->name,
+				PQresultErrorField(res,
+						   PG_DIAG_MESSAGE_PRIMARY));
+		}
+		PQclear(res);
+		return r;
+	}
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return 0;
+	}
+	snprintf(part, sizeof(part), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	/* Entries of partitions dropped since go in the same step. */
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM cw_compacted_partitions"
+		 "  WHERE to_regclass(quote_ident(partition)) IS NULL;"
+		 " WITH d AS (DELETE FROM %s RETURNING *),"
+		 " f AS (INSERT INTO %s SELECT %s, %s FROM d GROUP BY %s"
+		 "   ORDER BY bucket RETURNING 1)"
+		 " INSERT INTO cw_compacted_partitions"
+		 "   (partition, rows_before, rows_after)"
+		 " SELECT '%s', (SELECT count(*) FROM d), (SELECT count(*) "
+		 "FROM f)",
+		 part, part, t->fold_key, t->fold_sums, t->fold_key, part);
+	r = step(conn, "", sql, "fold", part, st);
+	if (r == 0) {
+		st->folded++;
+		cw_info("day partition folded to one row per key",
+			"table=%s partition=%s", t->name, part);
+	}
+	return r == -EAGAIN ? 0 : r;
+}
+
 /* One table: create ahead, then drop and delete what is older than
  * @retention_ms (0: nothing). */
 static int table_pass(PGconn *conn, const struct hk_table *t, int64_t now_ms,
@@ -358,6 +442,17 @@ int housekeeping_pass(PGconn *conn, const struct housekeeping_params *p,
 		if (r == -ENOMEM)
 			break;
 		if (r < 0 && r != -EAGAIN && !worst)
+			worst = r;
+	}
+	for (size_t i = 0;
+	     worst != -ENOMEM && i < sizeof(hk_tables) / sizeof(hk_tables[0]);
+	     i++) {
+		if (!hk_tables[i].fold_key)
+			continue;
+		r = fold_day(conn, &hk_tables[i], now_ms, st);
+		if (r == -ENOTCONN)
+			return r;
+		if (r < 0 && !worst)
 			worst = r;
 	}
 	PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" ADVISORY_KEY ")"));

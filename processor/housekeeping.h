@@ -12,7 +12,11 @@
  * whose upper bound is at or before now - retention and delete the rows of
  * the default partition older than that. Each step is its own short
  * transaction under lock_timeout: a step that cannot get its lock (a flush
- * or a long report holds the table) is left for the next pass. Processors
+ * or a long report holds the table) is left for the next pass. Then, for
+ * the appended per-minute counters (012_minute_stats_appended.sql), the
+ * oldest day partition that ended 6 hours ago and was not folded yet has
+ * its rows folded into one per key (one partition per table and pass; a
+ * large day takes seconds, with row locks only). Processors
  * sharing a database take turns through an advisory lock.
  * Not for: anything on the flush path; it never touches Kafka or batches.
  */
@@ -41,6 +45,7 @@ struct housekeeping_stats {
 	uint64_t created;	/* partitions created */
 	uint64_t dropped;	/* partitions dropped */
 	uint64_t rows_deleted;	/* old rows deleted from default partitions */
+	uint64_t folded;	/* day partitions folded to one row per key */
 	uint64_t lock_timeouts; /* steps left for later: lock not granted */
 	uint64_t failures;	/* other failed steps and connections */
 };

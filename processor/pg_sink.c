@@ -7,12 +7,12 @@
  *
  * A flush is: BEGIN; one UPDATE fencing and advancing all partitions; a
  * binary COPY straight into each append-only table (abandonments, outbox
- * chunks, items, conversions, and the resume state chunks: one row per
- * partition); a text COPY per kind of the rows that update existing ones
- * (recoveries, and the product and reason increments, summed and sorted
- * here first) into TEMP staging tables (ON COMMIT DELETE ROWS, created
- * once per connection); one multi-statement query applying those
- * set-wise and deleting the state chunks that full snapshots replaced;
+ * chunks, items, conversions, the product and reason increments, summed
+ * per key here first, and the resume state chunks: one row per
+ * partition); a text COPY of the recoveries, which update existing rows,
+ * into a TEMP staging table (ON COMMIT DELETE ROWS, created once per
+ * connection); one multi-statement query applying them set-wise and
+ * deleting the state chunks that full snapshots replaced;
  * COMMIT. So the round trips do not depend on the number of rows or
  * partitions.
  */
@@ -250,20 +250,10 @@ static int copy_end_binary(struct pg_sink *ps, int r, const char *what)
 static const char staging_sql[] =
 	"CREATE TEMP TABLE cw_stage_recoveries ("
 	"  abandonment_id uuid, recovered_at_ms bigint,"
-	"  recovered_value_cents bigint) ON COMMIT DELETE ROWS;"
-	"CREATE TEMP TABLE cw_stage_product_stats ("
-	"  bucket_ms bigint, product_id text, added_qty bigint,"
-	"  removed_qty bigint, purchased_qty bigint,"
-	"  purchased_value_cents bigint, abandoned_qty bigint,"
-	"  abandoned_value_cents bigint) ON COMMIT DELETE ROWS;"
-	"CREATE TEMP TABLE cw_stage_reason_stats ("
-	"  bucket_ms bigint, product_id text, reason text, removed_qty bigint)"
-	"  ON COMMIT DELETE ROWS;";
+	"  recovered_value_cents bigint) ON COMMIT DELETE ROWS;";
 
 /* The set-based statements, one per record kind; @TOPIC@ stands for the
- * topic literal (see sql_with_topic()). Row locks on the shared aggregate
- * rows are taken in key order (the client sorts them, see pstat_cmp()) so
- * that two processors flushing at once cannot deadlock. */
+ * topic literal (see sql_with_topic()). */
 static const char copy_abandonments_sql[] =
 	"COPY cart_abandonments (abandonment_id, user_id, session_start,"
 	"  last_activity_at, abandoned_at, item_count, cart_value_cents,"
@@ -276,6 +266,15 @@ static const char copy_conversions_sql[] =
 	"COPY cart_conversions (conversion_id, user_id, event_id, checkout_at,"
 	"  item_count, cart_value_cents, currency, recovered_abandonment_id,"
 	"  kafka_partition) FROM STDIN (FORMAT binary)";
+/* The per-minute counters are appended, one row per key and flush
+ * (012_minute_stats_appended.sql); the views of the same names sum them. */
+static const char copy_product_stats_sql[] =
+	"COPY product_stats_minute_deltas (bucket, product_id, added_qty,"
+	"  removed_qty, purchased_qty, purchased_value_cents, abandoned_qty,"
+	"  abandoned_value_cents) FROM STDIN (FORMAT binary)";
+static const char copy_reason_stats_sql[] =
+	"COPY remove_reasons_minute_deltas (bucket, product_id, reason,"
+	"  removed_qty) FROM STDIN (FORMAT binary)";
 static const char copy_outbox_sql[] =
 	"COPY cw_outbox_chunks (chunk_id, topic, partition, records, chunk)"
 	" FROM STDIN (FORMAT binary)";
@@ -290,36 +289,6 @@ static const char apply_recoveries_sql[] =
 	"        ORDER BY abandonment_id, recovered_at_ms) r"
 	"  WHERE a.abandonment_id = r.abandonment_id"
 	"    AND a.recovered_at IS NULL;";
-/* t.@col + EXCLUDED.@col for non-negative counters, saturating at the
- * bigint maximum like the processor's own per-minute sums: a bot's
- * absurd amounts must not make a flush fail with "bigint out of range". */
-#define SAT_ADD(col)                                                           \
-	"CASE WHEN t." col " > 9223372036854775807 - EXCLUDED." col            \
-	" THEN 9223372036854775807 ELSE t." col " + EXCLUDED." col " END"
-/* The client sums duplicate keys (ON CONFLICT cannot touch one row twice
- * in a statement) and stages the rows in key order (see pstat_cmp()); a
- * plain scan of the fresh TEMP table returns them in that order. */
-static const char apply_product_stats_sql[] =
-	"INSERT INTO product_stats_minute AS t (bucket, product_id, added_qty,"
-	"  removed_qty, purchased_qty, purchased_value_cents, abandoned_qty,"
-	"  abandoned_value_cents)"
-	" SELECT " TS("bucket_ms") ", product_id, added_qty, removed_qty,"
-	"  purchased_qty, purchased_value_cents, abandoned_qty,"
-	"  abandoned_value_cents FROM cw_stage_product_stats"
-	" ON CONFLICT (bucket, product_id) DO UPDATE SET"
-	"  added_qty = " SAT_ADD("added_qty") ","
-	"  removed_qty = " SAT_ADD("removed_qty") ","
-	"  purchased_qty = " SAT_ADD("purchased_qty") ","
-	"  purchased_value_cents = " SAT_ADD("purchased_value_cents") ","
-	"  abandoned_qty = " SAT_ADD("abandoned_qty") ","
-	"  abandoned_value_cents = " SAT_ADD("abandoned_value_cents") ";";
-static const char apply_reason_stats_sql[] =
-	"INSERT INTO remove_reasons_minute AS t (bucket, product_id, reason,"
-	"  removed_qty)"
-	" SELECT " TS("bucket_ms") ", product_id, reason, removed_qty"
-	"  FROM cw_stage_reason_stats"
-	" ON CONFLICT (bucket, product_id, reason) DO UPDATE SET"
-	"  removed_qty = " SAT_ADD("removed_qty") ";";
 /* After the state chunks were copied in: each full snapshot replaces the
  * earlier chunks of its partition. Completed with two arrays, e.g.
  * '{3,5}'::int[], '{f,t}'::bool[]: the partitions whose flush wrote a full
@@ -681,17 +650,19 @@ static int stage_recoveries(struct pg_sink *ps, struct batch *const *bs,
 	return copy_end(ps, r, "staging recoveries");
 }
 
-/* Key order of the aggregate rows: bucket, then product (then reason),
- * bytewise. Every flush sends and so locks the rows in this order, which
- * keeps concurrent flushes (two connections, several processors) from
- * deadlocking on them. */
-/* Sum two partitions' counters of one minute, saturating (see SAT_ADD). */
+/* Sum two partitions' counters of one minute, saturating at the bigint
+ * maximum like the views over the appended rows: a bot's absurd amounts
+ * must not make a flush fail with "bigint out of range". */
 static void sat_add(int64_t *sum, int64_t x)
 {
 	if (__builtin_add_overflow(*sum, x, sum))
 		*sum = INT64_MAX;
 }
 
+/* Key order of the aggregate rows: bucket, then product (then reason),
+ * bytewise. Sorting brings a flush's duplicates of a key together, to be
+ * summed into one appended row; in bucket order the rows also keep the
+ * tables' BRIN summaries on bucket tight. */
 static int pstat_cmp(const void *a, const void *b)
 {
 	const struct batch_product_stat *x = *(const void *const *)a;
@@ -732,10 +703,10 @@ static int reserve_sorted(struct pg_sink *ps, size_t total)
 }
 
 /* The product increments of all batches, summed per (bucket, product)
- * here rather than by the server: the partitions of a flush touch the
- * same keys, and summing in SQL staged ~4x more rows (bench-processor). */
-static int stage_product_stats(struct pg_sink *ps, struct batch *const *bs,
-			       size_t n, size_t total)
+ * here rather than by the server (the partitions of a flush touch the same
+ * keys: ~4x fewer rows in bench-processor) and appended. */
+static int copy_product_stats(struct pg_sink *ps, struct batch *const *bs,
+			      size_t n, size_t total)
 {
 	struct pg_buf *b = &ps->copy;
 	const void **v;
@@ -749,7 +720,7 @@ static int stage_product_stats(struct pg_sink *ps, struct batch *const *bs,
 		for (size_t j = 0; j < bs[i]->product_stats.n; j++)
 			v[k++] = &bs[i]->product_stats.v[j];
 	qsort(v, total, sizeof(*v), pstat_cmp);
-	r = copy_begin(ps, "COPY cw_stage_product_stats FROM STDIN");
+	r = copy_begin_binary(ps, copy_product_stats_sql);
 	for (size_t i = 0; r == 0 && i < total;) {
 		const struct batch_product_stat *st = v[i];
 		struct batch_product_stat sum = *st;
@@ -765,21 +736,22 @@ static int stage_product_stats(struct pg_sink *ps, struct batch *const *bs,
 			sat_add(&sum.abandoned_value_cents,
 				st->abandoned_value_cents);
 		}
-		pg_copy_i64(b, sum.bucket_ms, '\t');
-		pg_copy_text(b, sum.product_id, '\t');
-		pg_copy_i64(b, sum.added_qty, '\t');
-		pg_copy_i64(b, sum.removed_qty, '\t');
-		pg_copy_i64(b, sum.purchased_qty, '\t');
-		pg_copy_i64(b, sum.purchased_value_cents, '\t');
-		pg_copy_i64(b, sum.abandoned_qty, '\t');
-		pg_copy_i64(b, sum.abandoned_value_cents, '\n');
+		pg_copy_bin_row(b, 8);
+		pg_copy_bin_ts(b, sum.bucket_ms);
+		pg_copy_bin_text(b, sum.product_id);
+		pg_copy_bin_i64(b, sum.added_qty);
+		pg_copy_bin_i64(b, sum.removed_qty);
+		pg_copy_bin_i64(b, sum.purchased_qty);
+		pg_copy_bin_i64(b, sum.purchased_value_cents);
+		pg_copy_bin_i64(b, sum.abandoned_qty);
+		pg_copy_bin_i64(b, sum.abandoned_value_cents);
 		r = copy_maybe_send(ps);
 	}
-	return copy_end(ps, r, "staging product stats");
+	return copy_end_binary(ps, r, "writing product stats");
 }
 
-static int stage_reason_stats(struct pg_sink *ps, struct batch *const *bs,
-			      size_t n, size_t total)
+static int copy_reason_stats(struct pg_sink *ps, struct batch *const *bs,
+			     size_t n, size_t total)
 {
 	struct pg_buf *b = &ps->copy;
 	const void **v;
@@ -793,7 +765,7 @@ static int stage_reason_stats(struct pg_sink *ps, struct batch *const *bs,
 		for (size_t j = 0; j < bs[i]->reason_stats.n; j++)
 			v[k++] = &bs[i]->reason_stats.v[j];
 	qsort(v, total, sizeof(*v), rstat_cmp);
-	r = copy_begin(ps, "COPY cw_stage_reason_stats FROM STDIN");
+	r = copy_begin_binary(ps, copy_reason_stats_sql);
 	for (size_t i = 0; r == 0 && i < total;) {
 		const struct batch_reason_stat *st = v[i];
 		struct batch_reason_stat sum = *st;
@@ -802,13 +774,14 @@ static int stage_reason_stats(struct pg_sink *ps, struct batch *const *bs,
 			st = v[i];
 			sat_add(&sum.removed_qty, st->removed_qty);
 		}
-		pg_copy_i64(b, sum.bucket_ms, '\t');
-		pg_copy_text(b, sum.product_id, '\t');
-		pg_copy_text(b, sum.reason, '\t');
-		pg_copy_i64(b, sum.removed_qty, '\n');
+		pg_copy_bin_row(b, 4);
+		pg_copy_bin_ts(b, sum.bucket_ms);
+		pg_copy_bin_text(b, sum.product_id);
+		pg_copy_bin_text(b, sum.reason);
+		pg_copy_bin_i64(b, sum.removed_qty);
 		r = copy_maybe_send(ps);
 	}
-	return copy_end(ps, r, "staging reason stats");
+	return copy_end_binary(ps, r, "writing reason stats");
 }
 
 /* The state chunks of the batches that have records: one row each, in
@@ -1239,25 +1212,18 @@ static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	if (counts[3] && (r = stage_recoveries(ps, batches, n)) < 0)
 		goto fail;
 	if (counts[4] &&
-	    (r = stage_product_stats(ps, batches, n, counts[4])) < 0)
+	    (r = copy_product_stats(ps, batches, n, counts[4])) < 0)
 		goto fail;
-	if (counts[5] &&
-	    (r = stage_reason_stats(ps, batches, n, counts[5])) < 0)
+	if (counts[5] && (r = copy_reason_stats(ps, batches, n, counts[5])) < 0)
 		goto fail;
 	if (counts[6] && (r = stage_state_chunks(ps, batches, n)) < 0)
 		goto fail;
 
 	/* One round trip for all set-based statements. Recoveries come after
-	 * the abandonments (copied above) they may point at; the shared
-	 * aggregate rows last, so their row locks are held for the shortest
-	 * time before COMMIT. */
+	 * the abandonments (copied above) they may point at. */
 	pg_buf_clear(&ps->sql);
 	if (counts[3])
 		pg_buf_puts(&ps->sql, apply_recoveries_sql);
-	if (counts[4])
-		pg_buf_puts(&ps->sql, apply_product_stats_sql);
-	if (counts[5])
-		pg_buf_puts(&ps->sql, apply_reason_stats_sql);
 	if (counts[7])
 		put_delete_chunks(ps, batches, n);
 	if (!pg_buf_cstr(&ps->sql)) {

@@ -748,6 +748,37 @@ static void test_aggregates_add_up(void)
 		    "a|6|600000000000\nb|10|1000000000000");
 	CHECK_QUERY(fx.conn, "SELECT removed_qty FROM remove_reasons_minute",
 		    "4");
+	/* Appended: one row per key and flush, a flush's duplicates summed
+	 * (012_minute_stats_appended.sql). */
+	CHECK_QUERY(
+		fx.conn,
+		"SELECT product_id, added_qty FROM "
+		"product_stats_minute_deltas ORDER BY product_id, added_qty",
+		"a|3\na|3\nb|5\nb|5");
+	CHECK_QUERY(fx.conn,
+		    "SELECT reason, removed_qty FROM "
+		    "remove_reasons_minute_deltas",
+		    "r|2\nr|2");
+	/* Sums over flushes saturate at the bigint maximum, as the upsert
+	 * did; the other keys keep their sums. */
+	for (int flush = 0; flush < 2; flush++) {
+		add_product_stat(b, 1783468800000, "a",
+				 INT64_MAX / 100000000000LL);
+		add_reason_stat(b, 1783468800000, "a", "r", INT64_MAX - 1);
+		b->next_offset = 102 + flush;
+		REQUIRE(flush1(fx.ps, b) == 0);
+		batch_reset(b);
+	}
+	CHECK_QUERY(fx.conn,
+		    "SELECT product_id, added_qty, abandoned_value_cents,"
+		    " pg_typeof(abandoned_value_cents) "
+		    "FROM product_stats_minute ORDER BY product_id",
+		    "a|184467446|9223372036854775807|bigint\n"
+		    "b|10|1000000000000|bigint");
+	CHECK_QUERY(fx.conn,
+		    "SELECT removed_qty, pg_typeof(removed_qty) FROM "
+		    "remove_reasons_minute",
+		    "9223372036854775807|bigint");
 	batch_destroy(b);
 	fixture_fini(&fx);
 }
@@ -906,12 +937,13 @@ static void test_connection_killed(void)
 	CHECK_QUERY(fx.conn, count_all_sql, "100 0 0 0 1 0 100 0");
 	batch_reset(b);
 
-	/* Killed in the middle of the transaction (after the COPYs, while
-	 * the upsert waits for a row another session holds). */
+	/* Killed in the middle of the transaction (after the first COPYs,
+	 * while the append of the per-minute counters waits for a lock
+	 * another session holds). */
 	blocker = db_connect(fx.conninfo);
 	db_exec(blocker, "BEGIN");
-	db_exec(blocker, "UPDATE product_stats_minute SET added_qty = "
-			 "added_qty");
+	db_exec(blocker,
+		"LOCK TABLE product_stats_minute_deltas IN SHARE MODE");
 	atomic_store(&t.killed, 0);
 	t.wait_for_lock = true;
 	REQUIRE(pthread_create(&thread, NULL, terminator_main, &t) == 0);

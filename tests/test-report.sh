@@ -45,12 +45,12 @@ SELECT ('10000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'user-' || 
        CASE WHEN i % 4 = 0 AND i <= 40 THEN ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid END,
        i % 4
 FROM generate_series(1, 60) i;
-INSERT INTO product_stats_minute (bucket, product_id, added_qty, removed_qty, purchased_qty,
+INSERT INTO product_stats_minute_deltas (bucket, product_id, added_qty, removed_qty, purchased_qty,
     purchased_value_cents, abandoned_qty, abandoned_value_cents)
 SELECT '2026-07-08 10:00Z'::timestamptz + i * interval '1 minute', 'product-' || (i % 15),
        5, 1, 2, 20000, 2, 123456
 FROM generate_series(1, 60) i;
-INSERT INTO remove_reasons_minute
+INSERT INTO remove_reasons_minute_deltas
 SELECT '2026-07-08 10:00Z'::timestamptz + i * interval '1 minute', 'product-' || (i % 15),
        (ARRAY['too expensive', 'changed mind', 'found elsewhere'])[1 + i % 3], 1 + i % 5
 FROM generate_series(1, 60) i;

@@ -5,8 +5,8 @@
 # (--retention, --status-retention).
 #  1. In place from the 006 schema: a database at 006 gets rows (ids of
 #     both schemes, future-dated ones, recoveries, stats, status history),
-#     then the migrations up to 009 by psql; the processor applies 010 and
-#     013. Every table holds the same rows and every view answers the same;
+#     then the migrations up to 009 by psql; the processor applies 010, 012
+#     and 013. Every table holds the same rows and every view answers the same;
 #     013's index is gone and its fillfactor on every partition.
 #  2. Retention while flushing: day partitions 1..10 days old with a row
 #     each, rows in the default partitions 20 days old and 30 days ahead.
@@ -124,14 +124,37 @@ start_processor m006 "$work/p1.log"
 wait_until 60 "010 applied and partitions created ahead" \
 	grep -q 'msg="partition created" table=processor_status_history' "$work/p1.log"
 stop_processor "$work/p1.log"
-grep -q 'msg="schema migration applied" version=10 ' "$work/p1.log" || fail "010 not applied by the processor"
+for v in 10 12; do
+	grep -q "msg=\"schema migration applied\" version=$v " "$work/p1.log" || fail "0$v not applied by the processor"
+done
 after=$(snapshot m006)
-[ "$after" = "$before" ] || fail "rows or view answers changed by 010:
+[ "$after" = "$before" ] || fail "rows or view answers changed by 010 or 012:
 $(diff <(echo "$before") <(echo "$after"))"
 kinds=$(sqld m006 "SELECT string_agg(relkind::text, '' ORDER BY relname) FROM pg_class WHERE relname IN
-  ('cart_abandonments', 'abandoned_items', 'cart_conversions', 'product_stats_minute',
-   'remove_reasons_minute', 'processor_status_history')")
+  ('cart_abandonments', 'abandoned_items', 'cart_conversions', 'product_stats_minute_deltas',
+   'remove_reasons_minute_deltas', 'processor_status_history')")
 [ "$kinds" = pppppp ] || fail "tables not partitioned: $kinds"
+kinds=$(sqld m006 "SELECT string_agg(relkind::text, '' ORDER BY relname) FROM pg_class WHERE relname IN
+  ('product_stats_minute', 'remove_reasons_minute')")
+[ "$kinds" = vv ] || fail "012: the minute tables are not views: $kinds"
+# 012: every key's rows appended a second time (as a second flush would)
+# double the sums but not the keys, in the views and in the report views
+# that read them (re-created over the views, not left on the old tables).
+sums() { sqld m006 "SELECT (SELECT count(*) || ':' || sum(added_qty) || ':' || sum(abandoned_value_cents)
+  FROM product_stats_minute) || ' ' || (SELECT count(*) || ':' || sum(removed_qty) FROM remove_reasons_minute)
+  || ' ' || (SELECT added_units || ':' || abandoned_units FROM report_funnel)
+  || ' ' || (SELECT sum(removed_qty) FROM report_abandonment_reasons)"; }
+once=$(sums)
+sqld m006 "INSERT INTO product_stats_minute_deltas SELECT * FROM product_stats_minute_deltas;
+  INSERT INTO remove_reasons_minute_deltas SELECT * FROM remove_reasons_minute_deltas" >/dev/null
+twice=$(sums)
+want=$(echo "$once" | python3 -c "
+keys, units, funnel, reasons = input().split()
+dbl = lambda xs: [str(2 * int(x)) for x in xs]
+keys, units = keys.split(':'), units.split(':')
+print(' '.join([':'.join(keys[:1] + dbl(keys[1:])), ':'.join(units[:1] + dbl(units[1:])),
+                ':'.join(dbl(funnel.split(':'))), dbl([reasons])[0]]))")
+[ "$twice" = "$want" ] || fail "012: appended rows not summed by the views: $once -> $twice, want $want"
 # The first-scheme ids beyond 2200 sit in the ids_v1 partitions, not in the
 # default one (which every new day's partition scans).
 v1=$(sqld m006 "SELECT count(*) FROM cart_abandonments_ids_v1")
@@ -147,7 +170,7 @@ ff=$(sqld m006 "SELECT count(*) FILTER (WHERE c.reloptions @> '{fillfactor=90}')
   WHERE i.inhparent = 'cart_abandonments'::regclass")
 read -r ff_n ff_days <<<"$ff"
 [ "${ff_n%/*}" = "${ff_n#*/}" ] && [ "$ff_days" -ge 1 ] || fail "cart_abandonments partitions with fillfactor 90, total, day ones: $ff"
-log "ok: 006 -> 010 and 013 in place, $(echo "$after" | wc -l) tables and views unchanged"
+log "ok: 006 -> 013 in place, $(echo "$after" | wc -l) tables and views unchanged"
 
 # ---- 2. retention while flushing ---------------------------------------
 migrate "$PGDATABASE" 1 999
@@ -174,7 +197,7 @@ BEGIN
 END \$\$;
 SET TimeZone = 'UTC';
 SELECT pg_temp.setup(t) FROM unnest(ARRAY['cart_abandonments', 'abandoned_items',
-  'cart_conversions', 'product_stats_minute', 'remove_reasons_minute',
+  'cart_conversions', 'product_stats_minute_deltas', 'remove_reasons_minute_deltas',
   'processor_status_history']) t;
 -- One row per past day (noon) and two in the default partition: 20 days
 -- old and 30 days ahead.
@@ -185,8 +208,14 @@ FROM (SELECT generate_series(1, 10) UNION ALL VALUES (20), (-30)) s(k);
 INSERT INTO cart_abandonments SELECT id, 'old-' || k, t, t, t, 1, 1, 'USD', NULL, NULL, NULL, 0 FROM days;
 INSERT INTO abandoned_items SELECT id, 'sku-1', 1, 1 FROM days;
 INSERT INTO cart_conversions SELECT id, 'old-' || k, 'e', t, 1, 1, 'USD', NULL, 0 FROM days;
-INSERT INTO product_stats_minute (bucket, product_id, added_qty) SELECT t, 'old-sku', 1 FROM days;
-INSERT INTO remove_reasons_minute SELECT t, 'old-sku', 'price', 1 FROM days;
+INSERT INTO product_stats_minute_deltas (bucket, product_id, added_qty) SELECT t, 'old-sku', 1 FROM days;
+INSERT INTO remove_reasons_minute_deltas SELECT t, 'old-sku', 'price', 1 FROM days;
+-- Three appended rows per key on days 2-4 (kept): the housekeeping folds
+-- each day, ended more than 6 hours ago, into one row per key.
+INSERT INTO product_stats_minute_deltas (bucket, product_id, added_qty, abandoned_value_cents)
+SELECT t, 'dup-sku', 1, 9223372036854775807 FROM days, generate_series(1, 3) WHERE k BETWEEN 2 AND 4;
+INSERT INTO remove_reasons_minute_deltas SELECT t, 'dup-sku', 'price', 2 FROM days, generate_series(1, 3)
+WHERE k BETWEEN 2 AND 4;
 INSERT INTO processor_status_history SELECT 'old:1', t, 0, 0, 0, 0 FROM days;"
 
 # A report holding the two abandonment tables until the test ends it.
@@ -222,7 +251,7 @@ PY
 }
 partitions_are() { [ "$(partitions "$1")" = "$(expect "$2")" ]; }
 wait_until 30 "old conversion days dropped" partitions_are cart_conversions 5
-wait_until 30 "old stats days dropped" partitions_are product_stats_minute 5
+wait_until 30 "old stats days dropped" partitions_are product_stats_minute_deltas 5
 wait_until 30 "old status days dropped" partitions_are processor_status_history 2
 wait_until 30 "a DROP giving up on the held table" \
 	grep -q 'msg="housekeeping step left for later: table busy" step=drop table=cart_abandonments_p' "$work/p2.log"
@@ -238,7 +267,7 @@ exec 3>&-
 wait "$reader" || fail "the report failed"
 wait_until 30 "old abandonment days dropped after the report" partitions_are cart_abandonments 5
 wait_until 30 "old item days dropped after the report" partitions_are abandoned_items 5
-for t in cart_abandonments abandoned_items cart_conversions product_stats_minute remove_reasons_minute; do
+for t in cart_abandonments abandoned_items cart_conversions product_stats_minute_deltas remove_reasons_minute_deltas; do
 	partitions_are $t 5 || fail "$t: days $(partitions $t), want $(expect 5)"
 done
 # The old rows: one per remaining day, the 20-day-old default row deleted,
@@ -250,6 +279,16 @@ for t in cart_abandonments:user_id cart_conversions:user_id; do
 done
 got=$(sql "SELECT count(*) FROM product_stats_minute WHERE product_id = 'old-sku' AND bucket < now()")
 [ "$got" = "$want" ] || fail "product_stats_minute: old rows $got, want $want"
+# Days 2-4 folded to one row per key, the views' answers unchanged (the
+# sums saturating as before).
+wait_until 30 "appended days folded" sql_is "SELECT count(*) FROM product_stats_minute_deltas WHERE product_id = 'dup-sku'" 3
+wait_until 30 "appended reason days folded" sql_is "SELECT count(*) FROM remove_reasons_minute_deltas WHERE product_id = 'dup-sku'" 3
+got=$(sql "SELECT string_agg(added_qty || ':' || abandoned_value_cents, ' ') FROM product_stats_minute WHERE product_id = 'dup-sku'")
+[ "$got" = "3:9223372036854775807 3:9223372036854775807 3:9223372036854775807" ] || fail "folded product days: $got"
+got=$(sql "SELECT string_agg(removed_qty::text, ' ') FROM remove_reasons_minute WHERE product_id = 'dup-sku'")
+[ "$got" = "6 6 6" ] || fail "folded reason days: $got"
+got=$(sql "SELECT count(*) FROM cw_compacted_partitions WHERE partition = 'product_stats_minute_deltas_p$(date -u -d '3 days ago' +%Y%m%d)' AND rows_before > rows_after")
+[ "$got" = 1 ] || fail "day 3 not recorded as folded: $(sql 'TABLE cw_compacted_partitions')"
 # The processor's own rows arrived meanwhile, in today's partition.
 got=$(sql "SELECT count(*) > 0 FROM cart_abandonments_p$(date -u +%Y%m%d)")
 [ "$got" = t ] || fail "no abandonments written into today's partition"
