@@ -314,20 +314,59 @@ void partition_destroy(struct partition *pt)
 /* ---- processing ------------------------------------------------------------
  */
 
+/* What @u's open session, if any, counts in the partition's carts at
+ * risk (open_value). */
+struct at_risk {
+	bool open;
+	bool cart; /* the session holds items */
+	uint32_t currency;
+	int64_t value; /* cart_value(), 0 without items */
+};
+
+static inline struct at_risk at_risk_of(const struct user *u)
+{
+	struct at_risk a = {.open = (u->flags & USER_SESSION_OPEN) != 0,
+			    .cart = u->cart.n > 0,
+			    .currency = u->currency};
+
+	if (a.open && a.cart)
+		a.value = cart_value(&u->cart);
+	return a;
+}
+
+/* Move what a user counts in the carts at risk from @was (taken before a
+ * change to its session) to @now (after it). A session that stays open in
+ * the same currency is one update of its entry; nothing when its cart's
+ * value is unchanged too. Since the cart keeps its value (cart_value()),
+ * neither side walks the items. */
+static inline void at_risk_move(struct partition *pt, const struct at_risk *was,
+				const struct at_risk *now)
+{
+	if (was->open && now->open && was->currency == now->currency) {
+		if (was->cart != now->cart || was->value != now->value)
+			open_value_change(&pt->open_value, now->currency,
+					  was->cart, was->value, now->cart,
+					  now->value);
+		return;
+	}
+	if (was->open)
+		open_value_add(&pt->open_value, was->currency, -1, was->cart,
+			       was->value);
+	if (now->open)
+		open_value_add(&pt->open_value, now->currency, 1, now->cart,
+			       now->value);
+}
+
 /* Count @u's open session, if any, into (@sign 1) or out of (-1) the
- * partition's carts at risk. Called around every change to a session, so
- * what is counted out is what was counted in. */
+ * partition's carts at risk. What is counted out is what was counted in:
+ * callers bracket every change to a session (or use at_risk_move()). */
 static void user_at_risk(struct partition *pt, const struct user *u, int sign)
 {
-	int32_t items;
-	int64_t value = 0;
+	struct at_risk a = at_risk_of(u);
 
-	if (!(u->flags & USER_SESSION_OPEN))
-		return;
-	if (u->cart.n)
-		cart_totals(&u->cart, &items, &value);
-	open_value_add(&pt->open_value, u->currency, sign, u->cart.n > 0,
-		       value);
+	if (a.open)
+		open_value_add(&pt->open_value, a.currency, sign, a.cart,
+			       a.value);
 }
 
 static int fire_timers(struct partition *pt)
@@ -336,12 +375,13 @@ static int fire_timers(struct partition *pt)
 	while (pt->heap_len && pt->heap[0]->deadline_ms <= pt->watermark_ms) {
 		struct user *u = pt->heap[0];
 		etime_t before = u->deadline_ms;
-		user_at_risk(pt, u, -1);
+		struct at_risk was = at_risk_of(u), now;
 		if ((r = session_on_timer(pt, u)) < 0 ||
 		    (r = partition_mark_dirty(pt, u)) < 0 ||
 		    (r = partition_reschedule(pt, u)) < 0)
 			return r;
-		user_at_risk(pt, u, 1);
+		now = at_risk_of(u);
+		at_risk_move(pt, &was, &now);
 		/* session_on_timer always moves the deadline past the
 		 * watermark or retires the user; guard against a loop. */
 		if (u->heap_idx == 0 && u->deadline_ms == before)
@@ -521,12 +561,13 @@ static inline int process_event(struct partition *pt, struct user *u,
 		pt->counters.late_events++;
 	if ((unsigned)ev->type < CW_EVENT_TYPE_COUNT)
 		pt->counters.events[ev->type]++;
-	user_at_risk(pt, u, -1);
+	struct at_risk was = at_risk_of(u), now;
 	if ((r = session_on_event(pt, u, ev, offset)) < 0 ||
 	    (r = partition_mark_dirty(pt, u)) < 0 ||
 	    (r = partition_reschedule(pt, u)) < 0)
 		return r;
-	user_at_risk(pt, u, 1);
+	now = at_risk_of(u);
+	at_risk_move(pt, &was, &now);
 	user_note_event_id(u, ev);
 	pt->next_offset = offset + 1;
 	if (ev->event_time_ms > pt->max_event_ms)
