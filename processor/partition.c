@@ -401,16 +401,14 @@ static uint32_t event_id_hash(struct cw_str id)
 	return (uint32_t)(h ^ (h >> 32)) | 1;
 }
 
-/* Remember @ev's id as @u's newest. */
-static void user_note_event_id(struct user *u, const struct cw_event *ev)
+/* Remember @id_hash (event_id_hash() of an event's id) as @u's newest. */
+static void user_note_event_id(struct user *u, uint32_t id_hash)
 {
-	uint32_t h = event_id_hash(ev->event_id);
-
-	if (!h)
+	if (!id_hash)
 		return;
 	memmove(&u->recent_ids[1], &u->recent_ids[0],
 		(USER_RECENT_IDS - 1) * sizeof(u->recent_ids[0]));
-	u->recent_ids[0] = h;
+	u->recent_ids[0] = id_hash;
 }
 
 etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms)
@@ -431,10 +429,10 @@ etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms)
 }
 
 /* partition_check_event() for @u, the event's user as it is now (NULL:
- * none). */
+ * none), given @id_hash, event_id_hash() of the event's id. */
 static int check_event(const struct partition *pt, const struct user *u,
-		       const struct cw_event *ev, etime_t wall_ms, char *why,
-		       size_t why_size)
+		       const struct cw_event *ev, uint32_t id_hash,
+		       etime_t wall_ms, char *why, size_t why_size)
 {
 	const struct session_params *sp = pt->params;
 	etime_t t = ev->event_time_ms,
@@ -476,9 +474,8 @@ static int check_event(const struct partition *pt, const struct user *u,
 	}
 	if (!u)
 		return 0; /* no state: an empty cart, nothing seen */
-	uint32_t h = event_id_hash(ev->event_id);
-	for (int i = 0; h && i < USER_RECENT_IDS; i++) {
-		if (u->recent_ids[i] == h) {
+	for (int i = 0; id_hash && i < USER_RECENT_IDS; i++) {
+		if (u->recent_ids[i] == id_hash) {
 			snprintf(why, why_size,
 				 "duplicate event_id: one of the user's last "
 				 "%d events",
@@ -551,9 +548,11 @@ int partition_advance_watermark(struct partition *pt, etime_t watermark_ms)
 	return fire_timers(pt);
 }
 
-/* partition_process() for @u, the event's user (found or created). */
+/* partition_process() for @u, the event's user (found or created);
+ * @id_hash is event_id_hash() of the event's id. */
 static inline int process_event(struct partition *pt, struct user *u,
-				const struct cw_event *ev, int64_t offset)
+				const struct cw_event *ev, uint32_t id_hash,
+				int64_t offset)
 {
 	int r;
 
@@ -568,7 +567,7 @@ static inline int process_event(struct partition *pt, struct user *u,
 		return r;
 	now = at_risk_of(u);
 	at_risk_move(pt, &was, &now);
-	user_note_event_id(u, ev);
+	user_note_event_id(u, id_hash);
 	pt->next_offset = offset + 1;
 	if (ev->event_time_ms > pt->max_event_ms)
 		pt->max_event_ms = ev->event_time_ms;
@@ -583,7 +582,8 @@ int partition_check_event(const struct partition *pt, const struct cw_event *ev,
 	const struct user *u =
 		users_find(pt, ev->user_id.ptr, ev->user_id.len, &j);
 
-	return check_event(pt, u, ev, wall_ms, why, why_size);
+	return check_event(pt, u, ev, event_id_hash(ev->event_id), wall_ms, why,
+			   why_size);
 }
 
 int partition_process(struct partition *pt, const struct cw_event *ev,
@@ -593,7 +593,7 @@ int partition_process(struct partition *pt, const struct cw_event *ev,
 
 	if (!u)
 		return -ENOMEM;
-	return process_event(pt, u, ev, offset);
+	return process_event(pt, u, ev, event_id_hash(ev->event_id), offset);
 }
 
 int partition_check_and_process(struct partition *pt, const struct cw_event *ev,
@@ -603,14 +603,17 @@ int partition_check_and_process(struct partition *pt, const struct cw_event *ev,
 	uint32_t j;
 	struct user *u = users_find(pt, ev->user_id.ptr, ev->user_id.len, &j);
 
-	*refused = check_event(pt, u, ev, wall_ms, why, why_size);
+	/* The id's hash, once for the duplicate check and the user's memory. */
+	uint32_t id_hash = event_id_hash(ev->event_id);
+
+	*refused = check_event(pt, u, ev, id_hash, wall_ms, why, why_size);
 	if (*refused < 0)
 		return 0;
 	/* The slot found for the check serves the insert: one probe. */
 	u = users_get_at(pt, j, ev->user_id.ptr, ev->user_id.len);
 	if (!u)
 		return -ENOMEM;
-	return process_event(pt, u, ev, offset);
+	return process_event(pt, u, ev, id_hash, offset);
 }
 
 void partition_note_message(struct partition *pt, walltime_t now)
