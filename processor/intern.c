@@ -165,6 +165,13 @@ size_t intern_len(const struct intern *in, uint32_t id)
 	return id && id < in->n_entries ? in->entries[id].len : 0;
 }
 
+struct cw_str intern_cw_str(const struct intern *in, uint32_t id)
+{
+	if (!id || id >= in->n_entries)
+		return CW_STR_NULL;
+	return (struct cw_str){in->entries[id].str, in->entries[id].len};
+}
+
 size_t intern_count(const struct intern *in)
 {
 	return in->n_entries - 1;

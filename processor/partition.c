@@ -696,8 +696,8 @@ static uint8_t *user_state_encode(const struct partition *pt,
 				  const struct user *u, uint8_t *p)
 {
 	const struct cart_item *items = cart_items_const(&u->cart);
-	const char *cur = intern_str(pt->intern, u->currency);
-	const char *rsn = intern_str(pt->intern, u->last_reason);
+	struct cw_str cur = intern_cw_str(pt->intern, u->currency),
+		      rsn = intern_cw_str(pt->intern, u->last_reason);
 
 	*p++ = STATE_VERSION;
 	*p++ = u->flags & USER_STATE_FLAGS;
@@ -705,12 +705,12 @@ static uint8_t *user_state_encode(const struct partition *pt,
 	p = cw_avro_write_long(p, u->session_start_ms);
 	p = cw_avro_write_long(p, u->abandon_start_ms);
 	p = cw_avro_write_long(p, u->abandoned_at_ms);
-	p = cw_avro_write_opt_string(p, cw_str_c(cur));
-	p = cw_avro_write_opt_string(p, cw_str_c(rsn));
+	p = cw_avro_write_opt_string(p, cur);
+	p = cw_avro_write_opt_string(p, rsn);
 	p = cw_avro_write_long(p, u->cart.n);
 	for (uint16_t i = 0; i < u->cart.n; i++) {
-		const char *pid = intern_str(pt->intern, items[i].product);
-		p = cw_avro_write_string(p, pid, strlen(pid));
+		struct cw_str pid = intern_cw_str(pt->intern, items[i].product);
+		p = cw_avro_write_string(p, pid.ptr, pid.len);
 		p = cw_avro_write_long(p, items[i].quantity);
 		p = cw_avro_write_long(p, items[i].unit_price_cents);
 	}
