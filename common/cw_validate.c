@@ -15,7 +15,22 @@ bool cw_utf8_printable(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	const unsigned char *end = p + len;
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
 
+	/* Eight bytes at a time while they are all printable ASCII (0x20..
+	 * 0x7e): no high bit, no byte below 0x20, none equal to 0x7f. The
+	 * tests find every such byte (they may also flag a good byte above a
+	 * bad one, which only hands the word to the loop below), so a word
+	 * skipped here is one the loop would have passed. */
+	while (end - p >= 8) {
+		uint64_t x, del;
+		memcpy(&x, p, sizeof(x));
+		del = x ^ (0x7f * ones);
+		if ((x & highs) || ((x - 0x20 * ones) & ~x & highs) ||
+		    ((del - ones) & ~del & highs))
+			break;
+		p += 8;
+	}
 	while (p < end) {
 		unsigned c = *p;
 		size_t n;

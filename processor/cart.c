@@ -12,6 +12,26 @@
 /* Capacity of the first spill array (then doubled). */
 #define CART_SPILL_FIRST 4
 
+/* Keep c->value across one line going from @old_q x @old_p (0 x 0: a new
+ * line) to @new_q x @new_p (0: the line leaves). The old line is within
+ * the kept value when it is kept (every line is, see struct cart). */
+static void value_change(struct cart *c, int64_t old_q, int64_t old_p,
+			 int64_t new_q, int64_t new_p)
+{
+	int64_t line, v;
+
+	if (c->value == CART_VALUE_UNKNOWN)
+		return;
+	if (__builtin_mul_overflow(new_q, new_p, &line) || line < 0 ||
+	    line >= CART_VALUE_UNKNOWN) {
+		c->value = CART_VALUE_UNKNOWN;
+		return;
+	}
+	v = (int64_t)c->value - old_q * old_p + line;
+	c->value = v >= 0 && v < CART_VALUE_UNKNOWN ? (uint32_t)v
+						    : CART_VALUE_UNKNOWN;
+}
+
 int cart_add(struct cart *c, uint32_t product, int32_t qty, int64_t price)
 {
 	struct cart_item *items = cart_items(c);
@@ -20,8 +40,11 @@ int cart_add(struct cart *c, uint32_t product, int32_t qty, int64_t price)
 		if (items[i].product == product) {
 			/* Saturate rather than overflow on absurd input. */
 			int64_t q = (int64_t)items[i].quantity + qty;
-			items[i].quantity =
-				q > INT32_MAX ? INT32_MAX : (int32_t)q;
+			if (q > INT32_MAX)
+				q = INT32_MAX;
+			value_change(c, items[i].quantity,
+				     items[i].unit_price_cents, q, price);
+			items[i].quantity = (int32_t)q;
 			items[i].unit_price_cents = price;
 			return 0;
 		}
@@ -51,6 +74,7 @@ int cart_add(struct cart *c, uint32_t product, int32_t qty, int64_t price)
 	}
 	items = cart_items(c);
 	items[c->n++] = (struct cart_item){product, qty, price};
+	value_change(c, 0, 0, qty, price);
 	return 0;
 }
 
@@ -97,6 +121,9 @@ int32_t cart_remove(struct cart *c, uint32_t product, int32_t qty,
 			qty < items[i].quantity ? qty : items[i].quantity;
 		if (price)
 			*price = items[i].unit_price_cents;
+		value_change(c, items[i].quantity, items[i].unit_price_cents,
+			     items[i].quantity - removed,
+			     items[i].unit_price_cents);
 		items[i].quantity -= removed;
 		if (items[i].quantity == 0) {
 			memmove(&items[i], &items[i + 1],
@@ -111,18 +138,25 @@ int32_t cart_remove(struct cart *c, uint32_t product, int32_t qty,
 void cart_totals(const struct cart *c, int32_t *item_count, int64_t *value)
 {
 	const struct cart_item *items = cart_items_const(c);
-	int64_t n = 0, v = 0;
+	int64_t n = 0;
 
-	for (uint16_t i = 0; i < c->n; i++) {
-		int64_t line;
+	for (uint16_t i = 0; i < c->n; i++)
 		n += items[i].quantity; /* at most 65535 x INT32_MAX */
+	*item_count = n > INT32_MAX ? INT32_MAX : (int32_t)n;
+	*value = cart_value(c);
+}
+
+int64_t cart_value_count(const struct cart *c)
+{
+	const struct cart_item *items = cart_items_const(c);
+	int64_t v = 0, line;
+
+	for (uint16_t i = 0; i < c->n; i++)
 		if (__builtin_mul_overflow((int64_t)items[i].quantity,
 					   items[i].unit_price_cents, &line) ||
 		    __builtin_add_overflow(v, line, &v))
 			v = INT64_MAX;
-	}
-	*item_count = n > INT32_MAX ? INT32_MAX : (int32_t)n;
-	*value = v;
+	return v;
 }
 
 void cart_clear(struct cart *c)

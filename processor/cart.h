@@ -20,9 +20,18 @@ struct cart_item {
 
 #define CART_INLINE 2
 
+/* cart.value when the cart does not keep its value (see struct cart). */
+#define CART_VALUE_UNKNOWN UINT32_MAX
+
 struct cart {
 	uint16_t n;
 	uint16_t cap; /* 0: items are inline */
+	/* Σ quantity × price, kept by cart_add() and cart_remove() while
+	 * every line and the sum lie in [0, CART_VALUE_UNKNOWN) (carts of
+	 * up to ~$42M, in what was padding); CART_VALUE_UNKNOWN from the
+	 * first change that leaves that range until cart_clear(), and then
+	 * cart_value() counts. */
+	uint32_t value;
 	struct cart_item *spill;
 	struct cart_item inline_items[CART_INLINE];
 };
@@ -36,6 +45,19 @@ static inline struct cart_item *cart_items(struct cart *c)
 static inline const struct cart_item *cart_items_const(const struct cart *c)
 {
 	return c->cap ? c->spill : c->inline_items;
+}
+
+/* cart_value() of a cart that does not keep its value: Σ quantity ×
+ * price, saturated at INT64_MAX. Can't fail. */
+int64_t cart_value_count(const struct cart *c);
+
+/* The cart's value, Σ quantity × price saturated at INT64_MAX (what
+ * cart_totals() gives), without walking the items when the cart keeps it.
+ * Can't fail. */
+static inline int64_t cart_value(const struct cart *c)
+{
+	return c->value != CART_VALUE_UNKNOWN ? (int64_t)c->value
+					      : cart_value_count(c);
 }
 
 /* Add @qty (> 0) units of @product at @price (the price replaces the old

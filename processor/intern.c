@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash64.h"
+
 struct intern_entry {
 	char *str;
 	size_t len;
@@ -22,14 +24,26 @@ struct intern {
 	uint32_t n_slots; /* power of two */
 };
 
+/* The slot hash of a string: eight bytes at a time (then the 1..7 left),
+ * each word folded in with a multiply, and splitmix64's finaliser so
+ * that the low bits, which pick the slot, depend on every byte. Only for
+ * this table (never stored): ids do not depend on it. */
 static uint64_t hash_bytes(const char *p, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 0x100000001b3ULL;
+	uint64_t h = HASH64_FNV_OFFSET ^ len, w;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, sizeof(w));
+		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 32;
 	}
-	return h ^ (h >> 29);
+	if (len) {
+		w = 0;
+		for (size_t i = 0; i < len; i++)
+			w |= (uint64_t)(unsigned char)p[i] << (8 * i);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+	}
+	return hash64_mix(h);
 }
 
 struct intern *intern_new(void)
@@ -149,6 +163,13 @@ const char *intern_str(const struct intern *in, uint32_t id)
 size_t intern_len(const struct intern *in, uint32_t id)
 {
 	return id && id < in->n_entries ? in->entries[id].len : 0;
+}
+
+struct cw_str intern_cw_str(const struct intern *in, uint32_t id)
+{
+	if (!id || id >= in->n_entries)
+		return CW_STR_NULL;
+	return (struct cw_str){in->entries[id].str, in->entries[id].len};
 }
 
 size_t intern_count(const struct intern *in)

@@ -39,5 +39,9 @@ const char *intern_str(const struct intern *in, uint32_t id);
 /* Length of the string of @id (0 for id 0). */
 size_t intern_len(const struct intern *in, uint32_t id);
 
+/* The string of @id with its length (intern_str() and intern_len() in
+ * one call), or CW_STR_NULL for id 0 / unknown ids. Can't fail. */
+struct cw_str intern_cw_str(const struct intern *in, uint32_t id);
+
 /* Number of distinct strings. */
 size_t intern_count(const struct intern *in);

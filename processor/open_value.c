@@ -38,6 +38,18 @@ void open_value_add(struct open_value *ov, uint32_t currency, int sign,
 	}
 }
 
+void open_value_change(struct open_value *ov, uint32_t currency, int had_cart,
+		       int64_t was_cents, int has_cart, int64_t now_cents)
+{
+	struct open_value_entry *e = entry_of(ov, currency);
+
+	e->carts += (has_cart != 0) - (had_cart != 0);
+	if (had_cart)
+		e->value_cents -= was_cents;
+	if (has_cart)
+		e->value_cents += now_cents;
+}
+
 static int64_t add_sat(int64_t a, open_value_cents b)
 {
 	open_value_cents s = (open_value_cents)a + b;

@@ -49,6 +49,13 @@ struct open_value {
 void open_value_add(struct open_value *ov, uint32_t currency, int sign,
 		    int has_cart, int64_t value_cents);
 
+/* One open session of @currency stays open in it while its cart goes from
+ * @was_cents (when @had_cart) to @now_cents (when @has_cart): the same as
+ * open_value_add() out with the old cart and in with the new one, in one
+ * step. Can't fail. */
+void open_value_change(struct open_value *ov, uint32_t currency, int had_cart,
+		       int64_t was_cents, int has_cart, int64_t now_cents);
+
 /* One currency over several partitions, as published. */
 struct open_value_row {
 	char currency[8]; /* ISO 4217 code or "(other)" */

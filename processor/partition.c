@@ -314,20 +314,59 @@ void partition_destroy(struct partition *pt)
 /* ---- processing ------------------------------------------------------------
  */
 
+/* What @u's open session, if any, counts in the partition's carts at
+ * risk (open_value). */
+struct at_risk {
+	bool open;
+	bool cart; /* the session holds items */
+	uint32_t currency;
+	int64_t value; /* cart_value(), 0 without items */
+};
+
+static inline struct at_risk at_risk_of(const struct user *u)
+{
+	struct at_risk a = {.open = (u->flags & USER_SESSION_OPEN) != 0,
+			    .cart = u->cart.n > 0,
+			    .currency = u->currency};
+
+	if (a.open && a.cart)
+		a.value = cart_value(&u->cart);
+	return a;
+}
+
+/* Move what a user counts in the carts at risk from @was (taken before a
+ * change to its session) to @now (after it). A session that stays open in
+ * the same currency is one update of its entry; nothing when its cart's
+ * value is unchanged too. Since the cart keeps its value (cart_value()),
+ * neither side walks the items. */
+static inline void at_risk_move(struct partition *pt, const struct at_risk *was,
+				const struct at_risk *now)
+{
+	if (was->open && now->open && was->currency == now->currency) {
+		if (was->cart != now->cart || was->value != now->value)
+			open_value_change(&pt->open_value, now->currency,
+					  was->cart, was->value, now->cart,
+					  now->value);
+		return;
+	}
+	if (was->open)
+		open_value_add(&pt->open_value, was->currency, -1, was->cart,
+			       was->value);
+	if (now->open)
+		open_value_add(&pt->open_value, now->currency, 1, now->cart,
+			       now->value);
+}
+
 /* Count @u's open session, if any, into (@sign 1) or out of (-1) the
- * partition's carts at risk. Called around every change to a session, so
- * what is counted out is what was counted in. */
+ * partition's carts at risk. What is counted out is what was counted in:
+ * callers bracket every change to a session (or use at_risk_move()). */
 static void user_at_risk(struct partition *pt, const struct user *u, int sign)
 {
-	int32_t items;
-	int64_t value = 0;
+	struct at_risk a = at_risk_of(u);
 
-	if (!(u->flags & USER_SESSION_OPEN))
-		return;
-	if (u->cart.n)
-		cart_totals(&u->cart, &items, &value);
-	open_value_add(&pt->open_value, u->currency, sign, u->cart.n > 0,
-		       value);
+	if (a.open)
+		open_value_add(&pt->open_value, a.currency, sign, a.cart,
+			       a.value);
 }
 
 static int fire_timers(struct partition *pt)
@@ -336,12 +375,13 @@ static int fire_timers(struct partition *pt)
 	while (pt->heap_len && pt->heap[0]->deadline_ms <= pt->watermark_ms) {
 		struct user *u = pt->heap[0];
 		etime_t before = u->deadline_ms;
-		user_at_risk(pt, u, -1);
+		struct at_risk was = at_risk_of(u), now;
 		if ((r = session_on_timer(pt, u)) < 0 ||
 		    (r = partition_mark_dirty(pt, u)) < 0 ||
 		    (r = partition_reschedule(pt, u)) < 0)
 			return r;
-		user_at_risk(pt, u, 1);
+		now = at_risk_of(u);
+		at_risk_move(pt, &was, &now);
 		/* session_on_timer always moves the deadline past the
 		 * watermark or retires the user; guard against a loop. */
 		if (u->heap_idx == 0 && u->deadline_ms == before)
@@ -361,16 +401,14 @@ static uint32_t event_id_hash(struct cw_str id)
 	return (uint32_t)(h ^ (h >> 32)) | 1;
 }
 
-/* Remember @ev's id as @u's newest. */
-static void user_note_event_id(struct user *u, const struct cw_event *ev)
+/* Remember @id_hash (event_id_hash() of an event's id) as @u's newest. */
+static void user_note_event_id(struct user *u, uint32_t id_hash)
 {
-	uint32_t h = event_id_hash(ev->event_id);
-
-	if (!h)
+	if (!id_hash)
 		return;
 	memmove(&u->recent_ids[1], &u->recent_ids[0],
 		(USER_RECENT_IDS - 1) * sizeof(u->recent_ids[0]));
-	u->recent_ids[0] = h;
+	u->recent_ids[0] = id_hash;
 }
 
 etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms)
@@ -391,10 +429,10 @@ etime_t partition_ahead_bound(const struct partition *pt, etime_t wall_ms)
 }
 
 /* partition_check_event() for @u, the event's user as it is now (NULL:
- * none). */
+ * none), given @id_hash, event_id_hash() of the event's id. */
 static int check_event(const struct partition *pt, const struct user *u,
-		       const struct cw_event *ev, etime_t wall_ms, char *why,
-		       size_t why_size)
+		       const struct cw_event *ev, uint32_t id_hash,
+		       etime_t wall_ms, char *why, size_t why_size)
 {
 	const struct session_params *sp = pt->params;
 	etime_t t = ev->event_time_ms,
@@ -436,9 +474,8 @@ static int check_event(const struct partition *pt, const struct user *u,
 	}
 	if (!u)
 		return 0; /* no state: an empty cart, nothing seen */
-	uint32_t h = event_id_hash(ev->event_id);
-	for (int i = 0; h && i < USER_RECENT_IDS; i++) {
-		if (u->recent_ids[i] == h) {
+	for (int i = 0; id_hash && i < USER_RECENT_IDS; i++) {
+		if (u->recent_ids[i] == id_hash) {
 			snprintf(why, why_size,
 				 "duplicate event_id: one of the user's last "
 				 "%d events",
@@ -511,9 +548,11 @@ int partition_advance_watermark(struct partition *pt, etime_t watermark_ms)
 	return fire_timers(pt);
 }
 
-/* partition_process() for @u, the event's user (found or created). */
+/* partition_process() for @u, the event's user (found or created);
+ * @id_hash is event_id_hash() of the event's id. */
 static inline int process_event(struct partition *pt, struct user *u,
-				const struct cw_event *ev, int64_t offset)
+				const struct cw_event *ev, uint32_t id_hash,
+				int64_t offset)
 {
 	int r;
 
@@ -521,13 +560,14 @@ static inline int process_event(struct partition *pt, struct user *u,
 		pt->counters.late_events++;
 	if ((unsigned)ev->type < CW_EVENT_TYPE_COUNT)
 		pt->counters.events[ev->type]++;
-	user_at_risk(pt, u, -1);
+	struct at_risk was = at_risk_of(u), now;
 	if ((r = session_on_event(pt, u, ev, offset)) < 0 ||
 	    (r = partition_mark_dirty(pt, u)) < 0 ||
 	    (r = partition_reschedule(pt, u)) < 0)
 		return r;
-	user_at_risk(pt, u, 1);
-	user_note_event_id(u, ev);
+	now = at_risk_of(u);
+	at_risk_move(pt, &was, &now);
+	user_note_event_id(u, id_hash);
 	pt->next_offset = offset + 1;
 	if (ev->event_time_ms > pt->max_event_ms)
 		pt->max_event_ms = ev->event_time_ms;
@@ -542,7 +582,8 @@ int partition_check_event(const struct partition *pt, const struct cw_event *ev,
 	const struct user *u =
 		users_find(pt, ev->user_id.ptr, ev->user_id.len, &j);
 
-	return check_event(pt, u, ev, wall_ms, why, why_size);
+	return check_event(pt, u, ev, event_id_hash(ev->event_id), wall_ms, why,
+			   why_size);
 }
 
 int partition_process(struct partition *pt, const struct cw_event *ev,
@@ -552,7 +593,7 @@ int partition_process(struct partition *pt, const struct cw_event *ev,
 
 	if (!u)
 		return -ENOMEM;
-	return process_event(pt, u, ev, offset);
+	return process_event(pt, u, ev, event_id_hash(ev->event_id), offset);
 }
 
 int partition_check_and_process(struct partition *pt, const struct cw_event *ev,
@@ -562,14 +603,17 @@ int partition_check_and_process(struct partition *pt, const struct cw_event *ev,
 	uint32_t j;
 	struct user *u = users_find(pt, ev->user_id.ptr, ev->user_id.len, &j);
 
-	*refused = check_event(pt, u, ev, wall_ms, why, why_size);
+	/* The id's hash, once for the duplicate check and the user's memory. */
+	uint32_t id_hash = event_id_hash(ev->event_id);
+
+	*refused = check_event(pt, u, ev, id_hash, wall_ms, why, why_size);
 	if (*refused < 0)
 		return 0;
 	/* The slot found for the check serves the insert: one probe. */
 	u = users_get_at(pt, j, ev->user_id.ptr, ev->user_id.len);
 	if (!u)
 		return -ENOMEM;
-	return process_event(pt, u, ev, offset);
+	return process_event(pt, u, ev, id_hash, offset);
 }
 
 void partition_note_message(struct partition *pt, walltime_t now)
@@ -652,8 +696,8 @@ static uint8_t *user_state_encode(const struct partition *pt,
 				  const struct user *u, uint8_t *p)
 {
 	const struct cart_item *items = cart_items_const(&u->cart);
-	const char *cur = intern_str(pt->intern, u->currency);
-	const char *rsn = intern_str(pt->intern, u->last_reason);
+	struct cw_str cur = intern_cw_str(pt->intern, u->currency),
+		      rsn = intern_cw_str(pt->intern, u->last_reason);
 
 	*p++ = STATE_VERSION;
 	*p++ = u->flags & USER_STATE_FLAGS;
@@ -661,12 +705,12 @@ static uint8_t *user_state_encode(const struct partition *pt,
 	p = cw_avro_write_long(p, u->session_start_ms);
 	p = cw_avro_write_long(p, u->abandon_start_ms);
 	p = cw_avro_write_long(p, u->abandoned_at_ms);
-	p = cw_avro_write_opt_string(p, cw_str_c(cur));
-	p = cw_avro_write_opt_string(p, cw_str_c(rsn));
+	p = cw_avro_write_opt_string(p, cur);
+	p = cw_avro_write_opt_string(p, rsn);
 	p = cw_avro_write_long(p, u->cart.n);
 	for (uint16_t i = 0; i < u->cart.n; i++) {
-		const char *pid = intern_str(pt->intern, items[i].product);
-		p = cw_avro_write_string(p, pid, strlen(pid));
+		struct cw_str pid = intern_cw_str(pt->intern, items[i].product);
+		p = cw_avro_write_string(p, pid.ptr, pid.len);
 		p = cw_avro_write_long(p, items[i].quantity);
 		p = cw_avro_write_long(p, items[i].unit_price_cents);
 	}

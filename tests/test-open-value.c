@@ -52,6 +52,20 @@ static int entry_index(const struct open_value *ov, uint32_t currency)
 	return -1;
 }
 
+/* Σ quantity × price of @c from its items, saturated at INT64_MAX (what
+ * cart_totals() promises), walked here rather than asked of the cart,
+ * which keeps its value (cart_value()). */
+static int64_t items_value(const struct cart *c)
+{
+	const struct cart_item *items = cart_items_const(c);
+	open_value_cents v = 0;
+
+	for (uint16_t i = 0; i < c->n; i++)
+		v += (open_value_cents)items[i].quantity *
+		     items[i].unit_price_cents;
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
 /* Recount every user of @pt and compare with its running totals. */
 static void check_recount(const struct partition *pt, const char *where)
 {
@@ -65,6 +79,14 @@ static void check_recount(const struct partition *pt, const char *where)
 	for (uint32_t i = 0; i < pt->n_slots; i++) {
 		const struct user *u = pt->slots[i];
 		int k;
+		if (u && cart_value(&u->cart) != items_value(&u->cart)) {
+			fprintf(stderr,
+				"%s: user %s's cart keeps %lld, its "
+				"items are worth %lld\n",
+				where, u->id, (long long)cart_value(&u->cart),
+				(long long)items_value(&u->cart));
+			ok = false;
+		}
 		if (!u || !(u->flags & USER_SESSION_OPEN))
 			continue;
 		open++;
@@ -77,11 +99,8 @@ static void check_recount(const struct partition *pt, const char *where)
 		}
 		sessions[k]++;
 		if (u->cart.n) {
-			int32_t items;
-			int64_t v;
-			cart_totals(&u->cart, &items, &v);
 			carts[k]++;
-			value[k] += v;
+			value[k] += items_value(&u->cart);
 		}
 	}
 	for (uint32_t k = 0; k < ov->n; k++) {
@@ -142,8 +161,10 @@ static int64_t row_sum(const struct open_value_rows *rows, const char *cur,
 
 /* A seeded stream of adds, removes, checkouts, gaps, late events and
  * watermark moves over 60 users and @n_cur currencies; a flush now and
- * then whose state is restored into a mirror partition. */
-static void random_stream(int n_cur, int steps)
+ * then whose state is restored into a mirror partition. With @big, one
+ * add in 4 has a price of up to $50M, so that carts go past the value a
+ * cart keeps (2^32 cents) and back under it by removes and checkouts. */
+static void random_stream(int n_cur, int steps, bool big)
 {
 	struct intern *in = intern_new();
 	struct partition *pt = partition_new(0, &params, in);
@@ -184,6 +205,10 @@ static void random_stream(int n_cur, int steps)
 			ev.product_id = cw_str_c(product);
 			ev.quantity = 1 + (int32_t)rnd(3);
 			ev.unit_price_cents = (int64_t)rnd(100000);
+			if (big && rnd(4) == 0)
+				ev.unit_price_cents =
+					(int64_t)rnd(5000000001) +
+					(rnd(2) ? 0 : (int64_t)UINT32_MAX - 2);
 			ev.type = kind < 6   ? CW_EVENT_CART_ADD
 				  : kind < 9 ? CW_EVENT_CART_REMOVE
 					     : CW_EVENT_CHECKOUT_COMPLETE;
@@ -241,12 +266,51 @@ static void random_stream(int n_cur, int steps)
 
 static void test_stream_few_currencies(void)
 {
-	random_stream(4, 3000);
+	random_stream(4, 3000, false);
+}
+
+static void test_stream_big_carts(void)
+{
+	random_stream(3, 3000, true);
 }
 
 static void test_stream_many_currencies(void)
 {
-	random_stream(OPEN_VALUE_CURRENCIES + 6, 3000);
+	random_stream(OPEN_VALUE_CURRENCIES + 6, 3000, false);
+}
+
+/* The value a cart keeps: by cart_add() and cart_remove() while it is
+ * under 2^32 cents, then counted from the items until cart_clear(). */
+static void test_cart_value(void)
+{
+	struct cart c = {0};
+	int64_t price;
+
+	CHECK_INT_EQ(cart_add(&c, 1, 2, 1000), 0);
+	CHECK_INT_EQ(cart_add(&c, 2, 1, 550), 0);
+	CHECK_INT_EQ(cart_add(&c, 1, 1, 900), 0); /* the new price: 3 x 900 */
+	CHECK(c.value == 3250);
+	CHECK_INT_EQ(cart_add(&c, 3, 1, 7), 0); /* spills past CART_INLINE */
+	CHECK_INT_EQ(cart_remove(&c, 2, 5, &price), 1);
+	CHECK(c.value == 2707 && cart_value(&c) == 2707);
+	/* One line to exactly the last kept value, then one cent more. */
+	CHECK_INT_EQ(cart_add(&c, 4, 1, (int64_t)UINT32_MAX - 1 - 2707), 0);
+	CHECK(c.value == UINT32_MAX - 1);
+	CHECK_INT_EQ(cart_add(&c, 5, 1, 1), 0);
+	CHECK(c.value == CART_VALUE_UNKNOWN);
+	CHECK(cart_value(&c) == (int64_t)UINT32_MAX);
+	CHECK_INT_EQ(cart_remove(&c, 4, 1, NULL), 1);
+	CHECK(cart_value(&c) == 2708); /* counted, no longer kept */
+	cart_clear(&c);
+	CHECK(c.value == 0);
+	/* A single line beyond it; and a cart past INT64_MAX saturates. */
+	CHECK_INT_EQ(cart_add(&c, 1, 1000000, 10000000000), 0);
+	CHECK(c.value == CART_VALUE_UNKNOWN);
+	CHECK(cart_value(&c) == 10000000000000000);
+	for (uint32_t p = 2; p < 1000; p++)
+		CHECK_INT_EQ(cart_add(&c, p, 1000000, 10000000000), 0);
+	CHECK(cart_value(&c) == INT64_MAX);
+	cart_clear(&c);
 }
 
 /* A hand-checked case: what is at risk, what is carried over. */
@@ -416,6 +480,8 @@ int main(int argc, char **argv)
 		{"at_risk_by_hand", test_at_risk_by_hand},
 		{"stream_few_currencies", test_stream_few_currencies},
 		{"stream_many_currencies", test_stream_many_currencies},
+		{"stream_big_carts", test_stream_big_carts},
+		{"cart_value", test_cart_value},
 		{"repair", test_repair},
 	};
 	return harness_run(hc, sizeof(hc) / sizeof(hc[0]), argc, argv);

@@ -1132,6 +1132,52 @@ static void test_duplicates(void)
 	intern_destroy(in);
 }
 
+/* The intern table over strings of 0..40 bytes that differ in one byte
+ * (in a whole word, in the 1..7 left over) or only in length: distinct
+ * ids in order of arrival, the same id again, found, named back. */
+static void test_intern_table(void)
+{
+	struct intern *in = intern_new();
+	char buf[64][41];
+	uint32_t next = 1;
+	int err;
+
+	REQUIRE(in);
+	for (int round = 0; round < 2; round++) {
+		next = 1;
+		for (int len = 0; len <= 40; len++) {
+			for (int k = 0; k < 64; k++) {
+				memset(buf[k], 'x', len);
+				if (len)
+					buf[k][k % len] = (char)('A' + k % 26);
+				if (len && k >= 26)
+					buf[k][(k * 7) % len] ^= 0x20;
+				struct cw_str s = {buf[k], (size_t)len};
+				uint32_t known = intern_find(in, s);
+				uint32_t id = intern_id(in, s, &err);
+				CHECK_INT_EQ(err, 0);
+				REQUIRE(id != 0);
+				if (round == 1 || known)
+					CHECK(id == known);
+				else
+					CHECK(id == next);
+				if (id >= next)
+					next = id + 1;
+				CHECK_INT_EQ(intern_len(in, id), len);
+				CHECK(!memcmp(intern_str(in, id), buf[k], len));
+			}
+		}
+	}
+	/* A string and its prefixes are three entries. */
+	uint32_t a = intern_id(in, cw_str_c("ECHO_DOT_5TH_GEN"), &err),
+		 b = intern_id(in, cw_str_c("ECHO_DOT"), &err),
+		 c = intern_id(in, cw_str_c("ECHO_DOT_5TH_GE"), &err);
+	CHECK(a != b && b != c && a != c);
+	CHECK(intern_find(in, cw_str_c("ECHO_DOT_5TH_GEN")) == a);
+	CHECK(intern_find(in, cw_str_c("ECHO_DOT_5TH_GENX")) == 0);
+	intern_destroy(in);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct harness_case hc[] = {
@@ -1146,6 +1192,7 @@ int main(int argc, char **argv)
 		{"guards", test_guards},
 		{"watermark_repair", test_watermark_repair},
 		{"duplicates", test_duplicates},
+		{"intern_table", test_intern_table},
 	};
 	return harness_run(hc, sizeof(hc) / sizeof(hc[0]), argc, argv);
 }

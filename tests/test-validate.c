@@ -5,6 +5,7 @@
  * kind, control characters, and the reason each refusal gives.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "cw_validate.h"
 #include "harness.h"
@@ -46,6 +47,34 @@ static void test_utf8(void)
 			harness_failures++;
 		}
 	}
+}
+
+/* The eight-bytes-at-a-time path: any one byte at any position of a
+ * printable ASCII string (past several words) is judged as it is alone;
+ * multi-byte characters across a word boundary. */
+static void test_utf8_words(void)
+{
+	char s[27];
+
+	for (int pos = 0; pos < 26; pos++) {
+		for (int b = 0; b < 256; b++) {
+			memcpy(s, "abcdefghijklmnopqrstuvwxyz", 26);
+			s[pos] = (char)b;
+			bool want = b >= 0x20 && b < 0x7f;
+			if (cw_utf8_printable(s, 26) != want) {
+				fprintf(stderr, "  byte %#x at %d\n", b, pos);
+				harness_failures++;
+			}
+		}
+	}
+	CHECK(cw_utf8_printable("1234567\xc3\xa9"
+				"abcdefgh\xe2\x82\xac",
+				20));
+	CHECK(!cw_utf8_printable("1234567\xc3\xc3"
+				 "abcdefgh",
+				 17));
+	CHECK(!cw_utf8_printable("12345678abcdefg\xc2\x85", 17));
+	CHECK(!cw_utf8_printable("12345678abcdefgh\x7f", 17));
 }
 
 /* A valid cart_add to start every case from. */
@@ -211,6 +240,7 @@ int main(int argc, char **argv)
 {
 	static const struct harness_case cases[] = {
 		{"utf8", test_utf8},
+		{"utf8_words", test_utf8_words},
 		{"events", test_events},
 		{"key", test_key},
 	};
