@@ -74,6 +74,31 @@ void pg_copy_bin_trailer(struct pg_buf *b)
 	pg_copy_bin_be(b, 0xffff, 2);
 }
 
+size_t pg_copy_bin_array_begin(struct pg_buf *b, uint32_t elem_oid, size_t n)
+{
+	size_t start = b->len;
+
+	pg_copy_bin_len(b, 0); /* the field's length, see _array_end() */
+	pg_copy_bin_be(b, n ? 1 : 0, 4); /* dimensions */
+	pg_copy_bin_be(b, 0, 4); /* flags: has-nulls, ignored on input */
+	pg_copy_bin_be(b, elem_oid, 4);
+	if (n) {
+		pg_copy_bin_be(b, (uint32_t)n, 4); /* elements */
+		pg_copy_bin_be(b, 1, 4);	   /* lower bound */
+	}
+	return start;
+}
+
+void pg_copy_bin_array_end(struct pg_buf *b, size_t start)
+{
+	size_t len = b->len - start - 4;
+
+	if (b->oom)
+		return; /* b->len may be short of start: nothing to patch */
+	for (int i = 0; i < 4; i++)
+		b->p[start + (size_t)i] = (char)(uint8_t)(len >> (8 * (3 - i)));
+}
+
 /* Value of a hex digit, -1 for anything else. */
 static int hexval(unsigned char c)
 {

@@ -111,6 +111,25 @@ static inline void pg_copy_bin_text(struct pg_buf *b, const char *s)
 		pg_copy_bin_null(b);
 }
 
+/* Element type oids of the arrays the sink writes (pg_type.oid, fixed
+ * for built-in types). */
+#define PG_COPY_OID_INT8 20u
+#define PG_COPY_OID_INT4 23u
+#define PG_COPY_OID_TEXT 25u
+
+/* Start a one-dimensional array field of @n elements of type @elem_oid
+ * (array_send's layout: dimensions, flags, element type, then per
+ * dimension its size and lower bound 1; an empty array has no dimension).
+ * Then write the @n elements with the field writers above (an element is
+ * encoded like a field: length word and bytes, NULL as -1), then call
+ * pg_copy_bin_array_end() with the value returned here, which fills in the
+ * field's length. */
+size_t pg_copy_bin_array_begin(struct pg_buf *b, uint32_t elem_oid, size_t n);
+
+/* End the array field begun at @start (pg_copy_bin_array_begin()'s
+ * return value): writes its length word. */
+void pg_copy_bin_array_end(struct pg_buf *b, size_t start);
+
 /* The 16 bytes of a uuid from its 36-character text form (hex digits of
  * either case, dashes at 8, 13, 18 and 23). Returns 0, or -EINVAL when @s
  * is not a uuid (@u then holds garbage). Can't fail otherwise. */

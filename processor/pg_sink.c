@@ -6,10 +6,10 @@
  * claims and resume-state reads in pg_restore.c.
  *
  * A flush is: BEGIN; one UPDATE fencing and advancing all partitions; a
- * binary COPY straight into each append-only table (abandonments, outbox
- * chunks, items, conversions, the product and reason increments, summed
- * per key here first, and the resume state chunks: one row per
- * partition); a text COPY of the recoveries, which update existing rows,
+ * binary COPY straight into each append-only table (abandonments with
+ * their items as arrays, outbox chunks, conversions, the product and reason
+ * increments, summed per key here first, and the resume state chunks: one row
+ * per partition); a text COPY of the recoveries, which update existing rows,
  * into a TEMP staging table (ON COMMIT DELETE ROWS, created once per
  * connection); one multi-statement query applying them set-wise and
  * deleting the state chunks that full snapshots replaced;
@@ -196,21 +196,10 @@ static int copy_end(struct pg_sink *ps, int r, const char *what)
 
 /* ---- COPY binary format ---------------------------------------------- */
 
-/* The tables that only ever get new rows (abandonments, items,
+/* The tables that only ever get new rows (abandonments with their items,
  * conversions, outbox chunks) are written with a binary COPY straight into
  * the table: no staging table, no INSERT ... SELECT, no text parsing of
  * timestamps on the server (the encoders are in pg_copy.c). */
-
-/* The 16 bytes of a uuid from its 36-character text form. Returns 0, or
- * -EINVAL (message set) when @s is not a uuid. */
-static int parse_uuid(struct pg_sink *ps, const char *s, uint8_t u[16])
-{
-	if (pg_copy_parse_uuid(s, u) < 0) {
-		pg_sink_set_err(ps, "not a uuid: \"%.40s\"", s);
-		return -EINVAL;
-	}
-	return 0;
-}
 
 /* uuid field from its text form; NULL @s is NULL. Returns 0 or -EINVAL
  * (message set). */
@@ -257,11 +246,9 @@ static const char staging_sql[] =
 static const char copy_abandonments_sql[] =
 	"COPY cart_abandonments (abandonment_id, user_id, session_start,"
 	"  last_activity_at, abandoned_at, item_count, cart_value_cents,"
-	"  currency, last_remove_reason, kafka_partition)"
+	"  currency, last_remove_reason, kafka_partition, item_product_ids,"
+	"  item_quantities, item_unit_price_cents)"
 	" FROM STDIN (FORMAT binary)";
-static const char copy_items_sql[] =
-	"COPY abandoned_items (abandonment_id, product_id, quantity,"
-	"  unit_price_cents) FROM STDIN (FORMAT binary)";
 static const char copy_conversions_sql[] =
 	"COPY cart_conversions (conversion_id, user_id, event_id, checkout_at,"
 	"  item_count, cart_value_cents, currency, recovered_abandonment_id,"
@@ -500,6 +487,27 @@ int pg_sink_migrate(struct pg_sink *ps)
 
 /* ---- flush ------------------------------------------------------------ */
 
+/* The three item array fields of @ab's cart_abandonments row (011): the
+ * products, quantities and unit prices, item k at position k of each.
+ * The abandoned_items view unnests them into one row per item. */
+static void copy_items(struct pg_buf *b, const struct batch_abandonment *ab)
+{
+	size_t at;
+
+	at = pg_copy_bin_array_begin(b, PG_COPY_OID_TEXT, ab->n_items);
+	for (size_t k = 0; k < ab->n_items; k++)
+		pg_copy_bin_text(b, ab->items[k].product_id);
+	pg_copy_bin_array_end(b, at);
+	at = pg_copy_bin_array_begin(b, PG_COPY_OID_INT4, ab->n_items);
+	for (size_t k = 0; k < ab->n_items; k++)
+		pg_copy_bin_i32(b, ab->items[k].quantity);
+	pg_copy_bin_array_end(b, at);
+	at = pg_copy_bin_array_begin(b, PG_COPY_OID_INT8, ab->n_items);
+	for (size_t k = 0; k < ab->n_items; k++)
+		pg_copy_bin_i64(b, ab->items[k].unit_price_cents);
+	pg_copy_bin_array_end(b, at);
+}
+
 static int copy_abandonments(struct pg_sink *ps, struct batch *const *bs,
 			     size_t n)
 {
@@ -511,7 +519,7 @@ static int copy_abandonments(struct pg_sink *ps, struct batch *const *bs,
 			const struct batch_abandonment *ab =
 				&bs[i]->abandonments.v[j];
 
-			pg_copy_bin_row(b, 10);
+			pg_copy_bin_row(b, 13);
 			if ((r = bin_uuid(ps, ab->abandonment_id)) < 0)
 				break;
 			pg_copy_bin_text(b, ab->user_id);
@@ -523,39 +531,11 @@ static int copy_abandonments(struct pg_sink *ps, struct batch *const *bs,
 			pg_copy_bin_text(b, ab->currency);
 			pg_copy_bin_text(b, ab->last_remove_reason);
 			pg_copy_bin_i32(b, bs[i]->partition);
+			copy_items(b, ab);
 			r = copy_maybe_send(ps);
 		}
 	}
 	return copy_end_binary(ps, r, "writing abandonments");
-}
-
-static int copy_items(struct pg_sink *ps, struct batch *const *bs, size_t n)
-{
-	struct pg_buf *b = &ps->copy;
-	int r = copy_begin_binary(ps, copy_items_sql);
-
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		for (size_t j = 0; r == 0 && j < bs[i]->abandonments.n; j++) {
-			const struct batch_abandonment *ab =
-				&bs[i]->abandonments.v[j];
-			uint8_t id[16];
-
-			/* The abandonment's id, parsed once for its items. */
-			if ((r = parse_uuid(ps, ab->abandonment_id, id)) < 0)
-				break;
-			for (size_t k = 0; k < ab->n_items; k++) {
-				const struct batch_item *it = &ab->items[k];
-
-				pg_copy_bin_row(b, 4);
-				pg_copy_bin_bytes(b, id, sizeof(id));
-				pg_copy_bin_text(b, it->product_id);
-				pg_copy_bin_i32(b, it->quantity);
-				pg_copy_bin_i64(b, it->unit_price_cents);
-			}
-			r = copy_maybe_send(ps);
-		}
-	}
-	return copy_end_binary(ps, r, "writing abandoned items");
 }
 
 static int copy_conversions(struct pg_sink *ps, struct batch *const *bs,
@@ -1166,9 +1146,9 @@ static int reserve_subset(struct pg_sink *ps, size_t n)
 static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 		    int32_t *fenced_partition, bool commit)
 {
-	/* abandonments, items, conversions, recoveries, product stats,
-	 * reason stats, state chunks, full snapshots */
-	size_t counts[8] = {0};
+	/* abandonments (with their items), conversions, recoveries, product
+	 * stats, reason stats, state chunks, full snapshots */
+	size_t counts[7] = {0};
 	int64_t token;
 	PGresult *res;
 	int r;
@@ -1177,14 +1157,12 @@ static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 		const struct batch *bt = batches[i];
 
 		counts[0] += bt->abandonments.n;
-		for (size_t j = 0; j < bt->abandonments.n; j++)
-			counts[1] += bt->abandonments.v[j].n_items;
-		counts[2] += bt->conversions.n;
-		counts[3] += bt->recoveries.n;
-		counts[4] += bt->product_stats.n;
-		counts[5] += bt->reason_stats.n;
-		counts[6] += bt->state.records > 0;
-		counts[7] += bt->state_full;
+		counts[1] += bt->conversions.n;
+		counts[2] += bt->recoveries.n;
+		counts[3] += bt->product_stats.n;
+		counts[4] += bt->reason_stats.n;
+		counts[5] += bt->state.records > 0;
+		counts[6] += bt->state_full;
 	}
 	if (!ps->staged) {
 		r = sink_exec(ps, staging_sql, "creating staging tables");
@@ -1205,26 +1183,24 @@ static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 		goto fail;
 	if (counts[0] && (r = copy_outbox(ps, batches, n)) < 0)
 		goto fail;
-	if (counts[1] && (r = copy_items(ps, batches, n)) < 0)
+	if (counts[1] && (r = copy_conversions(ps, batches, n)) < 0)
 		goto fail;
-	if (counts[2] && (r = copy_conversions(ps, batches, n)) < 0)
+	if (counts[2] && (r = stage_recoveries(ps, batches, n)) < 0)
 		goto fail;
-	if (counts[3] && (r = stage_recoveries(ps, batches, n)) < 0)
+	if (counts[3] &&
+	    (r = copy_product_stats(ps, batches, n, counts[3])) < 0)
 		goto fail;
-	if (counts[4] &&
-	    (r = copy_product_stats(ps, batches, n, counts[4])) < 0)
+	if (counts[4] && (r = copy_reason_stats(ps, batches, n, counts[4])) < 0)
 		goto fail;
-	if (counts[5] && (r = copy_reason_stats(ps, batches, n, counts[5])) < 0)
-		goto fail;
-	if (counts[6] && (r = stage_state_chunks(ps, batches, n)) < 0)
+	if (counts[5] && (r = stage_state_chunks(ps, batches, n)) < 0)
 		goto fail;
 
 	/* One round trip for all set-based statements. Recoveries come after
 	 * the abandonments (copied above) they may point at. */
 	pg_buf_clear(&ps->sql);
-	if (counts[3])
+	if (counts[2])
 		pg_buf_puts(&ps->sql, apply_recoveries_sql);
-	if (counts[7])
+	if (counts[6])
 		put_delete_chunks(ps, batches, n);
 	if (!pg_buf_cstr(&ps->sql)) {
 		pg_sink_set_err(ps, "out of memory");
@@ -1271,7 +1247,7 @@ static int flush_tx(struct pg_sink *ps, struct batch *const *batches, size_t n,
 	cw_debug("flush committed",
 		 "partitions=%zu abandonments=%zu conversions=%zu "
 		 "state_chunks=%zu full_snapshots=%zu",
-		 n, counts[0], counts[2], counts[6], counts[7]);
+		 n, counts[0], counts[1], counts[5], counts[6]);
 	return 0;
 
 fail:

@@ -77,6 +77,10 @@ abandoned() { [ "$(sql "SELECT count(*) FROM cart_abandonments WHERE user_id = '
 wait_for 60 "the v2 cart to be abandoned" abandoned
 row=$(sql "SELECT item_count, cart_value_cents, currency FROM cart_abandonments WHERE user_id = 'u-v2'")
 [ "$row" = "3|750|EUR" ] || fail "v2 cart: got '$row', want 3|750|EUR"
+# Its items, stored in the abandonment's row (011), read by the view.
+row=$(sql "SELECT i.product_id, i.quantity, i.unit_price_cents FROM abandoned_items i
+  JOIN cart_abandonments a USING (abandonment_id) WHERE a.user_id = 'u-v2'")
+[ "$row" = "sku-1|3|250" ] || fail "v2 cart items: got '$row', want sku-1|3|250"
 grep -q 'msg="writer schemas loaded" usable=2 refused=1' "$work/p.log" ||
 	fail "start log does not count the writer schemas"
 kill -TERM $pid

@@ -34,10 +34,10 @@ SELECT ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'user-' || 
        CASE WHEN i % 4 = 0 THEN '2026-07-08 10:40Z'::timestamptz + i * interval '8 minutes' END,
        CASE WHEN i % 4 = 0 THEN 100000 END, i % 4
 FROM generate_series(1, 40) i;
-INSERT INTO abandoned_items
-SELECT abandonment_id, 'product-' || (n % 15), 2, 61728
-FROM cart_abandonments, generate_series(1, 1) g,
-     LATERAL (SELECT abs(hashtext(abandonment_id::text)) AS n) h;
+-- One item per cart, in the abandonment's item arrays (011).
+UPDATE cart_abandonments
+SET item_product_ids = ARRAY['product-' || (abs(hashtext(abandonment_id::text)) % 15)],
+    item_quantities = ARRAY[2], item_unit_price_cents = ARRAY[61728::bigint];
 INSERT INTO cart_conversions (conversion_id, user_id, event_id, checkout_at, item_count,
     cart_value_cents, currency, recovered_abandonment_id, kafka_partition)
 SELECT ('10000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid, 'user-' || i, 'e' || i,
