@@ -646,6 +646,19 @@ static void test_flush_rows(void)
 		    "SELECT product_id, quantity, unit_price_cents "
 		    "FROM abandoned_items ORDER BY product_id",
 		    "p\t2|2|1999\np3|4|250\np\\1|1|999");
+	/* The items as stored (011): arrays in the abandonment's row, item k
+	 * at position k of each, in the batch's order; none: empty arrays. */
+	CHECK_QUERY(
+		fx.conn,
+		"SELECT item_product_ids = ARRAY[E'p\\\\1', E'p\\t2'],"
+		" item_quantities, item_unit_price_cents"
+		" FROM cart_abandonments WHERE abandonment_id = '" ID(01) "'",
+		"t|{1,2}|{999,1999}");
+	CHECK_QUERY(fx.conn,
+		    "SELECT item_product_ids, item_quantities,"
+		    " item_unit_price_cents FROM cart_abandonments"
+		    " WHERE abandonment_id = '" ID(00) "'",
+		    "{}|{}|{}");
 	CHECK_QUERY(
 		fx.conn,
 		"SELECT last_remove_reason = E'too expensive\\r\\n' "
