@@ -459,7 +459,7 @@ diskfull)
 	kill -TERM $mpid
 	wait $mpid || true
 	sql "CREATE TABLESPACE e2e_small LOCATION '$small_disk/ts'"
-	for t in cart_abandonments cart_conversions product_stats_minute_deltas abandoned_items; do
+	for t in cart_abandonments cart_conversions product_stats_minute_deltas; do
 		sql "ALTER TABLE $t SET TABLESPACE e2e_small"
 		# Partitioned by day (migration 010): the parent's tablespace
 		# is only a default, each partition moves by itself.
