@@ -333,7 +333,22 @@ struct restore_ctx {
 	struct daemon *d;
 	struct partition *pt;
 	uint64_t users, bad; /* records applied, unreadable */
+	bool sized;	     /* the table was sized for the first chunk */
 };
+
+/* Before the first state chunk (the full snapshot, if any) is applied:
+ * size the user table for its users at once. A table that cannot be
+ * sized simply grows as users come. */
+static int restore_size_cb(void *opaque, uint64_t records)
+{
+	struct restore_ctx *rc = opaque;
+
+	if (!rc->sized) {
+		rc->sized = true;
+		partition_reserve_users(rc->pt, rc->pt->n_users + records);
+	}
+	return 0;
+}
 
 /* One record of the partition's state chunks, in order: a state (restore
  * or replace the user) or a deletion (state NULL). */
@@ -451,7 +466,7 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 		int64_t gen, next, wm;
 		uint64_t log_bytes = 0;
 		struct partition *pt;
-		struct restore_ctx rc = {d, NULL, 0, 0};
+		struct restore_ctx rc = {d, NULL, 0, 0, false};
 		walltime_t t0 = cw_mono_ms();
 		int r;
 
@@ -464,7 +479,8 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 			pt->generation = gen;
 			rc.pt = pt;
 			r = pg_sink_load_users(d->sink, id, restore_user_cb,
-					       &rc, &log_bytes);
+					       restore_size_cb, &rc,
+					       &log_bytes);
 			if (r == -EBADMSG && !rc.bad)
 				cw_error("unreadable state chunk",
 					 "partition=%d error=\"%s\"", id,

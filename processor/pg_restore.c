@@ -26,7 +26,7 @@
 /* A partition's state: its latest full snapshot and every later chunk,
  * in order ($1 topic, $2 partition; the primary key serves both). */
 static const char load_chunks_sql[] =
-	"SELECT seq, chunk FROM cw_state_chunks"
+	"SELECT seq, chunk, users FROM cw_state_chunks"
 	" WHERE topic = $1 AND partition = $2"
 	"   AND seq >= coalesce((SELECT max(seq) FROM cw_state_chunks"
 	"     WHERE topic = $1 AND partition = $2 AND full_snapshot), 0)"
@@ -110,6 +110,7 @@ struct chunk_rows {
 	struct pg_sink *ps;
 	int32_t partition;
 	pg_sink_user_cb cb;
+	pg_sink_size_cb size_cb; /* may be NULL */
 	void *opaque;
 	uint64_t bytes; /* chunk bytes read */
 	char *key;	/* NUL-terminated copy of the current user id */
@@ -125,8 +126,8 @@ static uint64_t get_be64(const uint8_t *p)
 	return v;
 }
 
-/* One cw_state_chunks row (seq, chunk; binary): every record to the
- * callback, in order. */
+/* One cw_state_chunks row (seq, chunk, users; binary): its record count
+ * to the size callback, then every record to the callback, in order. */
 static int chunk_row(const PGresult *res, void *arg)
 {
 	struct chunk_rows *cr = arg;
@@ -142,6 +143,18 @@ static int chunk_row(const PGresult *res, void *arg)
 	int r;
 
 	cr->bytes += len;
+	if (cr->size_cb && PQgetlength(res, 0, 2) == 4) {
+		const uint8_t *u = (const uint8_t *)PQgetvalue(res, 0, 2);
+		uint64_t n = (uint64_t)u[0] << 24 | (uint64_t)u[1] << 16 |
+			     (uint64_t)u[2] << 8 | u[3];
+		/* Only a hint: a record takes 8 bytes at least, so a wrong
+		 * count cannot make the callback reserve more than the
+		 * chunk could hold. */
+		if (n > len / 8)
+			n = len / 8;
+		if ((r = cr->size_cb(cr->opaque, n)) < 0)
+			return r;
+	}
 	while ((r = pack_next(&rd, &key, &klen, &val, &vlen)) == 1) {
 		if (klen >= cr->key_cap) {
 			size_t cap = klen + 64;
@@ -188,9 +201,10 @@ static int send_partition_query(struct pg_sink *ps, const char *sql,
 }
 
 int pg_sink_load_users(struct pg_sink *ps, int32_t partition,
-		       pg_sink_user_cb cb, void *opaque, uint64_t *log_bytes)
+		       pg_sink_user_cb cb, pg_sink_size_cb size_cb,
+		       void *opaque, uint64_t *log_bytes)
 {
-	struct chunk_rows cr = {ps, partition, cb, opaque, 0, NULL, 0};
+	struct chunk_rows cr = {ps, partition, cb, size_cb, opaque, 0, NULL, 0};
 	int r;
 
 	if (log_bytes)
