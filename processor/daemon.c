@@ -333,20 +333,17 @@ struct restore_ctx {
 	struct daemon *d;
 	struct partition *pt;
 	uint64_t users, bad; /* records applied, unreadable */
-	bool sized;	     /* the table was sized for the first chunk */
 };
 
-/* Before the first state chunk (the full snapshot, if any) is applied:
- * size the user table for its users at once. A table that cannot be
- * sized simply grows as users come. */
+/* Before the state chunks are applied: size the user table for as many
+ * users as they hold records (at most twice the live users, as the
+ * compaction rule bounds the chunks since the last snapshot). A table
+ * that cannot be sized simply grows as users come. */
 static int restore_size_cb(void *opaque, uint64_t records)
 {
 	struct restore_ctx *rc = opaque;
 
-	if (!rc->sized) {
-		rc->sized = true;
-		partition_reserve_users(rc->pt, rc->pt->n_users + records);
-	}
+	partition_reserve_users(rc->pt, rc->pt->n_users + records);
 	return 0;
 }
 
@@ -466,7 +463,7 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 		int64_t gen, next, wm;
 		uint64_t log_bytes = 0;
 		struct partition *pt;
-		struct restore_ctx rc = {d, NULL, 0, 0, false};
+		struct restore_ctx rc = {d, NULL, 0, 0};
 		walltime_t t0 = cw_mono_ms();
 		int r;
 

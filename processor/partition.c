@@ -56,9 +56,9 @@ static int users_grow(struct partition *pt)
 }
 
 /* Largest number of users partition_reserve_users() sizes the table for
- * at once (2^26 users: 2^27 slots, 1 GiB of pointers); beyond, the table
- * grows as users come. */
-#define USERS_RESERVE_MAX (UINT32_C(1) << 26)
+ * at once (2^24 users: 2^25 slots, 256 MiB of pointers); beyond, the
+ * table grows as users come. */
+#define USERS_RESERVE_MAX (UINT32_C(1) << 24)
 
 int partition_reserve_users(struct partition *pt, uint64_t n)
 {

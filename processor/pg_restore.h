@@ -49,18 +49,19 @@ bool pg_sink_watermark_checked(const struct pg_sink *ps);
 typedef int (*pg_sink_user_cb)(void *opaque, const char *user_id,
 			       const uint8_t *state, size_t len);
 
-/* Called by pg_sink_load_users() before the records of each state chunk
- * with how many the chunk holds (its cw_state_chunks.users, bounded by
- * what its bytes can hold): a hint to size tables before they fill (the
- * first chunk is the latest full snapshot when there is one). Same return
- * rule as the record callbacks. */
+/* Called once by pg_sink_load_users() before the first record with how
+ * many records the chunks to load hold in all (the sum of their
+ * cw_state_chunks.users): an upper bound on the users they restore (a
+ * user changed in several chunks counts in each, a deletion counts), to
+ * size tables before they fill. Same return rule as the record
+ * callbacks. */
 typedef int (*pg_sink_size_cb)(void *opaque, uint64_t records);
 
 typedef int (*pg_sink_outbox_cb)(void *opaque, const char *chunk_id,
 				 const uint8_t *chunk, size_t len);
 
-/* Stream the stored resume state of @partition to @cb (and each chunk's
- * record count first to @size_cb, unless NULL): the records of
+/* Stream the stored resume state of @partition to @cb (and first their
+ * number to @size_cb, unless NULL): the records of
  * its cw_state_chunks rows from the latest full snapshot on, in seq order,
  * so a user may come several times and the last record wins (@state NULL:
  * deleted). One chunk in memory at a time (single-row mode, binary
