@@ -37,8 +37,14 @@
  * (+15-19% in bench-processor on 2 cores, bench/README.md). */
 #define FLUSH_CONNECTIONS 2
 
-#define POLL_BATCH	  10000 /* messages per loop round at most */
-#define TICK_MS		  100
+#define POLL_BATCH 10000 /* messages per loop round at most */
+#define TICK_MS	   100
+/* While a flush runs: how long an idle poll waits at most, and how many
+ * messages between looks at the flush and the producer's delivery
+ * reports, so a commit is published (and its acknowledgement seen) within
+ * milliseconds rather than at the next tick. */
+#define FLUSH_WAIT_MS	  10
+#define POLL_CHECK_EVERY  128
 #define STATS_INTERVAL_MS 10000
 #define BACKOFF_MIN_MS	  200
 #define BACKOFF_MAX_MS	  10000
@@ -1342,6 +1348,24 @@ static int housekeeping(struct daemon *d, walltime_t now)
 	return 0;
 }
 
+/* Whether a flush job is running or waits to be collected. */
+static bool flush_in_flight(const struct daemon *d)
+{
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++)
+		if (flusher_busy(d->flushers[fk]))
+			return true;
+	return false;
+}
+
+/* Whether a flush job is done and waits to be collected. */
+static bool flush_ready(const struct daemon *d)
+{
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++)
+		if (flusher_done(d->flushers[fk]))
+			return true;
+	return false;
+}
+
 int daemon_run(struct daemon *d)
 {
 	int r = 0;
@@ -1356,10 +1380,12 @@ int daemon_run(struct daemon *d)
 	while (!*d->stop && !d->fatal) {
 		int n = 0;
 		walltime_t round_end = cw_mono_ms() + TICK_MS;
+		bool in_flight = flush_in_flight(d);
 
 		while (n < POLL_BATCH && !*d->stop) {
 			rd_kafka_message_t *m = rd_kafka_consumer_poll(
-				d->consumer, n ? 0 : TICK_MS);
+				d->consumer,
+				n ? 0 : (in_flight ? FLUSH_WAIT_MS : TICK_MS));
 			if (!m)
 				break;
 			r = handle_message(d, m, now);
@@ -1367,13 +1393,18 @@ int daemon_run(struct daemon *d)
 			if (r < 0)
 				goto fatal;
 			n++;
-			if ((n & 1023) == 0 &&
-			    (now = cw_mono_ms()) >= round_end)
-				break;
+			if (n % POLL_CHECK_EVERY == 0) {
+				rd_kafka_poll(d->producer, 0);
+				now = cw_mono_ms();
+				if (now >= round_end ||
+				    (in_flight && flush_ready(d)))
+					break;
+			}
 		}
 		rd_kafka_poll(d->producer, 0);
 		now = cw_mono_ms();
-		if (now >= d->next_tick) {
+		/* A finished flush is acted on (published) at once. */
+		if (now >= d->next_tick || (in_flight && flush_ready(d))) {
 			if ((r = housekeeping(d, now)) < 0)
 				goto fatal;
 			d->next_tick = now + TICK_MS;
