@@ -198,8 +198,8 @@ int main(int argc, char **argv)
 	{
 		double t0 = now_s(), dt;
 		for (int p = 0; p < PARTITIONS; p++)
-			if (pg_sink_load_users(ps, p, count_state, &loaded,
-					       NULL) < 0)
+			if (pg_sink_load_users(ps, p, count_state, NULL,
+					       &loaded, NULL) < 0)
 				goto fail;
 		dt = now_s() - t0;
 		printf("load_users: %zu state records in %.3f s (%.0f "

@@ -8,6 +8,10 @@
 #   BROKER=real bench/bench-restart.sh   (Apache Kafka, tests/kafka)
 #   PROFILE=perf bench/bench-restart.sh  (the restarted processor under
 #                                        perf record: top symbols; slower)
+#   PROFILE=callgrind bench/bench-restart.sh (under callgrind: instructions
+#                                        by function, exec to exit; ~50x
+#                                        slower, but the same count on a
+#                                        busy machine)
 #
 # One broker and one throwaway PostgreSQL (tests/pg).
 #  1. CARTS users each add one item (cartwatch-producer --stdin-json, event
@@ -127,7 +131,7 @@ stop_processor() {
 	kill -TERM "$proc_pid"; wait "$proc_pid" || rc=$?
 	proc_pid=
 	# perf record ends with its workload's signal.
-	[ $rc = 0 ] || [ "${PROFILE:-none}" = perf ] || die "processor exit status $rc"
+	[ $rc = 0 ] || [ "${PROFILE:-none}" != none ] || die "processor exit status $rc"
 }
 
 # ---- 1. the state ---------------------------------------------------------------
@@ -168,6 +172,7 @@ pg_cpu() {
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
 wrap=()
 [ "${PROFILE:-none}" = perf ] && wrap=(perf record -q -e cpu-clock -F 2000 -g -o "$work/perf.data" --)
+[ "${PROFILE:-none}" = callgrind ] && wrap=(valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --)
 pg0=$(pg_cpu)
 t0=$EPOCHREALTIME
 "${wrap[@]}" "$processor" "${proc_args[@]}" --group "$restart_group" 2>"$work/processor-2.log" &
@@ -225,4 +230,8 @@ if [ "${PROFILE:-none}" = perf ]; then
 	echo "PROFILE perf cpu-clock, the restarted processor from exec to its exit: top symbols (self)"
 	perf report -i "$work/perf.data" --no-children --stdio --sort dso,sym 2>/dev/null |
 		grep -E '^ +[0-9.]+%' | head -n 25 || true
+fi
+if [ "${PROFILE:-none}" = callgrind ]; then
+	echo "PROFILE callgrind, the restarted processor from exec to its exit: instructions (Ir) by function (self)"
+	callgrind_annotate "$work/callgrind.out" 2>/dev/null | grep -E 'PROGRAM TOTALS|^ *[0-9,]+ \(' | head -n 20 || true
 fi

@@ -37,8 +37,14 @@
  * (+15-19% in bench-processor on 2 cores, bench/README.md). */
 #define FLUSH_CONNECTIONS 2
 
-#define POLL_BATCH	  10000 /* messages per loop round at most */
-#define TICK_MS		  100
+#define POLL_BATCH 10000 /* messages per loop round at most */
+#define TICK_MS	   100
+/* While a flush runs: how long an idle poll waits at most, and how many
+ * messages between looks at the flush and the producer's delivery
+ * reports, so a commit is published (and its acknowledgement seen) within
+ * milliseconds rather than at the next tick. */
+#define FLUSH_WAIT_MS	  10
+#define POLL_CHECK_EVERY  128
 #define STATS_INTERVAL_MS 10000
 #define BACKOFF_MIN_MS	  200
 #define BACKOFF_MAX_MS	  10000
@@ -59,7 +65,7 @@ struct daemon {
 	struct partition **parts;
 	int32_t n_parts;
 
-	walltime_t next_tick, next_flush, next_stats;
+	walltime_t next_tick, next_stats;
 	int64_t backoff_ms;
 	bool paused;	 /* consumption paused (PostgreSQL or memory) */
 	bool kafka_down; /* brokers unreachable: no idle watermarks */
@@ -77,6 +83,14 @@ struct daemon {
 	size_t flush_partitions[FLUSH_CONNECTIONS];
 	/* Per connection: its last flush failed and waits for a retry. */
 	bool flush_failed[FLUSH_CONNECTIONS];
+	/* Per connection: when its batches are sealed at the latest (the
+	 * flush interval after its last seal, or the retry after a failure);
+	 * a connection busy at that time seals as soon as it is free. */
+	walltime_t next_flush[FLUSH_CONNECTIONS];
+	/* Per connection: a decaying maximum of its recent flush durations,
+	 * the flush time an abandonment sealed now should expect (see
+	 * abandonment_due()). */
+	int64_t flush_est_ms[FLUSH_CONNECTIONS];
 	/* Until when the rebalance callback in progress may keep retrying
 	 * claims (see take_budget_ms()). */
 	walltime_t take_deadline;
@@ -327,6 +341,18 @@ struct restore_ctx {
 	uint64_t users, bad; /* records applied, unreadable */
 };
 
+/* Before the state chunks are applied: size the user table for as many
+ * users as they hold records (at most twice the live users, as the
+ * compaction rule bounds the chunks since the last snapshot). A table
+ * that cannot be sized simply grows as users come. */
+static int restore_size_cb(void *opaque, uint64_t records)
+{
+	struct restore_ctx *rc = opaque;
+
+	partition_reserve_users(rc->pt, rc->pt->n_users + records);
+	return 0;
+}
+
 /* One record of the partition's state chunks, in order: a state (restore
  * or replace the user) or a deletion (state NULL). */
 static int restore_user_cb(void *opaque, const char *user_id,
@@ -456,7 +482,8 @@ static struct partition *partition_take(struct daemon *d, int32_t id,
 			pt->generation = gen;
 			rc.pt = pt;
 			r = pg_sink_load_users(d->sink, id, restore_user_cb,
-					       &rc, &log_bytes);
+					       restore_size_cb, &rc,
+					       &log_bytes);
 			if (r == -EBADMSG && !rc.bad)
 				cw_error("unreadable state chunk",
 					 "partition=%d error=\"%s\"", id,
@@ -1213,6 +1240,39 @@ static void log_stats(struct daemon *d, walltime_t now, walltime_t elapsed)
 	(void)now;
 }
 
+/* Whether connection @fk should seal now, before its interval is up, so
+ * that an abandonment commits within the flush interval of being found:
+ * true once the oldest abandonment waiting in its partitions' open
+ * batches has waited the interval less the connection's expected flush
+ * time (flush_est_ms) and two ticks (one for the seal to notice, one for
+ * the poll thread to collect the commit and publish), but never before
+ * half the interval, so that under load (slow flushes) a connection
+ * flushes at most twice as often as its interval and its batches stay
+ * large. When flushes take longer than that the connection is busy
+ * whenever this is asked, and seals as soon as it is free: batches are
+ * as large as the input of one flush, as without this rule. Poll
+ * thread. */
+static bool abandonment_due(const struct daemon *d, int fk, walltime_t now)
+{
+	int64_t interval = d->cfg->flush_interval_ms;
+	int64_t wait = interval - d->flush_est_ms[fk] - 2 * TICK_MS;
+	walltime_t oldest = INT64_MAX;
+
+	if (wait < interval / 2)
+		wait = interval / 2;
+	for (int32_t i = fk; i < d->n_parts; i += FLUSH_CONNECTIONS) {
+		const struct partition *pt = d->parts[i];
+		/* Partitions flush_submit() would not seal do not count. */
+		if (!pt || pt->sealed || pt->watermark_ahead ||
+		    !pt->batch->abandonments.n ||
+		    outbox_dlq_pending(d->outbox, i))
+			continue;
+		if (pt->batch->abandonments.v[0].detected_ms < oldest)
+			oldest = pt->batch->abandonments.v[0].detected_ms;
+	}
+	return oldest != INT64_MAX && now - oldest >= wait;
+}
+
 static int housekeeping(struct daemon *d, walltime_t now)
 {
 	int r;
@@ -1234,15 +1294,20 @@ static int housekeeping(struct daemon *d, walltime_t now)
 	struct flusher_result res;
 	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
 		if (flusher_collect(d->flushers[fk], false, &res) == 1) {
+			/* Up at once to the duration of a slow flush, down by
+			 * an eighth a flush. */
+			int64_t est = d->flush_est_ms[fk];
+			est -= est / 8;
+			d->flush_est_ms[fk] = res.ms > est ? res.ms : est;
 			r = flush_result(d, &res, false, fk);
 			if (r == 1) {
 				/* Again at once, without the fenced one. */
-				d->next_flush = now;
+				d->next_flush[fk] = now;
 			} else if (r < 0) {
 				d->flush_failed[fk] = true;
 				d->c.pg_retries++;
 				set_paused(d, true);
-				d->next_flush = now + d->backoff_ms;
+				d->next_flush[fk] = now + d->backoff_ms;
 				d->backoff_ms =
 					d->backoff_ms * 2 > BACKOFF_MAX_MS
 						? BACKOFF_MAX_MS
@@ -1258,22 +1323,22 @@ static int housekeeping(struct daemon *d, walltime_t now)
 			}
 		}
 	}
-	if (now >= d->next_flush) {
-		bool any = false;
-		for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
-			if (flusher_busy(d->flushers[fk]))
-				continue;
-			if ((r = flush_submit(d, fk)) < 0)
-				return r;
-			any = true;
-		}
-		if (any && d->next_flush <= now)
-			d->next_flush = now + d->cfg->flush_interval_ms;
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++) {
+		if (flusher_busy(d->flushers[fk]))
+			continue;
+		/* A failed flush waits for its retry time. */
+		if (now < d->next_flush[fk] &&
+		    (d->flush_failed[fk] || !abandonment_due(d, fk, now)))
+			continue;
+		if ((r = flush_submit(d, fk)) < 0)
+			return r;
+		d->next_flush[fk] = now + d->cfg->flush_interval_ms;
 	}
 	/* Memory bound: stop reading while too much waits for PostgreSQL. */
 	if (!d->paused && pending_records(d) > (size_t)d->cfg->max_pending) {
 		set_paused(d, true);
-		d->next_flush = now;
+		for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++)
+			d->next_flush[fk] = now;
 	}
 	if (now >= d->next_stats) {
 		log_stats(d, now, now - (d->next_stats - STATS_INTERVAL_MS));
@@ -1283,12 +1348,31 @@ static int housekeeping(struct daemon *d, walltime_t now)
 	return 0;
 }
 
+/* Whether a flush job is running or waits to be collected. */
+static bool flush_in_flight(const struct daemon *d)
+{
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++)
+		if (flusher_busy(d->flushers[fk]))
+			return true;
+	return false;
+}
+
+/* Whether a flush job is done and waits to be collected. */
+static bool flush_ready(const struct daemon *d)
+{
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++)
+		if (flusher_done(d->flushers[fk]))
+			return true;
+	return false;
+}
+
 int daemon_run(struct daemon *d)
 {
 	int r = 0;
 	walltime_t now = cw_mono_ms();
 
-	d->next_flush = now + d->cfg->flush_interval_ms;
+	for (int fk = 0; fk < FLUSH_CONNECTIONS; fk++)
+		d->next_flush[fk] = now + d->cfg->flush_interval_ms;
 	d->next_stats = now + STATS_INTERVAL_MS;
 	d->next_tick = now;
 	d->backoff_ms = BACKOFF_MIN_MS;
@@ -1296,10 +1380,12 @@ int daemon_run(struct daemon *d)
 	while (!*d->stop && !d->fatal) {
 		int n = 0;
 		walltime_t round_end = cw_mono_ms() + TICK_MS;
+		bool in_flight = flush_in_flight(d);
 
 		while (n < POLL_BATCH && !*d->stop) {
 			rd_kafka_message_t *m = rd_kafka_consumer_poll(
-				d->consumer, n ? 0 : TICK_MS);
+				d->consumer,
+				n ? 0 : (in_flight ? FLUSH_WAIT_MS : TICK_MS));
 			if (!m)
 				break;
 			r = handle_message(d, m, now);
@@ -1307,13 +1393,18 @@ int daemon_run(struct daemon *d)
 			if (r < 0)
 				goto fatal;
 			n++;
-			if ((n & 1023) == 0 &&
-			    (now = cw_mono_ms()) >= round_end)
-				break;
+			if (n % POLL_CHECK_EVERY == 0) {
+				rd_kafka_poll(d->producer, 0);
+				now = cw_mono_ms();
+				if (now >= round_end ||
+				    (in_flight && flush_ready(d)))
+					break;
+			}
 		}
 		rd_kafka_poll(d->producer, 0);
 		now = cw_mono_ms();
-		if (now >= d->next_tick) {
+		/* A finished flush is acted on (published) at once. */
+		if (now >= d->next_tick || (in_flight && flush_ready(d))) {
 			if ((r = housekeeping(d, now)) < 0)
 				goto fatal;
 			d->next_tick = now + TICK_MS;

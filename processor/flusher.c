@@ -155,6 +155,15 @@ bool flusher_busy(const struct flusher *fl)
 	return busy;
 }
 
+bool flusher_done(const struct flusher *fl)
+{
+	bool done;
+	pthread_mutex_lock((pthread_mutex_t *)&fl->lock);
+	done = fl->submitted && fl->done;
+	pthread_mutex_unlock((pthread_mutex_t *)&fl->lock);
+	return done;
+}
+
 int flusher_collect(struct flusher *fl, bool wait, struct flusher_result *out)
 {
 	int got = 0;

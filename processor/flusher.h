@@ -55,6 +55,10 @@ int flusher_submit(struct flusher *fl, struct batch *const *batches, size_t n);
 /* True between flusher_submit() and the flusher_collect() that returns 1. */
 bool flusher_busy(const struct flusher *fl);
 
+/* True when the job in flight is done and its result waits for
+ * flusher_collect(). Any thread (cheap: one uncontended lock). */
+bool flusher_done(const struct flusher *fl);
+
 /* Collect the result of the job in flight into @out: returns 1 when
  * collected, 0 when it is still running (and @wait is false) or no job is
  * in flight. With @wait, blocks until the job is done. Poll thread. */

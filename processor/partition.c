@@ -28,9 +28,10 @@ static uint64_t user_hash(const char *id, size_t len)
 	return hash64_mix(hash64_fnv1a(HASH64_FNV_OFFSET, id, len));
 }
 
-static int users_grow(struct partition *pt)
+/* Rehash the table into @n slots (a power of two, larger than the number
+ * of users). Returns 0 or -ENOMEM (the table is then unchanged). */
+static int users_resize(struct partition *pt, uint32_t n)
 {
-	uint32_t n = pt->n_slots ? pt->n_slots * 2 : 1024;
 	struct user **slots = calloc(n, sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
@@ -47,6 +48,28 @@ static int users_grow(struct partition *pt)
 	pt->slots = slots;
 	pt->n_slots = n;
 	return 0;
+}
+
+static int users_grow(struct partition *pt)
+{
+	return users_resize(pt, pt->n_slots ? pt->n_slots * 2 : 1024);
+}
+
+/* Largest number of users partition_reserve_users() sizes the table for
+ * at once (2^24 users: 2^25 slots, 256 MiB of pointers); beyond, the
+ * table grows as users come. */
+#define USERS_RESERVE_MAX (UINT32_C(1) << 24)
+
+int partition_reserve_users(struct partition *pt, uint64_t n)
+{
+	uint32_t slots = pt->n_slots ? pt->n_slots : 1024;
+
+	if (n > USERS_RESERVE_MAX)
+		n = USERS_RESERVE_MAX;
+	/* The growth rule of users_get(): at most 70% full. */
+	while (n * 10 > (uint64_t)slots * 7)
+		slots *= 2;
+	return slots > pt->n_slots ? users_resize(pt, slots) : 0;
 }
 
 /* Slot index of @id, or of the empty slot where it would go. */

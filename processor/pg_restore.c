@@ -24,13 +24,17 @@
 
 /* clang-format off */
 /* A partition's state: its latest full snapshot and every later chunk,
- * in order ($1 topic, $2 partition; the primary key serves both). */
+ * in order ($1 topic, $2 partition; the primary key serves both), each
+ * row with the records of all of them (sum of users, read without the
+ * chunks' bytes, once), for the size callback. */
 static const char load_chunks_sql[] =
-	"SELECT seq, chunk FROM cw_state_chunks"
-	" WHERE topic = $1 AND partition = $2"
-	"   AND seq >= coalesce((SELECT max(seq) FROM cw_state_chunks"
-	"     WHERE topic = $1 AND partition = $2 AND full_snapshot), 0)"
-	" ORDER BY seq";
+	"WITH s AS (SELECT coalesce((SELECT max(seq) FROM cw_state_chunks"
+	"     WHERE topic = $1 AND partition = $2 AND full_snapshot), 0) AS from_seq),"
+	" t AS (SELECT sum(users)::int8 AS records FROM cw_state_chunks, s"
+	"     WHERE topic = $1 AND partition = $2 AND seq >= s.from_seq)"
+	" SELECT c.seq, c.chunk, t.records FROM cw_state_chunks c, s, t"
+	" WHERE c.topic = $1 AND c.partition = $2 AND c.seq >= s.from_seq"
+	" ORDER BY c.seq";
 /* clang-format on */
 
 /* ---- claims ------------------------------------------------------------ */
@@ -110,6 +114,8 @@ struct chunk_rows {
 	struct pg_sink *ps;
 	int32_t partition;
 	pg_sink_user_cb cb;
+	pg_sink_size_cb size_cb; /* may be NULL */
+	bool sized;		 /* size_cb was called */
 	void *opaque;
 	uint64_t bytes; /* chunk bytes read */
 	char *key;	/* NUL-terminated copy of the current user id */
@@ -125,7 +131,8 @@ static uint64_t get_be64(const uint8_t *p)
 	return v;
 }
 
-/* One cw_state_chunks row (seq, chunk; binary): every record to the
+/* One cw_state_chunks row (seq, chunk, records of all chunks; binary):
+ * for the first, the count to the size callback; then every record to the
  * callback, in order. */
 static int chunk_row(const PGresult *res, void *arg)
 {
@@ -142,6 +149,13 @@ static int chunk_row(const PGresult *res, void *arg)
 	int r;
 
 	cr->bytes += len;
+	if (cr->size_cb && !cr->sized && PQgetlength(res, 0, 2) == 8) {
+		int64_t n = (int64_t)get_be64(
+			(const uint8_t *)PQgetvalue(res, 0, 2));
+		cr->sized = true;
+		if ((r = cr->size_cb(cr->opaque, n > 0 ? (uint64_t)n : 0)) < 0)
+			return r;
+	}
 	while ((r = pack_next(&rd, &key, &klen, &val, &vlen)) == 1) {
 		if (klen >= cr->key_cap) {
 			size_t cap = klen + 64;
@@ -188,9 +202,14 @@ static int send_partition_query(struct pg_sink *ps, const char *sql,
 }
 
 int pg_sink_load_users(struct pg_sink *ps, int32_t partition,
-		       pg_sink_user_cb cb, void *opaque, uint64_t *log_bytes)
+		       pg_sink_user_cb cb, pg_sink_size_cb size_cb,
+		       void *opaque, uint64_t *log_bytes)
 {
-	struct chunk_rows cr = {ps, partition, cb, opaque, 0, NULL, 0};
+	struct chunk_rows cr = {.ps = ps,
+				.partition = partition,
+				.cb = cb,
+				.size_cb = size_cb,
+				.opaque = opaque};
 	int r;
 
 	if (log_bytes)

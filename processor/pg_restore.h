@@ -48,10 +48,20 @@ bool pg_sink_watermark_checked(const struct pg_sink *ps);
  * query). */
 typedef int (*pg_sink_user_cb)(void *opaque, const char *user_id,
 			       const uint8_t *state, size_t len);
+
+/* Called once by pg_sink_load_users() before the first record with how
+ * many records the chunks to load hold in all (the sum of their
+ * cw_state_chunks.users): an upper bound on the users they restore (a
+ * user changed in several chunks counts in each, a deletion counts), to
+ * size tables before they fill. Same return rule as the record
+ * callbacks. */
+typedef int (*pg_sink_size_cb)(void *opaque, uint64_t records);
+
 typedef int (*pg_sink_outbox_cb)(void *opaque, const char *chunk_id,
 				 const uint8_t *chunk, size_t len);
 
-/* Stream the stored resume state of @partition to @cb: the records of
+/* Stream the stored resume state of @partition to @cb (and first their
+ * number to @size_cb, unless NULL): the records of
  * its cw_state_chunks rows from the latest full snapshot on, in seq order,
  * so a user may come several times and the last record wins (@state NULL:
  * deleted). One chunk in memory at a time (single-row mode, binary
@@ -63,7 +73,8 @@ typedef int (*pg_sink_outbox_cb)(void *opaque, const char *chunk_id,
  * or -ENOTCONN/-EIO; a failure after some records were delivered means
  * the caller must discard what it loaded. */
 int pg_sink_load_users(struct pg_sink *ps, int32_t partition,
-		       pg_sink_user_cb cb, void *opaque, uint64_t *log_bytes);
+		       pg_sink_user_cb cb, pg_sink_size_cb size_cb,
+		       void *opaque, uint64_t *log_bytes);
 
 /* Stream the outbox chunks of @partition (abandonments written to
  * PostgreSQL but not yet acknowledged by the broker), oldest first. A

@@ -349,7 +349,7 @@ static int load_state(struct pg_sink *ps, int32_t partition,
 		      struct state_map *m, uint64_t *log_bytes)
 {
 	state_map_clear(m);
-	return pg_sink_load_users(ps, partition, on_state, m, log_bytes);
+	return pg_sink_load_users(ps, partition, on_state, NULL, m, log_bytes);
 }
 
 /* @user's state in @m in hex, "absent" if none. Static buffer. */
@@ -1574,6 +1574,10 @@ struct loaded_users {
 	int n;
 	int bad;
 	bool seen[1000];
+	/* The size callback's counts, and n when each came. */
+	uint64_t sizes[4];
+	int n_at_size[4];
+	int n_sizes;
 };
 
 /* fill_batch's users: "user-N" whose state is the user id, or NULL (a
@@ -1599,6 +1603,18 @@ static int on_user(void *opaque, const char *user_id, const uint8_t *state,
 	}
 	lu->n += !lu->seen[i];
 	lu->seen[i] = true;
+	return 0;
+}
+
+static int on_user_size(void *opaque, uint64_t records)
+{
+	struct loaded_users *lu = opaque;
+
+	if (lu->n_sizes < 4) {
+		lu->sizes[lu->n_sizes] = records;
+		lu->n_at_size[lu->n_sizes] = lu->n;
+	}
+	lu->n_sizes++;
 	return 0;
 }
 
@@ -1640,15 +1656,22 @@ static void test_load_users(void)
 		    "cw_state_chunks ORDER BY seq",
 		    "5|f|900\n6|f|100\n5|f|1");
 
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user, lu, &log_bytes), 0);
+	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user, on_user_size, lu,
+					&log_bytes),
+		     0);
 	CHECK_INT_EQ(lu->n, 899);
 	CHECK_INT_EQ(lu->bad, 0);
+	/* The records of both chunks, once, before the first record. */
+	CHECK_INT_EQ(lu->n_sizes, 1);
+	CHECK_INT_EQ(lu->sizes[0], 901);
+	CHECK_INT_EQ(lu->n_at_size[0], 0);
 	CHECK(!lu->seen[0] && lu->seen[1] && lu->seen[899] && !lu->seen[900]);
 	CHECK_QUERY_INT(fx.conn,
 			"SELECT sum(octet_length(chunk)) FROM cw_state_chunks "
 			"WHERE partition = 5",
 			log_bytes);
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 7, on_user, lu, &log_bytes), 0);
+	CHECK_INT_EQ(
+		pg_sink_load_users(fx.ps, 7, on_user, NULL, lu, &log_bytes), 0);
 	CHECK_INT_EQ(lu->n, 899);
 	CHECK_INT_EQ(log_bytes, 0);
 
@@ -1668,11 +1691,12 @@ static void test_load_users(void)
 
 	/* A callback error stops the delivery and is returned; the
 	 * connection is usable afterwards. */
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 5, on_user_stop, &calls, NULL),
-		     -ECANCELED);
+	CHECK_INT_EQ(
+		pg_sink_load_users(fx.ps, 5, on_user_stop, NULL, &calls, NULL),
+		-ECANCELED);
 	CHECK_INT_EQ(calls, 3);
 	memset(lu, 0, sizeof(*lu));
-	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 6, on_user, lu, NULL), 0);
+	CHECK_INT_EQ(pg_sink_load_users(fx.ps, 6, on_user, NULL, lu, NULL), 0);
 	CHECK_INT_EQ(lu->n, 100);
 
 	state_map_clear(m);
@@ -1871,7 +1895,8 @@ static void test_migrate_state_chunks(void)
 	{
 		struct loaded_users *lu = calloc(1, sizeof(*lu));
 		REQUIRE(lu);
-		CHECK_INT_EQ(pg_sink_load_users(ps, 1, on_user, lu, NULL), 0);
+		CHECK_INT_EQ(pg_sink_load_users(ps, 1, on_user, NULL, lu, NULL),
+			     0);
 		CHECK_INT_EQ(lu->n, 500);
 		CHECK_INT_EQ(lu->bad, 0);
 		CHECK(lu->seen[0] && !lu->seen[1] && lu->seen[998]);

@@ -407,6 +407,12 @@ static void test_restore(void)
 	struct batch *fb = first->sealed;
 	CHECK(!fb->state_full);
 	CHECK_INT_EQ(fb->state.records, 3);
+	/* Sized ahead as the daemon does (70% full at most, never shrunk):
+	 * the restored users are found in the larger table. */
+	CHECK_INT_EQ(partition_reserve_users(second, 3000), 0);
+	CHECK_INT_EQ(second->n_slots, 8192);
+	CHECK_INT_EQ(partition_reserve_users(second, 3), 0);
+	CHECK_INT_EQ(second->n_slots, 8192);
 	CHECK_INT_EQ(restore_chunk(second, &fb->state), 3);
 	CHECK_INT_EQ(partition_advance_watermark(second, fb->watermark_ms), 0);
 	second->next_offset = fb->next_offset;
