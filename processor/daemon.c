@@ -1061,7 +1061,11 @@ static void partition_retake(struct daemon *d, int32_t id)
 	tpl = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(tpl, d->cfg->topic, id)->offset =
 		offset;
-	error = rd_kafka_seek_partitions(d->consumer, tpl, 10000);
+	/* No timeout: a seek is local to the client (the fetcher takes the
+	 * new position), and librdkafka before 2.1.0 (Debian bookworm ships
+	 * 2.0.2) waits a thousandth of the timeout it is given, so 10 s
+	 * failed after 10 ms on a slow (valgrind) run. */
+	error = rd_kafka_seek_partitions(d->consumer, tpl, -1);
 	if (error || tpl->elems[0].err) {
 		cw_error("cannot seek the re-taken partition; stopping",
 			 "partition=%d offset=%" PRId64 " error=\"%s\"", id,
