@@ -184,11 +184,13 @@ quantiles() {
 }
 read -r c_n c_p50 c_p99 c_mean <<<"$(quantiles cartwatch_abandonment_commit_latency_seconds)"
 read -r p_n p_p50 p_p99 p_mean <<<"$(quantiles cartwatch_abandonment_publish_latency_seconds)"
+read -r f_n f_p50 f_p99 f_mean <<<"$(quantiles cartwatch_flush_duration_seconds)"
 
 echo "window: ${window} s after ${warmup} s of warm-up; input ${eps} events/s consumed (RATE=$rate), $ev events, $flushes flushes (mean $flush_mean s), lag at the end $end_lag messages, offset gaps $gaps"
 echo "producer: $(grep -o 'events_per_s=[0-9]*' "$work/producer.log" | tail -n 1) over its whole run"
 echo "RESULT commit  abandonments=$c_n p50=${c_p50}s p99=${c_p99}s mean=${c_mean}s (detection -> flush committed)"
 echo "RESULT publish abandonments=$p_n p50=${p_p50}s p99=${p_p99}s mean=${p_mean}s (detection -> delivery report)"
+echo "RESULT flush   flushes=$f_n p50=${f_p50}s p99=${f_p99}s mean=${f_mean}s (seal -> commit, the tail of the latency)"
 
 # The run proves something only if the input held and the processor kept up.
 awk -v e="$eps" -v r="$rate" 'BEGIN { exit !(e >= 0.95 * r) }' ||
