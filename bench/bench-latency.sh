@@ -8,6 +8,7 @@
 #
 #   bench/bench-latency.sh              (or `meson test --benchmark latency`)
 #   RATE=50000 WARMUP=15 DURATION=60 USERS=200000 bench/bench-latency.sh
+#   CARTWATCH_KEEP_BENCH_DIR=1: keep the work dir (logs, PostgreSQL's data)
 #   BROKER=real bench/bench-latency.sh          (Apache Kafka, tests/kafka)
 #   FLUSH_INTERVAL=500ms bench/bench-latency.sh (default: the processor's own)
 #
@@ -15,10 +16,10 @@
 # runs with its defaults (flush interval 1 s, session timeout 30 min) and
 # --metrics-addr. cartwatch-producer simulates USERS shoppers and is held to
 # RATE events per wall second (--rate); its simulation runs at
-# --time-scale 3600, faster than the cap, so the cap sets the pace (at
-# 50k/s about 1,800 simulated seconds per second: a session closes about a
-# wall second after its last event, and about a quarter of the events end
-# in an abandonment). Events start two days in the past, so none is ahead
+# --time-scale TIME_SCALE (default 300), faster than the cap, so the cap
+# sets the pace and simulated time runs slower than TIME_SCALE (a
+# session closes a few wall seconds after its last event; about a quarter
+# of the events end in an abandonment). Events start two days in the past, so none is ahead
 # of the wall clock.
 #
 # The figures come from the processor's own histograms on /metrics,
