@@ -785,6 +785,14 @@ static int read_secret(struct notify *n, const char *path, char *errstr,
 	return 0;
 }
 
+/* On top of the consumer's manual commits, whatever -X says: a group with
+ * no committed offset (new, or expired) starts at the oldest record kept,
+ * so no abandonment is skipped. */
+static const struct cw_kafka_prop consumer_forced[] = {
+	{"auto.offset.reset", "earliest"},
+	{NULL, NULL},
+};
+
 struct notify *notify_new(const struct notify_config *cfg,
 			  volatile sig_atomic_t *stop, char *errstr,
 			  size_t errstr_size)
@@ -843,11 +851,7 @@ struct notify *notify_new(const struct notify_config *cfg,
 		&(struct cw_kafka_consumer_params){
 			.bootstrap_servers = cfg->bootstrap_servers,
 			.user = &cfg->kafka_props,
-			.forced =
-				(const struct cw_kafka_prop[]){
-					{"auto.offset.reset", "earliest"},
-					{NULL, NULL},
-				},
+			.forced = consumer_forced,
 			.group = cfg->group,
 			.topic = cfg->topic,
 			.rebalance_cb = on_rebalance,
