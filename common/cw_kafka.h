@@ -64,7 +64,8 @@ struct cw_kafka_consumer_params {
 	const struct cw_kafka_prop *forced;
 	const char *group; /* group.id */
 	const char *topic; /* the one topic subscribed to */
-	/* NULL: librdkafka's default (it assigns by itself; it logs). */
+	/* NULL: librdkafka's own handling (it assigns and revokes by
+	 * itself; it logs errors). */
 	void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			     rd_kafka_topic_partition_list_t *partitions,
 			     void *opaque);
