@@ -785,13 +785,20 @@ static int read_secret(struct notify *n, const char *path, char *errstr,
 	return 0;
 }
 
+/* On top of the consumer's manual commits, whatever -X says: a group with
+ * no committed offset (new, or expired) starts at the oldest record kept,
+ * so no abandonment is skipped. */
+static const struct cw_kafka_prop consumer_forced[] = {
+	{"auto.offset.reset", "earliest"},
+	{NULL, NULL},
+};
+
 struct notify *notify_new(const struct notify_config *cfg,
 			  volatile sig_atomic_t *stop, char *errstr,
 			  size_t errstr_size)
 {
 	struct notify *n = calloc(1, sizeof(*n));
 	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_topic_partition_list_t *topics = NULL;
 
 	if (!n) {
 		snprintf(errstr, errstr_size, "out of memory");
@@ -839,40 +846,21 @@ struct notify *notify_new(const struct notify_config *cfg,
 		goto fail;
 
 	/* The consumer commits itself, only what is done; -X cannot change
-	 * that. */
-	conf = cw_kafka_conf_new(cfg->bootstrap_servers, NULL,
-				 &cfg->kafka_props, errstr, errstr_size);
-	if (!conf ||
-	    cw_kafka_conf_set(conf, "group.id", cfg->group, errstr,
-			      errstr_size) < 0 ||
-	    cw_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-			      errstr_size) < 0 ||
-	    cw_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
-			      errstr_size) < 0 ||
-	    cw_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr,
-			      errstr_size) < 0 ||
-	    cw_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
-			      errstr_size) < 0)
-		goto fail;
-	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-	rd_kafka_conf_set_error_cb(conf, on_error);
-	rd_kafka_conf_set_opaque(conf, n);
-	n->consumer =
-		cw_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
-	conf = NULL;
+	 * that, nor where a new group starts. */
+	n->consumer = cw_kafka_consumer_new(
+		&(struct cw_kafka_consumer_params){
+			.bootstrap_servers = cfg->bootstrap_servers,
+			.user = &cfg->kafka_props,
+			.forced = consumer_forced,
+			.group = cfg->group,
+			.topic = cfg->topic,
+			.rebalance_cb = on_rebalance,
+			.error_cb = on_error,
+			.opaque = n,
+		},
+		errstr, errstr_size);
 	if (!n->consumer)
 		goto fail;
-	rd_kafka_poll_set_consumer(n->consumer);
-	topics = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(topics, cfg->topic,
-					  RD_KAFKA_PARTITION_UA);
-	rd_kafka_resp_err_t err = rd_kafka_subscribe(n->consumer, topics);
-	rd_kafka_topic_partition_list_destroy(topics);
-	if (err) {
-		snprintf(errstr, errstr_size, "cannot subscribe to %s: %s",
-			 cfg->topic, rd_kafka_err2str(err));
-		goto fail;
-	}
 	if (cfg->metrics_addr && cfg->metrics_addr[0]) {
 		n->metrics = notify_metrics_start(cfg->metrics_addr, errstr,
 						  errstr_size);

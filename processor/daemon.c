@@ -1473,7 +1473,6 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 {
 	struct daemon *d = calloc(1, sizeof(*d));
 	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_topic_partition_list_t *topics;
 	char host[64] = "localhost";
 	int64_t backoff = BACKOFF_MIN_MS;
 
@@ -1584,37 +1583,20 @@ struct daemon *daemon_new(const struct processor_config *cfg,
 	}
 
 	/* Consumer: offsets come from PostgreSQL, so no auto commit. */
-	conf = cw_kafka_conf_new(cfg->bootstrap_servers, consumer_defaults,
-				 &cfg->kafka_props, errstr, errstr_size);
-	if (!conf ||
-	    cw_kafka_conf_set(conf, "group.id", cfg->group, errstr,
-			      errstr_size) < 0 ||
-	    cw_kafka_conf_set(conf, "enable.auto.commit", "false", errstr,
-			      errstr_size) < 0 ||
-	    cw_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr,
-			      errstr_size) < 0 ||
-	    cw_kafka_conf_set(conf, "enable.partition.eof", "true", errstr,
-			      errstr_size) < 0)
-		goto fail;
-	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-	rd_kafka_conf_set_error_cb(conf, on_error);
-	rd_kafka_conf_set_opaque(conf, d);
-	d->consumer =
-		cw_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
-	conf = NULL;
+	d->consumer = cw_kafka_consumer_new(
+		&(struct cw_kafka_consumer_params){
+			.bootstrap_servers = cfg->bootstrap_servers,
+			.defaults = consumer_defaults,
+			.user = &cfg->kafka_props,
+			.group = cfg->group,
+			.topic = cfg->topic,
+			.rebalance_cb = on_rebalance,
+			.error_cb = on_error,
+			.opaque = d,
+		},
+		errstr, errstr_size);
 	if (!d->consumer)
 		goto fail;
-	rd_kafka_poll_set_consumer(d->consumer);
-	topics = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(topics, cfg->topic,
-					  RD_KAFKA_PARTITION_UA);
-	rd_kafka_resp_err_t err = rd_kafka_subscribe(d->consumer, topics);
-	rd_kafka_topic_partition_list_destroy(topics);
-	if (err) {
-		snprintf(errstr, errstr_size, "subscribe to %s: %s", cfg->topic,
-			 rd_kafka_err2str(err));
-		goto fail;
-	}
 	char pg_redacted[256];
 	cw_log_redact_conninfo(cfg->pg && *cfg->pg ? cfg->pg : NULL,
 			       pg_redacted, sizeof(pg_redacted));

@@ -2,11 +2,13 @@
 /*
  * test-kafka-conf — common/cw_kafka: the user's -X properties win over a
  * binary's defaults, a refused property is named in the error, client
- * creation owns the configuration even when it fails, and librdkafka's own
- * log comes out as cw_log records in logfmt and JSON. No broker: nothing
- * here connects.
+ * creation owns the configuration even when it fails, the manual-commit
+ * consumer keeps its settings whatever -X says, and librdkafka's own log
+ * comes out as cw_log records in logfmt and JSON. No broker: nothing here
+ * gets an answer.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,12 +21,12 @@
 /* Nobody listens on port 1; a client made here never gets an answer. */
 #define NOWHERE "127.0.0.1:1"
 
-static char *keys[4], *values[4];
+static char *keys[6], *values[6];
 
-/* A -X list of up to four "key=value" texts. */
+/* A -X list of up to six "key=value" texts. */
 static struct cw_kv_list user_list(const char *const *pairs, size_t n)
 {
-	REQUIRE(n <= 4);
+	REQUIRE(n <= 6);
 	for (size_t i = 0; i < n; i++) {
 		const char *eq = strchr(pairs[i], '=');
 
@@ -45,7 +47,7 @@ static void user_list_free(struct cw_kv_list *kv)
 }
 
 /* The value of @key in @conf, or "" when it has none. */
-static const char *conf_get(rd_kafka_conf_t *conf, const char *key)
+static const char *conf_get(const rd_kafka_conf_t *conf, const char *key)
 {
 	static char buf[256];
 	size_t size = sizeof(buf);
@@ -167,6 +169,133 @@ static void test_new_owns_conf(void)
 		rd_kafka_destroy(rk);
 }
 
+static void on_error_seen(rd_kafka_t *rk, int err, const char *reason,
+			  void *opaque)
+{
+	(void)rk;
+	(void)err;
+	(void)reason;
+	(*(int *)opaque)++;
+}
+
+/* The common consumer settings win over the defaults and -X, the binary's
+ * forced ones over both; the rest of -X still wins over the defaults. The
+ * error callback and opaque are the caller's and are served by
+ * rd_kafka_consumer_poll() (the main queue is redirected). */
+static void test_consumer_forced(void)
+{
+	static const struct cw_kafka_prop defaults[] = {
+		{"fetch.wait.max.ms", "100"},
+		{"enable.auto.commit", "true"},
+		{NULL, NULL},
+	};
+	const char *pairs[] = {
+		"group.id=theirs",
+		"enable.auto.commit=true",
+		"enable.auto.offset.store=true",
+		"enable.partition.eof=false",
+		"auto.offset.reset=latest",
+		"fetch.wait.max.ms=42",
+	};
+	struct cw_kv_list user = user_list(pairs, 6);
+	rd_kafka_topic_partition_list_t *subscription = NULL;
+	char errstr[256] = "";
+	int errors_seen = 0;
+	rd_kafka_t *rk;
+
+	rk = cw_kafka_consumer_new(
+		&(struct cw_kafka_consumer_params){
+			.bootstrap_servers = NOWHERE,
+			.defaults = defaults,
+			.user = &user,
+			.forced =
+				(const struct cw_kafka_prop[]){
+					{"auto.offset.reset", "earliest"},
+					{NULL, NULL},
+				},
+			.group = "cw-test",
+			.topic = "carts",
+			.error_cb = on_error_seen,
+			.opaque = &errors_seen,
+		},
+		errstr, sizeof(errstr));
+	user_list_free(&user);
+	if (!rk)
+		fprintf(stderr, "cw_kafka_consumer_new: %s\n", errstr);
+	REQUIRE(rk);
+	const rd_kafka_conf_t *conf = rd_kafka_conf(rk);
+	CHECK_STR_EQ(conf_get(conf, "bootstrap.servers"), NOWHERE);
+	CHECK_STR_EQ(conf_get(conf, "group.id"), "cw-test");
+	CHECK_STR_EQ(conf_get(conf, "enable.auto.commit"), "false");
+	CHECK_STR_EQ(conf_get(conf, "enable.auto.offset.store"), "false");
+	CHECK_STR_EQ(conf_get(conf, "enable.partition.eof"), "true");
+	/* librdkafka keeps its own name for earliest (latest: "largest"). */
+	CHECK_STR_EQ(conf_get(conf, "auto.offset.reset"), "smallest");
+	CHECK_STR_EQ(conf_get(conf, "fetch.wait.max.ms"), "42");
+	CHECK(rd_kafka_opaque(rk) == &errors_seen);
+
+	CHECK_INT_EQ(rd_kafka_subscription(rk, &subscription), 0);
+	REQUIRE(subscription);
+	CHECK_INT_EQ(subscription->cnt, 1);
+	if (subscription->cnt == 1)
+		CHECK_STR_EQ(subscription->elems[0].topic, "carts");
+	rd_kafka_topic_partition_list_destroy(subscription);
+
+	/* Nobody answers on NOWHERE: "all brokers down" comes to the error
+	 * callback, from the consumer's poll. */
+	for (int i = 0; i < 100 && !errors_seen; i++) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+
+		if (m)
+			rd_kafka_message_destroy(m);
+	}
+	CHECK(errors_seen > 0);
+	rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+/* Every way cw_kafka_consumer_new() fails says why, and leaks nothing
+ * (valgrind): a refused -X or forced property, a refused subscription. */
+static void test_consumer_errors(void)
+{
+	static const struct cw_kafka_prop bad_forced[] = {
+		{"auto.offset.reset", "sometime"},
+		{NULL, NULL},
+	};
+	static const struct cw_kafka_prop none[] = {{NULL, NULL}};
+	const char *pair = "bogus.property=1";
+	struct cw_kv_list user = user_list(&pair, 1);
+	static const struct {
+		const struct cw_kafka_prop *forced;
+		bool bad_user;
+		const char *topic, *want;
+	} cases[] = {
+		{none, true, "carts", "Kafka property bogus.property: "},
+		{bad_forced, false, "carts",
+		 "Kafka property auto.offset.reset: "},
+		/* An invalid regular expression: librdkafka refuses it. */
+		{none, false, "^[", "cannot subscribe to ^[: "},
+	};
+	char errstr[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		errstr[0] = '\0';
+		CHECK(!cw_kafka_consumer_new(
+			&(struct cw_kafka_consumer_params){
+				.bootstrap_servers = NOWHERE,
+				.user = cases[i].bad_user ? &user : NULL,
+				.forced = cases[i].forced,
+				.group = "cw-test",
+				.topic = cases[i].topic,
+			},
+			errstr, sizeof(errstr)));
+		if (strncmp(errstr, cases[i].want, strlen(cases[i].want))) {
+			fprintf(stderr, "case %zu: got \"%s\"\n", i, errstr);
+			CHECK(!"the error says why");
+		}
+	}
+	user_list_free(&user);
+}
+
 /* Make a producer with a consumer-only property: librdkafka warns
  * (syslog level 4, facility CONFWARN) while rd_kafka_new() runs. Returns
  * what went to stderr. */
@@ -267,6 +396,8 @@ int main(int argc, char **argv)
 		{"user_wins", test_user_wins},
 		{"refused_property_named", test_refused_property_named},
 		{"new_owns_conf", test_new_owns_conf},
+		{"consumer_forced", test_consumer_forced},
+		{"consumer_errors", test_consumer_errors},
 		{"log_logfmt", test_log_logfmt},
 		{"log_json", test_log_json},
 	};
