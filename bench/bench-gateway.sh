@@ -22,44 +22,18 @@
 # gateway (cartwatch_gateway_events_accepted_total), so a 202 for an event
 # that is not on the topic would show.
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-build=${CARTWATCH_BUILD_ROOT:-$here/../build}
-producer=${CARTWATCH_PRODUCER:-$build/producer/cartwatch-producer}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 gateway=${CARTWATCH_GATEWAY:-$build/gateway/cartwatch-gateway}
-devbroker=${CARTWATCH_DEVBROKER:-$build/devbroker/cartwatch-devbroker}
 n=${N:-200000}
 duration=${DURATION:-10}
 conns=${CONNECTIONS:-16}
 partitions=4
-command -v wrk >/dev/null || { echo "bench-gateway: needs wrk (apt-get install wrk)" >&2; exit 1; }
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-gateway.XXXXXX")
-broker_pid= gw_pid=
-cleanup() {
-	[ -n "$gw_pid" ] && kill "$gw_pid" 2>/dev/null && wait "$gw_pid" 2>/dev/null
-	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
+need wrk wrk
+bench_start gw_pid broker_pid
 
-start_broker() {
-	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-	rm -f "$work/bootstrap"
-	"$devbroker" --topics "cart-events:$partitions" --bootstrap-file "$work/bootstrap" \
-		>/dev/null 2>"$work/devbroker.log" &
-	broker_pid=$!
-	for _ in $(seq 300); do [ -s "$work/bootstrap" ] && break; sleep 0.05; done
-	[ -s "$work/bootstrap" ] || { echo "devbroker did not start" >&2; exit 1; }
-	bootstrap=$(cat "$work/bootstrap")
-}
-topic_count() {
-	local sum=0 p hi
-	for p in $(seq 0 $((partitions - 1))); do
-		hi=$(kcat -Q -b "$bootstrap" -t "cart-events:$p:-1" 2>/dev/null | awk '{ print $NF }')
-		sum=$((sum + hi))
-	done
-	echo "$sum"
-}
+start_broker() { start_devbroker "cart-events:$partitions"; }
+topic_count() { offsets_sum cart-events "$partitions" -1; }
 
 # The events: simulated, as JSON lines, stamped around now (the gateway
 # refuses events far in the future, not old ones).
@@ -100,7 +74,7 @@ sed -e 's/bodies\[i\]/singles[i]/; s/#bodies/#singles/; s#application/x-ndjson#a
 # 1. The feeder.
 start_broker
 t0=$(date +%s.%N)
-"$producer" -b "$bootstrap" --stdin-json <"$work/events.jsonl" 2>"$work/feeder.log"
+"$producer" -b "$bs" --stdin-json <"$work/events.jsonl" 2>"$work/feeder.log"
 t1=$(date +%s.%N)
 fed=$(topic_count)
 [ "$fed" = "$n" ] || { echo "feeder: $fed of $n events on the topic" >&2; exit 1; }
@@ -110,18 +84,14 @@ echo "feeder: $n events in $(python3 -c "print(round($t1 - $t0, 2))") s = $feede
 # 2. and 3. The gateway.
 run_gateway() { # NAME LUA
 	start_broker
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	"$gateway" -b "$bootstrap" --listen "127.0.0.1:$port" 2>"$work/gateway-$1.log" &
+	port=$(free_port)
+	"$gateway" -b "$bs" --listen "127.0.0.1:$port" 2>"$work/gateway-$1.log" &
 	gw_pid=$!
-	for _ in $(seq 300); do
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")" = 200 ] && break
-		sleep 0.05
-	done
+	wait_until -p "$gw_pid" "$work/gateway-$1.log" gateway 15 0.05 "$1: gateway not healthy in 15 s" \
+		http_ok "http://127.0.0.1:$port/healthz"
 	wrk -t 2 -c "$conns" -d "${duration}s" --latency -s "$2" "http://127.0.0.1:$port" >"$work/wrk-$1.txt"
 	accepted=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "cartwatch_gateway_events_accepted_total" { print $2 }')
-	kill "$gw_pid"
-	wait "$gw_pid" || { echo "$1: gateway exited with $?" >&2; exit 1; }
-	gw_pid=
+	stop_proc gw_pid "$1: gateway"
 	on_topic=$(topic_count)
 	grep -q "^non202=0$" "$work/wrk-$1.txt" || { cat "$work/wrk-$1.txt" >&2; echo "$1: answers other than 202" >&2; exit 1; }
 	[ "${accepted%.*}" -le "$on_topic" ] || { echo "$1: $accepted accepted but $on_topic on the topic" >&2; exit 1; }

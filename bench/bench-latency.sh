@@ -33,13 +33,8 @@
 # RATE), that it kept up (lag at the end below two seconds of input) and
 # that no record was lost (no offset gap), or the run fails.
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/.." && pwd)
-build=${CARTWATCH_BUILD_ROOT:-$src/build}
-producer=${CARTWATCH_PRODUCER:-$build/producer/cartwatch-producer}
-processor=${CARTWATCH_PROCESSOR:-$build/processor/cartwatch-processor}
-devbroker=${CARTWATCH_DEVBROKER:-$build/devbroker/cartwatch-devbroker}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 rate=${RATE:-50000}
 warmup=${WARMUP:-30}
 duration=${DURATION:-60}
@@ -50,61 +45,27 @@ partitions=${PARTITIONS:-8}
 flush_args=()
 [ -n "${FLUSH_INTERVAL:-}" ] && flush_args=(--flush-interval "$FLUSH_INTERVAL")
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-latency.XXXXXX")
-broker_pid= proc_pid= prod_pid=
-cleanup() {
-	set +e
-	[ -n "$prod_pid" ] && kill "$prod_pid" 2>/dev/null && wait "$prod_pid" 2>/dev/null
-	[ -n "$proc_pid" ] && kill "$proc_pid" 2>/dev/null && wait "$proc_pid" 2>/dev/null
-	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-	[ "$broker" = real ] && "$src/tests/kafka/kafka-stop" "$work/kafka" >/dev/null 2>&1
-	"$src/tests/pg/pg-stop" "$work/pg"
-	[ -z "${CARTWATCH_KEEP_BENCH_DIR:-}" ] && rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-die() { echo "bench-latency: $*" >&2; exit 1; }
+bench_start prod_pid proc_pid broker_pid
 
-command -v curl >/dev/null || die "curl not found (apt-get install -y curl)"
-for b in "$producer" "$processor"; do [ -x "$b" ] || die "$b not built"; done
+need curl curl
+need_built "$producer" "$processor"
 
 # ---- servers ----------------------------------------------------------------
-"$src/tests/pg/pg-start" "$work/pg" >/dev/null
-set -a; . "$work/pg/env"; set +a
-topics=("cart-events:$partitions" cart-abandonments:4 cart-events-dlq:1)
-case $broker in
-embedded)
-	# The mock cluster keeps 5 MB per partition: older records go, which
-	# is harmless while the processor keeps up (checked: no offset gap).
-	"$devbroker" --topics "$(IFS=,; echo "${topics[*]}")" \
-		--bootstrap-file "$work/bootstrap" >/dev/null 2>"$work/devbroker.log" &
-	broker_pid=$!
-	for _ in $(seq 300); do [ -s "$work/bootstrap" ] && break; sleep 0.05; done
-	[ -s "$work/bootstrap" ] || die "devbroker did not start"
-	bs=$(cat "$work/bootstrap")
-	;;
-real)
-	bs=$("$src/tests/kafka/kafka-start" "$work/kafka")
-	for t in "${topics[@]}"; do
-		"$src/tests/kafka/kafka-create-topic" "$bs" "${t%%:*}" "${t##*:}" >/dev/null
-	done
-	;;
-*) die "BROKER must be embedded or real" ;;
-esac
+start_pg
+# The embedded broker (the mock cluster) keeps 5 MB per partition: older
+# records go, which is harmless while the processor keeps up (checked: no
+# offset gap).
+start_broker "cart-events:$partitions" cart-abandonments:4 cart-events-dlq:1
 
 # ---- processor ----------------------------------------------------------------
-port=$("$src/tests/lib/free-port")
+port=$(free_port)
 url=http://127.0.0.1:$port
 "$processor" -b "$bs" --metrics-addr "127.0.0.1:$port" "${flush_args[@]}" \
 	--instance bench-latency 2>"$work/processor.log" &
 proc_pid=$!
-deadline=$((SECONDS + 120))
-until [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ] &&
-	grep -q 'msg="partition assigned"' "$work/processor.log"; do
-	kill -0 "$proc_pid" 2>/dev/null || { tail "$work/processor.log" >&2; die "processor exited"; }
-	[ $SECONDS -lt $deadline ] || die "processor not consuming within 120 s"
-	sleep 0.1
-done
+consuming() { http_ok "$url/readyz" && grep -q 'msg="partition assigned"' "$work/processor.log"; }
+wait_until -p "$proc_pid" "$work/processor.log" processor 120 0.1 \
+	"processor not consuming within 120 s" consuming
 
 # ---- steady input ---------------------------------------------------------------
 total_s=$((warmup + duration + 5)) # stops after the measurement window
@@ -134,12 +95,12 @@ wait "$prod_pid" || { tail "$work/producer.log" >&2; die "producer failed"; }
 prod_pid=
 
 # ---- figures ----------------------------------------------------------------------
-window=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+window=$(elapsed "$t0" "$t1")
 events() { # FILE
 	awk '/^cartwatch_events_consumed_total\{/ { s += $2 } END { print s + 0 }' "$1"
 }
 ev=$(($(events "$work/m1") - $(events "$work/m0")))
-eps=$(awk -v n="$ev" -v w="$window" 'BEGIN { printf "%.0f", n / w }')
+eps=$(eps "$ev" "$window")
 end_lag=$(lag "$work/m1")
 gaps=$(sample "$work/m1" cartwatch_offset_gaps_total)
 flushes=$(($(sample "$work/m1" cartwatch_flush_duration_seconds_count) - $(sample "$work/m0" cartwatch_flush_duration_seconds_count)))
@@ -200,5 +161,4 @@ awk -v e="$eps" -v r="$rate" 'BEGIN { exit !(e >= 0.95 * r) }' ||
 [ "$gaps" = 0 ] || die "records lost to the broker's retention ($gaps offset gaps)"
 [ "$c_n" -gt 0 ] && [ "$p_n" -gt 0 ] || die "no abandonment in the window"
 
-kill -TERM "$proc_pid"; wait "$proc_pid" || die "processor exit status $?"
-proc_pid=
+stop_proc proc_pid processor

@@ -16,34 +16,17 @@
 # each partition is paused at its head; reported: resident memory
 # (VmRSS) once the consumer holds its assignment, and again 10 s later.
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-build=${CARTWATCH_BUILD_ROOT:-$here/../build}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 notify=${CARTWATCH_NOTIFY:-$build/notify/cartwatch-notify}
-devbroker=${CARTWATCH_DEVBROKER:-$build/devbroker/cartwatch-devbroker}
 feed=${CARTWATCH_NOTIFY_FEED:-$build/bench/bench-notify-feed}
 n=${N:-20000}
 waiting=${WAITING:-1000000}
 partitions=4
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-notify.XXXXXX")
-broker_pid= recv_pid= notify_pid=
-cleanup() {
-	# Each one stopped whatever the last one's exit status (set -e would
-	# end this loop at the receiver's 143 and leave the broker running).
-	for p in $notify_pid $recv_pid $broker_pid; do
-		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+bench_start notify_pid recv_pid broker_pid
 now_ms() { date +%s%3N; }
 
-"$devbroker" --topics "cart-abandonments:$partitions,cart-abandonments-dlq:1" \
-	--bootstrap-file "$work/bootstrap" >/dev/null 2>"$work/devbroker.log" &
-broker_pid=$!
-for _ in $(seq 300); do [ -s "$work/bootstrap" ] && break; sleep 0.05; done
-bootstrap=$(cat "$work/bootstrap")
+start_devbroker "cart-abandonments:$partitions" cart-abandonments-dlq:1
 
 # The receiver: 200 at once, keep-alive.
 rport=$(free_port)
@@ -73,13 +56,13 @@ PY
 recv_pid=$!
 printf 'bench-secret\n' >"$work/secret"
 
-"$feed" "$bootstrap" cart-abandonments "$n" $(($(now_ms) - 7200000))
+"$feed" "$bs" cart-abandonments "$n" $(($(now_ms) - 7200000))
 
 run_notify() { # GROUP EXTRA-ARGS...
 	local group=$1
 	shift
 	mport=$(free_port)
-	"$notify" -b "$bootstrap" --group "$group" \
+	"$notify" -b "$bs" --group "$group" \
 		--webhook-url "http://127.0.0.1:$rport/hook" --secret-file "$work/secret" \
 		--metrics-addr "127.0.0.1:$mport" "$@" 2>"$work/notify-$group.log" &
 	notify_pid=$!
@@ -88,29 +71,22 @@ delivered() {
 	curl -fsS "http://127.0.0.1:$mport/metrics" 2>/dev/null |
 		awk '$1 == "cartwatch_notify_deliveries_total{outcome=\"delivered\"}" { print $2 }'
 }
+all_delivered() { [ "$(delivered)" = "$n" ]; }
+started() { grep -q "partition" "$work/notify-bench-waiting.log" && [ -n "$(delivered)" ]; }
 for c in 1 8 32; do
 	run_notify "bench-$c" --concurrency "$c"
 	t0=$(date +%s.%N)
-	deadline=$((SECONDS + 600))
-	until [ "$(delivered)" = "$n" ]; do
-		[ $SECONDS -lt $deadline ] || { tail "$work/notify-bench-$c.log" >&2; echo "concurrency $c: not all delivered" >&2; exit 1; }
-		sleep 0.05
-	done
+	wait_until -p "$notify_pid" "$work/notify-bench-$c.log" notify 600 0.05 \
+		"concurrency $c: not all delivered" all_delivered
 	t1=$(date +%s.%N)
-	kill "$notify_pid"
-	wait "$notify_pid"
-	notify_pid=
+	stop_proc notify_pid notify
 	echo "concurrency $c: $n webhooks in $(python3 -c "print(round($t1 - $t0, 2))") s = $(python3 -c "print(round($n / ($t1 - $t0)))") deliveries/s"
 done
 
 # The backlog that is not due: memory stays bounded.
-"$feed" "$bootstrap" cart-abandonments "$waiting" "$(now_ms)"
+"$feed" "$bs" cart-abandonments "$waiting" "$(now_ms)"
 run_notify bench-waiting --delay 1h
-deadline=$((SECONDS + 120))
-until grep -q "partition" "$work/notify-bench-waiting.log" && [ -n "$(delivered)" ]; do
-	[ $SECONDS -lt $deadline ] || { echo "notify did not start" >&2; exit 1; }
-	sleep 0.2
-done
+wait_until -p "$notify_pid" "$work/notify-bench-waiting.log" notify 120 0.2 "notify did not start" started
 sleep 5
 rss1=$(awk '/VmRSS/ { print $2 }' "/proc/$notify_pid/status")
 sleep 10

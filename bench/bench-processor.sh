@@ -51,13 +51,8 @@
 # enough partitions for ~30k events each (at least 4); the script checks
 # that every partition still starts at offset 0 before it measures.
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/.." && pwd)
-build=${CARTWATCH_BUILD_ROOT:-$src/build}
-producer=${CARTWATCH_PRODUCER:-$build/producer/cartwatch-producer}
-processor=${CARTWATCH_PROCESSOR:-$build/processor/cartwatch-processor}
-devbroker=${CARTWATCH_DEVBROKER:-$build/devbroker/cartwatch-devbroker}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 n=${N:-1000000}
 users=${USERS:-200000}
 trials=${TRIALS:-3}
@@ -69,43 +64,22 @@ peer=${PEER:-none}
 kstreams_dir=$here/peers/kstreams
 kstreams_java_opts=${KSTREAMS_JAVA_OPTS:--Xms1g -Xmx2g}
 kstreams_store=${KSTREAMS_STORE:-rocksdb}
-if [ -n "${PARTITIONS:-}" ]; then
-	partitions=$PARTITIONS
-elif [ "$broker" = embedded ]; then
-	partitions=$(( (n + 29999) / 30000 )); [ "$partitions" -lt 4 ] && partitions=4
-else
-	partitions=4
-fi
+partitions=$(topic_partitions "$n" 4)
 topic=cart-events
 ptopic=cart-events-profile
-pparts=$(( (profile_n + 29999) / 30000 )); [ "$pparts" -lt 4 ] && pparts=4
+pparts=$(mock_partitions "$profile_n")
 sim=(--rate 0 --users "$users" --duration 0 --seed 1
 	--start-time 2026-07-08T00:00:00Z --log-level warn)
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-processor.XXXXXX")
-broker_pid= proc_pid= psql_pid= ks_pid= watch_pid=
-cleanup() {
-	set +e
-	[ -n "$ks_pid" ] && kill "$ks_pid" 2>/dev/null && wait "$ks_pid" 2>/dev/null
-	[ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null
-	[ -n "$proc_pid" ] && kill "$proc_pid" 2>/dev/null && wait "$proc_pid" 2>/dev/null
-	[ -n "$psql_pid" ] && kill "$psql_pid" 2>/dev/null
-	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-	[ "$broker" = real ] && "$src/tests/kafka/kafka-stop" "$work/kafka" >/dev/null 2>&1
-	"$src/tests/pg/pg-stop" "$work/pg"
-	[ -z "${CARTWATCH_KEEP_BENCH_DIR:-}" ] && rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-die() { echo "bench-processor: $*" >&2; exit 1; }
+bench_start ks_pid watch_pid proc_pid psql_pid broker_pid
 
-command -v kcat >/dev/null || die "kcat not found (apt-get install -y kcat)"
-for b in "$producer" "$processor"; do [ -x "$b" ] || die "$b not built"; done
+need kcat kcat
+need_built "$producer" "$processor"
 case $peer in
 none) ;;
 kstreams)
 	[ "$broker" = real ] || die "PEER=kstreams needs BROKER=real (Kafka Streams needs transactions)"
-	command -v java >/dev/null || die "java not found (apt-get install -y openjdk-17-jdk-headless)"
+	need java openjdk-17-jdk-headless
 	jar=$kstreams_dir/target/cartwatch-kstreams.jar
 	if [ ! -s "$jar" ] || [ -n "$(find "$kstreams_dir/src" "$kstreams_dir/pom.xml" "$src/schemas" -newer "$jar" -print -quit)" ]; then
 		# Offline when ~/.m2 already holds everything, else from Maven Central.
@@ -124,44 +98,20 @@ if [ "$pg_stats" = 1 ]; then
 	export CARTWATCH_PG_CONF="shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = all"
 fi
-"$src/tests/pg/pg-start" "$work/pg" >/dev/null
-set -a; . "$work/pg/env"; set +a
+start_pg
+start_broker "$topic:$partitions" "$ptopic:$pparts" cart-abandonments:4 cart-events-dlq:1
+[ "$broker" = real ] && broker_pid=$(cat "$work/kafka/kafka.pid") # for its CPU time only
 
-case $broker in
-embedded)
-	"$devbroker" --topics "$topic:$partitions,$ptopic:$pparts,cart-abandonments:4,cart-events-dlq:1" \
-		--bootstrap-file "$work/bootstrap" >/dev/null 2>"$work/devbroker.log" &
-	broker_pid=$!
-	for _ in $(seq 300); do [ -s "$work/bootstrap" ] && break; sleep 0.05; done
-	[ -s "$work/bootstrap" ] || die "devbroker did not start"
-	bs=$(cat "$work/bootstrap")
-	;;
-real)
-	bs=$("$src/tests/kafka/kafka-start" "$work/kafka")
-	broker_pid=$(cat "$work/kafka/kafka.pid") # for its CPU time only
-	for t in "$topic:$partitions" "$ptopic:$pparts" cart-abandonments:4 cart-events-dlq:1; do
-		"$src/tests/kafka/kafka-create-topic" "$bs" "${t%%:*}" "${t##*:}" >/dev/null
-	done
-	;;
-*) die "BROKER must be embedded or real" ;;
-esac
-
-# Sum of the partitions' offsets: -1 = high watermarks, -2 = log starts.
-offsets_sum() {
-	local args=() p
-	for p in $(seq 0 $((partitions - 1))); do args+=(-t "$topic:$p:$1"); done
-	kcat -Q -b "$bs" "${args[@]}" | awk '{s += $NF} END {print s + 0}'
-}
+# Sum of the topic's partitions' offsets: -1 = high watermarks, -2 = log starts.
+topic_offsets() { offsets_sum "$topic" "$partitions" "$1"; }
 time_now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
-eps() { awk -v n="$1" -v t="$2" 'BEGIN {printf "%.0f", n / t}'; }
 
 echo "pre-filling $topic ($partitions partitions, $broker broker) with $n events of $users users..."
 t0=$(time_now)
 "$producer" -b "$bs" -t "$topic" "${sim[@]}" --events "$n" 2>"$work/producer.log" ||
 	{ cat "$work/producer.log" >&2; die "producer failed"; }
 echo "  produced in $(elapsed "$t0" "$(time_now)") s"
-hw=$(offsets_sum -1) low=$(offsets_sum -2)
+hw=$(topic_offsets -1) low=$(topic_offsets -2)
 [ "$hw" = "$n" ] || die "$hw messages on the broker, want $n"
 [ "$low" = 0 ] || die "the broker dropped the first $low messages (the mock cluster keeps 5 MB per partition): use more PARTITIONS"
 
@@ -183,23 +133,19 @@ run_kcat() { # prints the wall time
 done_query() { # DB
 	echo "SELECT coalesce(sum(next_offset), -1) FROM cw_partitions WHERE topic = '$topic';"
 }
-log_epoch() { # LOGFILE MSG: epoch seconds of the first line with msg="MSG"
-	local ts
-	ts=$(grep -m1 "msg=\"$2\"" "$1" | sed -n 's/^ts=\([^ ]*\) .*/\1/p')
-	[ -n "$ts" ] && date -u -d "$ts" +%s.%N
-}
 
 # CPU seconds (user + system) so far. cpu_children sets $cpu to those of
 # this shell's waited-for children (the processor, psql); call it directly,
-# since in a pipe or $(...) `times` would see a subshell. cpu_pid PID
-# prints a process's own and its reaped children's (the postmaster's
-# include every backend that has exited).
+# since in a pipe or $(...) `times` would see a subshell. cpu_with_reaped
+# (lib.sh) gives the postmaster's including every backend that has exited.
 cpu_children() {
 	times >"$work/times"
 	cpu=$(awk 'NR == 2 {gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4}' "$work/times")
 }
-cpu_pid() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15 + $16 + $17) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-postmaster() { head -n 1 "$work/pg/data/postmaster.pid"; }
+
+no_backends() { # DB
+	[ "$(psql -XAtq -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$1'")" = 0 ]
+}
 
 # run_processor DB GROUP [WRAPPER...]: sets p_wall p_from_assign p_events
 # and p_cpu (CPU seconds of the processor, PostgreSQL and the broker)
@@ -209,18 +155,15 @@ run_processor() {
 	psql -XAtq -d postgres -c "CREATE DATABASE $db" >/dev/null
 	local c0 pg0 b0 cpu
 	cpu_children; c0=$cpu
-	pg0=$(cpu_pid "$(postmaster)") b0=$(cpu_pid "${broker_pid:-0}")
+	pg0=$(cpu_with_reaped "$(postmaster_pid)") b0=$(cpu_with_reaped "${broker_pid:-0}")
 	t0=$(time_now)
 	PGDATABASE=$db "$@" "$processor" -b "$bs" -t "$topic" --group "$group" \
 		--idle-timeout 1h --flush-interval 1s 2>"$log" &
 	proc_pid=$!
 	# Wait for the first assignment (migrations are applied by then).
 	deadline=$((SECONDS + 300))
-	until grep -q 'msg="partition assigned"' "$log"; do
-		kill -0 "$proc_pid" 2>/dev/null || { cat "$log" >&2; die "processor exited"; }
-		[ $SECONDS -lt $deadline ] || die "processor got no partition in 300 s"
-		sleep 0.05
-	done
+	wait_until -p "$proc_pid" "$log" processor 300 0.05 "processor got no partition in 300 s" \
+		grep -q 'msg="partition assigned"' "$log"
 	coproc PSQL { PGDATABASE=$db exec psql -XAtq 2>&1; }
 	psql_pid=$PSQL_PID
 	while :; do
@@ -235,19 +178,15 @@ run_processor() {
 	done
 	eval "exec ${PSQL[1]}>&-"
 	wait "$psql_pid" 2>/dev/null || true; psql_pid=
-	kill -TERM "$proc_pid"; wait "$proc_pid" || die "processor exit status $?"
-	proc_pid=
+	stop_proc proc_pid processor
 	# Its backends are gone (and counted in the postmaster's children).
-	until [ "$(psql -XAtq -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$db'")" = 0 ]; do
-		[ $SECONDS -lt $deadline ] || die "backends of $db did not exit"
-		sleep 0.05
-	done
+	wait_until $((deadline - SECONDS)) 0.05 "backends of $db did not exit" no_backends "$db"
 	cpu_children
-	p_cpu_nums=$(awk -v c="$cpu" -v c0="$c0" -v pg="$(cpu_pid "$(postmaster)")" -v pg0="$pg0" \
-		-v b="$(cpu_pid "${broker_pid:-0}")" -v b0="$b0" \
+	p_cpu_nums=$(awk -v c="$cpu" -v c0="$c0" -v pg="$(cpu_with_reaped "$(postmaster_pid)")" -v pg0="$pg0" \
+		-v b="$(cpu_with_reaped "${broker_pid:-0}")" -v b0="$b0" \
 		'BEGIN {printf "%.2f %.2f %.2f", c - c0, pg - pg0, b - b0}')
-	p_cpu=$(awk -v c="$cpu" -v c0="$c0" -v pg="$(cpu_pid "$(postmaster)")" -v pg0="$pg0" \
-		-v b="$(cpu_pid "${broker_pid:-0}")" -v b0="$b0" -v w="$(elapsed "$t0" "$t1")" \
+	p_cpu=$(awk -v c="$cpu" -v c0="$c0" -v pg="$(cpu_with_reaped "$(postmaster_pid)")" -v pg0="$pg0" \
+		-v b="$(cpu_with_reaped "${broker_pid:-0}")" -v b0="$b0" -v w="$(elapsed "$t0" "$t1")" \
 		'BEGIN {printf "processor %.1f s, PostgreSQL %.1f s, broker %.1f s (of %.1f s wall x %d CPUs)", c - c0, pg - pg0, b - b0, w, '"$(nproc)"'}')
 	ta=$(log_epoch "$log" "partition assigned")
 	p_wall=$(elapsed "$t0" "$t1")
@@ -266,7 +205,7 @@ run_processor() {
 # run_kstreams GUARANTEE TAG: sets k_wall k_from_running k_cpu k_broker_cpu
 # k_abandonments
 run_kstreams() {
-	local g=$1 tag=$2 app out log t0 t1 tr b0 line deadline
+	local g=$1 tag=$2 app out log t0 t1 tr b0 line
 	app=kstreams-$tag-$$ out=kstreams-abandonments-$tag log=$work/kstreams-$tag
 	"$src/tests/kafka/kafka-create-topic" "$bs" "$out" 4 >/dev/null
 	# Kafka Streams stamps its output with event time (the session's end:
@@ -282,13 +221,9 @@ run_kstreams() {
 		-Dorg.slf4j.simpleLogger.defaultLogLevel=warn cartwatch.kstreams.Watch \
 		"$bs" "$app" "$topic" "$n" 600 >"$log.watch" 2>"$log.watch.err" &
 	watch_pid=$!
-	deadline=$((SECONDS + 120))
-	until grep -q '^ready' "$log.watch"; do
-		kill -0 "$watch_pid" 2>/dev/null || { cat "$log.watch.err" >&2; die "Watch exited"; }
-		[ $SECONDS -lt $deadline ] || die "Watch did not connect in 120 s"
-		sleep 0.05
-	done
-	b0=$(cpu_pid "$broker_pid")
+	wait_until -p "$watch_pid" "$log.watch.err" Watch 120 0.05 "Watch did not connect in 120 s" \
+		grep -q '^ready' "$log.watch"
+	b0=$(cpu_with_reaped "$broker_pid")
 	t0=$(time_now)
 	# shellcheck disable=SC2086 # KSTREAMS_JAVA_OPTS is a list of options
 	java $kstreams_java_opts -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
@@ -297,20 +232,15 @@ run_kstreams() {
 		--store "$kstreams_store" \
 		--state-dir "$work/kstreams-state-$tag" >"$log.out" 2>"$log.err" &
 	ks_pid=$!
-	deadline=$((SECONDS + 900))
-	until line=$(grep -m1 '^done ' "$log.watch"); do
-		kill -0 "$ks_pid" 2>/dev/null || { tail -n 30 "$log.err" >&2; die "kstreams ($g) exited"; }
-		kill -0 "$watch_pid" 2>/dev/null || { cat "$log.watch" "$log.watch.err" >&2; die "Watch exited"; }
-		[ $SECONDS -lt $deadline ] || die "kstreams ($g) not done in 900 s"
-		sleep 0.05
-	done
-	k_cpu=$(cpu_pid "$ks_pid")
-	k_broker_cpu=$(awk -v b="$(cpu_pid "$broker_pid")" -v b0="$b0" 'BEGIN {printf "%.2f", b - b0}')
+	wait_until -p "$ks_pid" "$log.err" "kstreams ($g)" -p "$watch_pid" "$log.watch.err" Watch \
+		900 0.05 "kstreams ($g) not done in 900 s" grep -q '^done ' "$log.watch"
+	line=$(grep -m1 '^done ' "$log.watch")
+	k_cpu=$(cpu_with_reaped "$ks_pid")
+	k_broker_cpu=$(awk -v b="$(cpu_with_reaped "$broker_pid")" -v b0="$b0" 'BEGIN {printf "%.2f", b - b0}')
 	t1=${line#done }
 	wait "$watch_pid" 2>/dev/null || true; watch_pid=
 	# A JVM that ran its shutdown hooks on SIGTERM exits with 143.
-	kill -TERM "$ks_pid"; wait "$ks_pid" || [ $? = 143 ] || die "kstreams ($g) exit status $?"
-	ks_pid=
+	stop_proc ks_pid "kstreams ($g)" 143
 	tr=$(sed -n 's/^kstreams: RUNNING //p' "$log.out" | head -n 1)
 	[ -n "$tr" ] || die "kstreams ($g) never reported RUNNING"
 	k_wall=$(elapsed "$t0" "$t1")
@@ -409,8 +339,8 @@ esac
 # A topic of its own (created with the others) with PROFILE_N events.
 "$producer" -b "$bs" -t "$ptopic" "${sim[@]}" --events "$profile_n" 2>>"$work/producer.log"
 topic=$ptopic partitions=$pparts n=$profile_n
-[ "$(offsets_sum -1)" = "$n" ] || die "profile topic: want $n messages"
-[ "$(offsets_sum -2)" = 0 ] || die "profile topic lost messages: lower PROFILE_N"
+[ "$(topic_offsets -1)" = "$n" ] || die "profile topic: want $n messages"
+[ "$(topic_offsets -2)" = 0 ] || die "profile topic lost messages: lower PROFILE_N"
 set +o pipefail # head closes the pipes early
 case $profile in
 callgrind)

@@ -22,22 +22,13 @@
 # (librdkafka copies each message: RD_KAFKA_MSG_F_COPY, one malloc inside
 # rd_kafka_produce()).
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-build=${CARTWATCH_BUILD_ROOT:-$here/../build}
-producer=${CARTWATCH_PRODUCER:-$build/producer/cartwatch-producer}
-devbroker=${CARTWATCH_DEVBROKER:-$build/devbroker/cartwatch-devbroker}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 kcatfeed=${CARTWATCH_KCATFEED:-$build/bench/bench-producer-kcatfeed}
 n=${N:-1000000}
 trials=${TRIALS:-3}
 partitions=4
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-producer.XXXXXX")
-broker_pid=
-cleanup() {
-	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
+bench_start broker_pid
 
 # The same librdkafka tuning for both sides (the producer's built-in
 # defaults, see producer/sink.c).
@@ -49,32 +40,16 @@ kafka_props=(-X enable.idempotence=true -X linger.ms=20
 sim=(--rate 0 --events "$n" --users "${USERS:-200000}" --duration 0 --seed 1
 	--start-time 2024-07-16T00:00:00Z)
 
-start_broker() {
-	broker_pid=
-	rm -f "$work/bootstrap"
-	"$devbroker" --topics "bench:$partitions" --bootstrap-file "$work/bootstrap" \
-		>/dev/null 2>"$work/devbroker.log" &
-	broker_pid=$!
-	for _ in $(seq 300); do [ -s "$work/bootstrap" ] && break; sleep 0.05; done
-	[ -s "$work/bootstrap" ] || { echo "devbroker did not start" >&2; exit 1; }
-	bootstrap=$(cat "$work/bootstrap")
-}
-stop_broker() {
-	kill "$broker_pid"; wait "$broker_pid" 2>/dev/null || true; broker_pid=
-}
+start_broker() { start_devbroker "bench:$partitions"; }
+stop_broker() { stop_proc broker_pid devbroker '*'; }
 # Messages on the broker: the sum of the partitions' high watermarks.
-broker_count() {
-	local args=() p
-	for p in $(seq 0 $((partitions - 1))); do args+=(-t "bench:$p:-1"); done
-	kcat -Q -b "$bootstrap" "${args[@]}" | awk '{s += $NF} END {print s}'
-}
+broker_count() { offsets_sum bench "$partitions" -1; }
 # time_it CMD...: run CMD, print its wall time in seconds.
 time_it() {
 	local t0=$EPOCHREALTIME
 	"$@"
-	awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.3f", b - a}'
+	elapsed "$t0" "$EPOCHREALTIME"
 }
-eps() { awk -v n="$n" -v t="$1" 'BEGIN {printf "%.0f", n / t}'; }
 
 echo "pre-encoding $n events for kcat..."
 "$producer" "${sim[@]}" -o "$work/events.avro" --format avro 2>/dev/null
@@ -83,17 +58,17 @@ echo "pre-encoding $n events for kcat..."
 best_p=0 best_k=0
 for trial in $(seq "$trials"); do
 	start_broker
-	t=$(time_it "$producer" -b "$bootstrap" -t bench "${sim[@]}" "${kafka_props[@]}" 2>"$work/producer.log")
+	t=$(time_it "$producer" -b "$bs" -t bench "${sim[@]}" "${kafka_props[@]}" 2>"$work/producer.log")
 	got=$(broker_count)
 	[ "$got" = "$n" ] || { echo "producer: $got messages on the broker, want $n" >&2; cat "$work/producer.log" >&2; exit 1; }
-	p=$(eps "$t"); stop_broker
+	p=$(eps "$n" "$t"); stop_broker
 
 	start_broker
-	t=$(time_it kcat -P -q -b "$bootstrap" -t bench -K '\t' \
+	t=$(time_it kcat -P -q -b "$bs" -t bench -K '\t' \
 		-D '\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff' "${kafka_props[@]}" -l "$work/kcat.in")
 	got=$(broker_count)
 	[ "$got" = "$n" ] || { echo "kcat: $got messages on the broker, want $n" >&2; exit 1; }
-	k=$(eps "$t"); stop_broker
+	k=$(eps "$n" "$t"); stop_broker
 
 	echo "trial $trial: cartwatch-producer $p events/s, kcat -P $k events/s"
 	[ "$p" -gt "$best_p" ] && best_p=$p
@@ -114,8 +89,8 @@ if command -v valgrind >/dev/null; then
 	f1=$(allocs "$producer" "${base[@]}" --events $small -o /dev/null --format avro)
 	f2=$(allocs "$producer" "${base[@]}" --events $large -o /dev/null --format avro)
 	start_broker
-	k1=$(allocs "$producer" "${base[@]}" --events $small -b "$bootstrap" -t bench)
-	k2=$(allocs "$producer" "${base[@]}" --events $large -b "$bootstrap" -t bench)
+	k1=$(allocs "$producer" "${base[@]}" --events $small -b "$bs" -t bench)
+	k2=$(allocs "$producer" "${base[@]}" --events $large -b "$bs" -t bench)
 	stop_broker
 	awk -v f1="$f1" -v f2="$f2" -v k1="$k1" -v k2="$k2" -v d=$((large - small)) 'BEGIN {
 		printf "ALLOCS file sink: %.3f allocations/event (%d vs %d for %d more events)\n", (f2 - f1) / d, f1, f2, d

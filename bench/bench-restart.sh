@@ -40,69 +40,25 @@
 # partition, so it gets a partition per 30k carts (at least 4), as
 # bench-processor does; the script checks nothing was lost (offsets).
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/.." && pwd)
-build=${CARTWATCH_BUILD_ROOT:-$src/build}
-producer=${CARTWATCH_PRODUCER:-$build/producer/cartwatch-producer}
-processor=${CARTWATCH_PROCESSOR:-$build/processor/cartwatch-processor}
-devbroker=${CARTWATCH_DEVBROKER:-$build/devbroker/cartwatch-devbroker}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 carts=${CARTS:-1000000}
 broker=${BROKER:-embedded}
-if [ -n "${PARTITIONS:-}" ]; then
-	partitions=$PARTITIONS
-elif [ "$broker" = embedded ]; then
-	partitions=$(( (carts + 29999) / 30000 )); [ "$partitions" -lt 4 ] && partitions=4
-else
-	partitions=12
-fi
+partitions=$(topic_partitions "$carts" 12)
 new=${NEW:-$((partitions * 100))}
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-restart.XXXXXX")
-broker_pid= proc_pid=
-cleanup() {
-	set +e
-	[ -n "$proc_pid" ] && kill "$proc_pid" 2>/dev/null && wait "$proc_pid" 2>/dev/null
-	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-	[ "$broker" = real ] && "$src/tests/kafka/kafka-stop" "$work/kafka" >/dev/null 2>&1
-	"$src/tests/pg/pg-stop" "$work/pg"
-	[ -z "${CARTWATCH_KEEP_BENCH_DIR:-}" ] && rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-die() { echo "bench-restart: $*" >&2; exit 1; }
+bench_start proc_pid broker_pid
 
-command -v curl >/dev/null || die "curl not found (apt-get install -y curl)"
-command -v kcat >/dev/null || die "kcat not found (apt-get install -y kcat)"
-for b in "$producer" "$processor"; do [ -x "$b" ] || die "$b not built"; done
+need curl curl
+need kcat kcat
+need_built "$producer" "$processor"
 
 # ---- servers ----------------------------------------------------------------
-"$src/tests/pg/pg-start" "$work/pg" >/dev/null
-set -a; . "$work/pg/env"; set +a
-topics=("cart-events:$partitions" cart-abandonments:4 cart-events-dlq:1)
-case $broker in
-embedded)
-	"$devbroker" --topics "$(IFS=,; echo "${topics[*]}")" \
-		--bootstrap-file "$work/bootstrap" >/dev/null 2>"$work/devbroker.log" &
-	broker_pid=$!
-	for _ in $(seq 300); do [ -s "$work/bootstrap" ] && break; sleep 0.05; done
-	[ -s "$work/bootstrap" ] || die "devbroker did not start"
-	bs=$(cat "$work/bootstrap")
-	;;
-real)
-	bs=$("$src/tests/kafka/kafka-start" "$work/kafka")
-	for t in "${topics[@]}"; do
-		"$src/tests/kafka/kafka-create-topic" "$bs" "${t%%:*}" "${t##*:}" >/dev/null
-	done
-	;;
-*) die "BROKER must be embedded or real" ;;
-esac
+start_pg
+start_broker "cart-events:$partitions" cart-abandonments:4 cart-events-dlq:1
 
-offsets_sum() { # -1: high watermarks, -2: log starts
-	local args=() p
-	for p in $(seq 0 $((partitions - 1))); do args+=(-t "cart-events:$p:$1"); done
-	kcat -Q -b "$bs" "${args[@]}" | awk '{s += $NF} END {print s + 0}'
-}
+# -1: high watermarks, -2: log starts
+topic_offsets() { offsets_sum cart-events "$partitions" "$1"; }
 # USERS PREFIX: one cart_add per user, products in turn, event time now.
 feed() {
 	awk -v n="$1" -v pfx="$2" 'BEGIN {
@@ -112,7 +68,7 @@ feed() {
 	}' | "$producer" -b "$bs" --stdin-json --strict --log-level warn 2>>"$work/producer.log" ||
 		{ tail "$work/producer.log" >&2; die "producer failed"; }
 }
-port=$("$src/tests/lib/free-port")
+port=$(free_port)
 url=http://127.0.0.1:$port
 proc_args=(-b "$bs" --metrics-addr "127.0.0.1:$port" --session-timeout 24h
 	--instance bench-restart)
@@ -127,27 +83,21 @@ restart_group=bench-restart-$$
 metric() { { curl -fsS "$url/metrics" 2>/dev/null || true; } | awk -v k="$1" '$1 == k { print $2 }'; }
 committed() { psql -XAtq -c "SELECT coalesce(sum(next_offset), 0) FROM cw_partitions"; }
 stop_processor() {
-	local rc=0
-	kill -TERM "$proc_pid"; wait "$proc_pid" || rc=$?
-	proc_pid=
 	# perf record ends with its workload's signal.
-	[ $rc = 0 ] || [ "${PROFILE:-none}" != none ] || die "processor exit status $rc"
+	if [ "${PROFILE:-none}" = none ]; then stop_proc proc_pid processor; else stop_proc proc_pid processor '*'; fi
 }
 
 # ---- 1. the state ---------------------------------------------------------------
 echo "filling: $carts users with one item each, $partitions partitions, $broker broker"
 t=$EPOCHREALTIME
 feed "$carts" c
-[ "$(offsets_sum -1)" = "$carts" ] || die "$(offsets_sum -1) events on the broker, want $carts"
-[ "$(offsets_sum -2)" = 0 ] || die "the broker dropped events: use more PARTITIONS"
+[ "$(topic_offsets -1)" = "$carts" ] || die "$(topic_offsets -1) events on the broker, want $carts"
+[ "$(topic_offsets -2)" = 0 ] || die "the broker dropped events: use more PARTITIONS"
 "$processor" "${proc_args[@]}" 2>"$work/processor-1.log" &
 proc_pid=$!
-deadline=$((SECONDS + 600))
-until [ "$(committed 2>/dev/null || echo 0)" = "$carts" ]; do
-	kill -0 "$proc_pid" 2>/dev/null || { tail "$work/processor-1.log" >&2; die "processor exited"; }
-	[ $SECONDS -lt $deadline ] || die "the processor did not commit $carts events in 600 s"
-	sleep 0.5
-done
+all_committed() { [ "$(committed 2>/dev/null || echo 0)" = "$carts" ]; }
+wait_until -p "$proc_pid" "$work/processor-1.log" processor 600 0.5 \
+	"the processor did not commit $carts events in 600 s" all_committed
 open=$(metric cartwatch_open_carts)
 [ "$open" = "$carts" ] || die "the processor holds $open open carts, want $carts"
 stop_processor
@@ -157,41 +107,37 @@ echo "  state written in $(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN {printf "%
 
 # ---- 2. new records while it is down ------------------------------------------------
 feed "$new" n
-[ "$(offsets_sum -1)" = $((carts + new)) ] || die "new events not on the broker"
+[ "$(topic_offsets -1)" = $((carts + new)) ] || die "new events not on the broker"
 
 # ---- 3. restart -------------------------------------------------------------------
-# CPU seconds (user + system) PID has used so far (under PROFILE=perf: perf's).
-cpu_pid() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# ... of this PostgreSQL: the postmaster and its live backends.
+# CPU seconds (user + system) of this PostgreSQL: the postmaster and its
+# live backends (of the processor: cpu_of, under PROFILE=perf perf's).
 pg_cpu() {
 	local pm s=0 c
-	pm=$(head -n 1 "$work/pg/data/postmaster.pid")
-	for c in "$pm" $(ps -o pid= --ppid "$pm"); do s=$(awk -v a="$s" -v b="$(cpu_pid "$c")" 'BEGIN {print a + b}'); done
+	pm=$(postmaster_pid)
+	for c in "$pm" $(ps -o pid= --ppid "$pm"); do s=$(awk -v a="$s" -v b="$(cpu_of "$c")" 'BEGIN {print a + b}'); done
 	echo "$s"
 }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
 wrap=()
 [ "${PROFILE:-none}" = perf ] && wrap=(perf record -q -e cpu-clock -F 2000 -g -o "$work/perf.data" --)
 [ "${PROFILE:-none}" = callgrind ] && wrap=(valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --)
+log2=$work/processor-2.log
 pg0=$(pg_cpu)
 t0=$EPOCHREALTIME
-"${wrap[@]}" "$processor" "${proc_args[@]}" --group "$restart_group" 2>"$work/processor-2.log" &
+"${wrap[@]}" "$processor" "${proc_args[@]}" --group "$restart_group" 2>"$log2" &
 proc_pid=$!
 t_ready= t_first= t_all=
 deadline=$((SECONDS + 300))
 while [ -z "$t_all" ]; do
-	kill -0 "$proc_pid" 2>/dev/null || { tail "$work/processor-2.log" >&2; die "processor exited"; }
+	kill -0 "$proc_pid" 2>/dev/null || { tail "$log2" >&2; die "processor exited"; }
 	[ $SECONDS -lt $deadline ] || die "not consuming 300 s after exec"
 	now=$EPOCHREALTIME
-	if [ -z "$t_ready" ] &&
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ]; then
-		t_ready=$now
-	fi
+	[ -z "$t_ready" ] && http_ok "$url/readyz" && t_ready=$now
 	adds=$(metric 'cartwatch_events_consumed_total{type="cart_add"}')
 	adds=${adds:-0}
 	if [ -z "$t_first" ] && [ "$adds" -ge 1 ]; then
 		t_first=$now
-		cpu_first=$(cpu_pid "$proc_pid")
+		cpu_first=$(cpu_of "$proc_pid")
 		pg_first=$(awk -v a="$pg0" -v b="$(pg_cpu)" 'BEGIN {printf "%.2f", b - a}')
 	fi
 	[ "$adds" -ge "$new" ] && t_all=$now
@@ -201,20 +147,13 @@ done
 open=$(metric cartwatch_open_carts)
 [ "$open" = $((carts + new)) ] || die "after the restart: $open open carts, want $((carts + new))"
 
-log_epoch() { # MSG [last]: epoch seconds of the first (or last) line with msg="MSG"
-	local ts
-	ts=$(grep "msg=\"$1\"" "$work/processor-2.log" | { [ "${2:-}" = last ] && tail -n 1 || head -n 1; } |
-		sed -n 's/^ts=\([^ ]*\) .*/\1/p')
-	[ -n "$ts" ] && date -u -d "$ts" +%s.%N
-}
-t_started=$(log_epoch "processor started")
-t_claim1=$(log_epoch "partition claimed")
-t_assign1=$(log_epoch "partition assigned")
-t_assigned=$(log_epoch "partition assigned" last)
-restore=$(grep 'msg="partition assigned"' "$work/processor-2.log" |
+t_started=$(log_epoch "$log2" "processor started")
+t_claim1=$(log_epoch "$log2" "partition claimed")
+t_assigned=$(log_epoch "$log2" "partition assigned" last)
+restore=$(grep 'msg="partition assigned"' "$log2" |
 	sed -n 's/.* restore_ms=\([0-9]*\).*/\1/p' |
 	awk '{s += $1; if ($1 > m) m = $1; n++} END {printf "%d partitions, restore_ms sum %d, max %d", n, s, m}')
-users=$(grep 'msg="partition assigned"' "$work/processor-2.log" |
+users=$(grep 'msg="partition assigned"' "$log2" |
 	sed -n 's/.* users=\([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 0}')
 [ "$users" = "$carts" ] || die "the partitions restored $users users, want $carts"
 
