@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
 # bench/lib.sh — what the bench scripts share; sourced (bash), never run.
 #
 #   . "$(dirname "$0")/lib.sh"
