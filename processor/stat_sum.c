@@ -26,7 +26,8 @@
 
 struct stat_sum {
 	uint32_t *slots; /* row number + 1, 0: empty */
-	size_t cap_slots; /* a power of two */
+	size_t cap_slots;
+	size_t mask; /* this call's table size (a power of two) - 1 */
 	uint64_t *hashes; /* of each summed row's key */
 	struct batch_product_stat *prod;
 	size_t cap_prod;
@@ -91,7 +92,10 @@ static int begin(struct stat_sum *s, size_t total)
 		s->slots = slots;
 		s->cap_slots = want;
 	}
-	memset(s->slots, 0, s->cap_slots * sizeof(*s->slots));
+	/* Only what this call uses: a small flush after a big one does
+	 * not clear the big one's table. */
+	memset(s->slots, 0, want * sizeof(*s->slots));
+	s->mask = want - 1;
 	return reserve(&s->hashes, &s->cap_hashes, total, sizeof(*s->hashes));
 }
 
@@ -115,7 +119,7 @@ int stat_sum_products(struct stat_sum *s, struct batch *const *bs, size_t n,
 	if ((r = begin(s, total)) < 0 ||
 	    (r = reserve(&s->prod, &s->cap_prod, total, sizeof(*s->prod))) < 0)
 		return r;
-	mask = s->cap_slots - 1;
+	mask = s->mask;
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < bs[i]->product_stats.n; j++) {
 			const struct batch_product_stat *st =
@@ -166,7 +170,7 @@ int stat_sum_reasons(struct stat_sum *s, struct batch *const *bs, size_t n,
 	if ((r = begin(s, total)) < 0 ||
 	    (r = reserve(&s->reas, &s->cap_reas, total, sizeof(*s->reas))) < 0)
 		return r;
-	mask = s->cap_slots - 1;
+	mask = s->mask;
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < bs[i]->reason_stats.n; j++) {
 			const struct batch_reason_stat *st =
