@@ -367,7 +367,8 @@ struct pg_sink *pg_sink_new(const char *conninfo, const char *topic,
 	if (!ps)
 		goto oom;
 	ps->topic = strdup(topic);
-	if (!ps->topic)
+	ps->sums = stat_sum_new();
+	if (!ps->topic || !ps->sums)
 		goto oom;
 	if (conninfo && *conninfo) {
 		ps->conninfo = strdup(conninfo);
@@ -398,7 +399,7 @@ void pg_sink_destroy(struct pg_sink *ps)
 	free(ps->copy.p);
 	free(ps->sql.p);
 	pack_free(&ps->pack);
-	free(ps->sorted);
+	stat_sum_free(ps->sums);
 	free(ps->doubt);
 	free(ps->last);
 	free(ps->subset);
@@ -630,58 +631,6 @@ static int stage_recoveries(struct pg_sink *ps, struct batch *const *bs,
 	return copy_end(ps, r, "staging recoveries");
 }
 
-/* Sum two partitions' counters of one minute, saturating at the bigint
- * maximum like the views over the appended rows: a bot's absurd amounts
- * must not make a flush fail with "bigint out of range". */
-static void sat_add(int64_t *sum, int64_t x)
-{
-	if (__builtin_add_overflow(*sum, x, sum))
-		*sum = INT64_MAX;
-}
-
-/* Key order of the aggregate rows: bucket, then product (then reason),
- * bytewise. Sorting brings a flush's duplicates of a key together, to be
- * summed into one appended row; in bucket order the rows also keep the
- * tables' BRIN summaries on bucket tight. */
-static int pstat_cmp(const void *a, const void *b)
-{
-	const struct batch_product_stat *x = *(const void *const *)a;
-	const struct batch_product_stat *y = *(const void *const *)b;
-
-	if (x->bucket_ms != y->bucket_ms)
-		return x->bucket_ms < y->bucket_ms ? -1 : 1;
-	return strcmp(x->product_id, y->product_id);
-}
-
-static int rstat_cmp(const void *a, const void *b)
-{
-	const struct batch_reason_stat *x = *(const void *const *)a;
-	const struct batch_reason_stat *y = *(const void *const *)b;
-	int c;
-
-	if (x->bucket_ms != y->bucket_ms)
-		return x->bucket_ms < y->bucket_ms ? -1 : 1;
-	c = strcmp(x->product_id, y->product_id);
-	return c ? c : strcmp(x->reason, y->reason);
-}
-
-/* Make room for @total pointers in ps->sorted. Returns 0 or -ENOMEM. */
-static int reserve_sorted(struct pg_sink *ps, size_t total)
-{
-	const void **p;
-
-	if (total <= ps->cap_sorted)
-		return 0;
-	p = realloc(ps->sorted, total * sizeof(*p));
-	if (!p) {
-		pg_sink_set_err(ps, "out of memory sorting aggregates");
-		return -ENOMEM;
-	}
-	ps->sorted = p;
-	ps->cap_sorted = total;
-	return 0;
-}
-
 /* The product increments of all batches, summed per (bucket, product)
  * here rather than by the server (the partitions of a flush touch the same
  * keys: ~4x fewer rows in bench-processor) and appended. */
@@ -689,76 +638,46 @@ static int copy_product_stats(struct pg_sink *ps, struct batch *const *bs,
 			      size_t n, size_t total)
 {
 	struct pg_buf *b = &ps->copy;
-	const void **v;
-	size_t k = 0;
-	int r = reserve_sorted(ps, total);
+	const struct batch_product_stat *v;
+	size_t m;
+	int r = stat_sum_products(ps->sums, bs, n, total, &v, &m);
 
 	if (r < 0)
 		return r;
-	v = ps->sorted;
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < bs[i]->product_stats.n; j++)
-			v[k++] = &bs[i]->product_stats.v[j];
-	qsort(v, total, sizeof(*v), pstat_cmp);
 	r = copy_begin_binary(ps, copy_product_stats_sql);
-	for (size_t i = 0; r == 0 && i < total;) {
-		const struct batch_product_stat *st = v[i];
-		struct batch_product_stat sum = *st;
-
-		while (++i < total && pstat_cmp(&v[i], &v[i - 1]) == 0) {
-			st = v[i];
-			sat_add(&sum.added_qty, st->added_qty);
-			sat_add(&sum.removed_qty, st->removed_qty);
-			sat_add(&sum.purchased_qty, st->purchased_qty);
-			sat_add(&sum.purchased_value_cents,
-				st->purchased_value_cents);
-			sat_add(&sum.abandoned_qty, st->abandoned_qty);
-			sat_add(&sum.abandoned_value_cents,
-				st->abandoned_value_cents);
-		}
+	for (size_t i = 0; r == 0 && i < m; i++) {
 		pg_copy_bin_row(b, 8);
-		pg_copy_bin_ts(b, sum.bucket_ms);
-		pg_copy_bin_text(b, sum.product_id);
-		pg_copy_bin_i64(b, sum.added_qty);
-		pg_copy_bin_i64(b, sum.removed_qty);
-		pg_copy_bin_i64(b, sum.purchased_qty);
-		pg_copy_bin_i64(b, sum.purchased_value_cents);
-		pg_copy_bin_i64(b, sum.abandoned_qty);
-		pg_copy_bin_i64(b, sum.abandoned_value_cents);
+		pg_copy_bin_ts(b, v[i].bucket_ms);
+		pg_copy_bin_text(b, v[i].product_id);
+		pg_copy_bin_i64(b, v[i].added_qty);
+		pg_copy_bin_i64(b, v[i].removed_qty);
+		pg_copy_bin_i64(b, v[i].purchased_qty);
+		pg_copy_bin_i64(b, v[i].purchased_value_cents);
+		pg_copy_bin_i64(b, v[i].abandoned_qty);
+		pg_copy_bin_i64(b, v[i].abandoned_value_cents);
 		r = copy_maybe_send(ps);
 	}
 	return copy_end_binary(ps, r, "writing product stats");
 }
 
+/* The reason increments, summed per (bucket, product, reason). */
 static int copy_reason_stats(struct pg_sink *ps, struct batch *const *bs,
 			     size_t n, size_t total)
 {
 	struct pg_buf *b = &ps->copy;
-	const void **v;
-	size_t k = 0;
-	int r = reserve_sorted(ps, total);
+	const struct batch_reason_stat *v;
+	size_t m;
+	int r = stat_sum_reasons(ps->sums, bs, n, total, &v, &m);
 
 	if (r < 0)
 		return r;
-	v = ps->sorted;
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < bs[i]->reason_stats.n; j++)
-			v[k++] = &bs[i]->reason_stats.v[j];
-	qsort(v, total, sizeof(*v), rstat_cmp);
 	r = copy_begin_binary(ps, copy_reason_stats_sql);
-	for (size_t i = 0; r == 0 && i < total;) {
-		const struct batch_reason_stat *st = v[i];
-		struct batch_reason_stat sum = *st;
-
-		while (++i < total && rstat_cmp(&v[i], &v[i - 1]) == 0) {
-			st = v[i];
-			sat_add(&sum.removed_qty, st->removed_qty);
-		}
+	for (size_t i = 0; r == 0 && i < m; i++) {
 		pg_copy_bin_row(b, 4);
-		pg_copy_bin_ts(b, sum.bucket_ms);
-		pg_copy_bin_text(b, sum.product_id);
-		pg_copy_bin_text(b, sum.reason);
-		pg_copy_bin_i64(b, sum.removed_qty);
+		pg_copy_bin_ts(b, v[i].bucket_ms);
+		pg_copy_bin_text(b, v[i].product_id);
+		pg_copy_bin_text(b, v[i].reason);
+		pg_copy_bin_i64(b, v[i].removed_qty);
 		r = copy_maybe_send(ps);
 	}
 	return copy_end_binary(ps, r, "writing reason stats");

@@ -16,6 +16,7 @@
 #include "pack.h"
 #include "pg_buf.h"
 #include "pg_sink.h"
+#include "stat_sum.h"
 
 /* One partition's batch in a flush: enough to recognise it again. */
 struct sink_part {
@@ -62,10 +63,9 @@ struct pg_sink {
 	struct pg_buf copy;   /* COPY rows, reused */
 	struct pg_buf sql;    /* per-flush statement text, reused */
 	struct pack_buf pack; /* one outbox chunk, reused */
-	/* Pointers to the flush's product or reason increments, sorted to
-	 * be summed across partitions before they are sent (reused). */
-	const void **sorted;
-	size_t cap_sorted;
+	/* The flush's product and reason increments summed across its
+	 * partitions before they are sent (reused). */
+	struct stat_sum *sums;
 	char err[1024];
 };
 
