@@ -27,7 +27,7 @@
 struct stat_sum {
 	uint32_t *slots; /* row number + 1, 0: empty */
 	size_t cap_slots;
-	size_t mask; /* this call's table size (a power of two) - 1 */
+	size_t mask;	  /* this call's table size (a power of two) - 1 */
 	uint64_t *hashes; /* of each summed row's key */
 	struct batch_product_stat *prod;
 	size_t cap_prod;
@@ -124,8 +124,8 @@ int stat_sum_products(struct stat_sum *s, struct batch *const *bs, size_t n,
 		for (size_t j = 0; j < bs[i]->product_stats.n; j++) {
 			const struct batch_product_stat *st =
 				&bs[i]->product_stats.v[j];
-			uint64_t h = key_hash(st->bucket_ms, st->product_id,
-					      NULL);
+			uint64_t h =
+				key_hash(st->bucket_ms, st->product_id, NULL);
 			size_t k = (size_t)h & mask;
 			struct batch_product_stat *sum = NULL;
 
@@ -134,7 +134,8 @@ int stat_sum_products(struct stat_sum *s, struct batch *const *bs, size_t n,
 				struct batch_product_stat *c = &s->prod[at];
 				if (s->hashes[at] == h &&
 				    c->bucket_ms == st->bucket_ms &&
-				    strcmp(c->product_id, st->product_id) == 0) {
+				    strcmp(c->product_id, st->product_id) ==
+					    0) {
 					sum = c;
 					break;
 				}
@@ -185,7 +186,8 @@ int stat_sum_reasons(struct stat_sum *s, struct batch *const *bs, size_t n,
 				struct batch_reason_stat *c = &s->reas[at];
 				if (s->hashes[at] == h &&
 				    c->bucket_ms == st->bucket_ms &&
-				    strcmp(c->product_id, st->product_id) == 0 &&
+				    strcmp(c->product_id, st->product_id) ==
+					    0 &&
 				    strcmp(c->reason, st->reason) == 0) {
 					sum = c;
 					break;

@@ -138,10 +138,12 @@ static struct batch_product_stat recount_product(struct batch *const *bs,
 			(*n)++;
 			s.added_qty = sat(s.added_qty, x->added_qty);
 			s.removed_qty = sat(s.removed_qty, x->removed_qty);
-			s.purchased_qty = sat(s.purchased_qty, x->purchased_qty);
+			s.purchased_qty =
+				sat(s.purchased_qty, x->purchased_qty);
 			s.purchased_value_cents = sat(s.purchased_value_cents,
 						      x->purchased_value_cents);
-			s.abandoned_qty = sat(s.abandoned_qty, x->abandoned_qty);
+			s.abandoned_qty =
+				sat(s.abandoned_qty, x->abandoned_qty);
 			s.abandoned_value_cents = sat(s.abandoned_value_cents,
 						      x->abandoned_value_cents);
 		}
@@ -175,7 +177,8 @@ static size_t first_product(struct batch *const *bs,
 	size_t at = 0;
 	for (int b = 0; b < BATCHES; b++)
 		for (size_t j = 0; j < bs[b]->product_stats.n; j++, at++)
-			if (bs[b]->product_stats.v[j].bucket_ms == x->bucket_ms &&
+			if (bs[b]->product_stats.v[j].bucket_ms ==
+				    x->bucket_ms &&
 			    strcmp(bs[b]->product_stats.v[j].product_id,
 				   x->product_id) == 0)
 				return at;
