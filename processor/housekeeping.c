@@ -34,6 +34,14 @@
  * for it are rare (they would only add a row, summed like any other). */
 #define FOLD_AFTER_MS (6 * 3600000LL)
 
+/* FROM and WHERE of a query over the partitions c (default included) of
+ * the partitioned table pt whose name fills the %s. */
+#define PARTITIONS_OF                                                          \
+	" FROM pg_partitioned_table pt"                                        \
+	" JOIN pg_inherits i ON i.inhparent = pt.partrelid"                    \
+	" JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind = 'r'"           \
+	" WHERE pt.partrelid = '%s'::regclass"
+
 /* The sum of @col over a key's rows as the views of 012 compute it. */
 #define SAT_SUM(col) "LEAST(sum(" #col "), 9223372036854775807)::bigint"
 /* clang-format off */
@@ -86,6 +94,42 @@ static bool lock_timed_out(const PGresult *res)
 	return state && strcmp(state, "55P03") == 0;
 }
 
+/* Roll back the transaction a failed command left open, if any: an error
+ * inside a step's multi-statement BEGIN ... COMMIT leaves it open. */
+static void hk_rollback(PGconn *conn)
+{
+	if (PQtransactionStatus(conn) == PQTRANS_INERROR)
+		PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+/* The command that returned @res failed; takes @res. Returns -ENOTCONN
+ * when the connection is gone: nothing is counted, the pass stops and the
+ * thread reconnects. Otherwise counts the failure in @st, logs @msg with
+ * the step @what and the @table concerned (each NULL: not logged; a step
+ * names its table) and the server's message, rolls back the transaction the
+ * command left open (a step's BEGIN ... COMMIT) and returns -EIO. */
+static int hk_failed(PGconn *conn, PGresult *res, struct housekeeping_stats *st,
+		     const char *msg, const char *what, const char *table)
+{
+	const char *err;
+
+	if (PQstatus(conn) != CONNECTION_OK) {
+		PQclear(res);
+		return -ENOTCONN;
+	}
+	st->failures++;
+	err = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	if (what)
+		cw_warn(msg, "step=%s table=%s error=\"%s\"", what, table, err);
+	else if (table)
+		cw_warn(msg, "table=%s error=\"%s\"", table, err);
+	else
+		cw_warn(msg, "error=\"%s\"", err);
+	PQclear(res);
+	hk_rollback(conn);
+	return -EIO;
+}
+
 /* Run @sql as one transaction, after @lock (a LOCK TABLE ... NOWAIT, or
  * ""): NOWAIT fails at once instead of queueing, so while a flush or a
  * report holds the table, flushes never line up behind a waiting
@@ -98,7 +142,6 @@ static int step(PGconn *conn, const char *lock, const char *sql,
 {
 	char buf[2048];
 	PGresult *res;
-	int r = 0;
 
 	snprintf(buf, sizeof(buf),
 		 "BEGIN; SET LOCAL lock_timeout = '" LOCK_TIMEOUT "'; %s%s; "
@@ -110,25 +153,12 @@ static int step(PGconn *conn, const char *lock, const char *sql,
 			PQclear(res);
 			return 0;
 		}
-		if (PQstatus(conn) != CONNECTION_OK) {
-			PQclear(res);
-			return -ENOTCONN;
-		}
-		bool busy = lock_timed_out(res);
-		if (!busy) {
-			st->failures++;
-			cw_warn("housekeeping step failed",
-				"step=%s table=%s error=\"%s\"", what, table,
-				PQresultErrorField(res,
-						   PG_DIAG_MESSAGE_PRIMARY));
-			r = -EIO;
-		}
+		if (PQstatus(conn) != CONNECTION_OK || !lock_timed_out(res))
+			return hk_failed(conn, res, st,
+					 "housekeeping step failed", what,
+					 table);
 		PQclear(res);
-		/* An error inside the multi-statement query leaves the
-		 * transaction open. */
-		PQclear(PQexec(conn, "ROLLBACK"));
-		if (r < 0)
-			return r;
+		hk_rollback(conn);
 		if (attempt == LOCK_TRIES)
 			break;
 		nanosleep(&(struct timespec){0, LOCK_RETRY_MS * 1000000L},
@@ -138,6 +168,15 @@ static int step(PGconn *conn, const char *lock, const char *sql,
 	cw_info("housekeeping step left for later: table busy",
 		"step=%s table=%s", what, table);
 	return -EAGAIN;
+}
+
+/* A step on partition @part of @t succeeded: count it in *@count and log
+ * @msg. */
+static void partition_done(const struct hk_table *t, const char *part,
+			   uint64_t *count, const char *msg)
+{
+	(*count)++;
+	cw_info(msg, "table=%s partition=%s", t->name, part);
 }
 
 /* Partition name suffix of the UTC day starting at @ms: pYYYYMMDD. */
@@ -184,11 +223,8 @@ static int create_day(PGconn *conn, const struct hk_table *t, const char *deflt,
 			 "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT; ",
 			 deflt);
 	r = step(conn, lock, sql, "create", name, st);
-	if (r == 0) {
-		st->created++;
-		cw_info("partition created", "table=%s partition=%s", t->name,
-			name);
-	}
+	if (r == 0)
+		partition_done(t, name, &st->created, "partition created");
 	return r;
 }
 
@@ -207,11 +243,8 @@ static int drop_partition(PGconn *conn, const struct hk_table *t,
 		 t->name);
 	snprintf(sql, sizeof(sql), "DROP TABLE %s", part);
 	r = step(conn, lock, sql, "drop", part, st);
-	if (r == 0) {
-		st->dropped++;
-		cw_info("partition dropped", "table=%s partition=%s", t->name,
-			part);
-	}
+	if (r == 0)
+		partition_done(t, part, &st->dropped, "partition dropped");
 	return r;
 }
 
@@ -221,30 +254,23 @@ static int delete_default_rows(PGconn *conn, const struct hk_table *t,
 {
 	char bound[128], sql[512];
 	PGresult *res;
-	int r = 0;
+	uint64_t n;
 
 	bound_sql(t, cutoff_ms, bound, sizeof(bound));
 	/* Row locks only (ROW EXCLUSIVE): flushes are never blocked. */
 	snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE %s < %s", deflt,
 		 t->key, bound);
 	res = PQexec(conn, sql);
-	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-		uint64_t n = strtoull(PQcmdTuples(res), NULL, 10);
-		st->rows_deleted += n;
-		if (n)
-			cw_info("old rows deleted from default partition",
-				"table=%s rows=%" PRIu64, t->name, n);
-	} else if (PQstatus(conn) != CONNECTION_OK) {
-		r = -ENOTCONN;
-	} else {
-		st->failures++;
-		cw_warn("housekeeping step failed",
-			"step=delete table=%s error=\"%s\"", deflt,
-			PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
-		r = -EIO;
-	}
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		return hk_failed(conn, res, st, "housekeeping step failed",
+				 "delete", deflt);
+	n = strtoull(PQcmdTuples(res), NULL, 10);
+	st->rows_deleted += n;
+	if (n)
+		cw_info("old rows deleted from default partition",
+			"table=%s rows=%" PRIu64, t->name, n);
 	PQclear(res);
-	return r;
+	return 0;
 }
 
 /* Fold the rows of the oldest day partition of @t that ended at least
@@ -262,30 +288,18 @@ static int fold_day(PGconn *conn, const struct hk_table *t, int64_t now_ms,
 	PGresult *res;
 	int r;
 
-	snprintf(
-		sql, sizeof(sql),
-		"SELECT c.relname FROM pg_partitioned_table pt"
-		" JOIN pg_inherits i ON i.inhparent = pt.partrelid"
-		" JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind = 'r'"
-		" WHERE pt.partrelid = '%s'::regclass AND c.oid <> pt.partdefid"
-		"   AND cw_partition_upper_ms(c.oid) <= %" PRId64
-		"   AND NOT EXISTS (SELECT 1 FROM cw_compacted_partitions k"
-		"     WHERE k.partition = c.relname)"
-		" ORDER BY cw_partition_upper_ms(c.oid) LIMIT 1",
-		t->name, (int64_t)(now_ms - FOLD_AFTER_MS));
+	snprintf(sql, sizeof(sql),
+		 "SELECT c.relname" PARTITIONS_OF " AND c.oid <> pt.partdefid"
+		 "   AND cw_partition_upper_ms(c.oid) <= %" PRId64
+		 "   AND NOT EXISTS (SELECT 1 FROM cw_compacted_partitions k"
+		 "     WHERE k.partition = c.relname)"
+		 " ORDER BY cw_partition_upper_ms(c.oid) LIMIT 1",
+		 t->name, (int64_t)(now_ms - FOLD_AFTER_MS));
 	res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		r = PQstatus(conn) != CONNECTION_OK ? -ENOTCONN : -EIO;
-		if (r == -EIO) {
-			st->failures++;
-			cw_warn("housekeeping: cannot list partitions to fold",
-				"table=%s error=\"%s\"", t->name,
-				PQresultErrorField(res,
-						   PG_DIAG_MESSAGE_PRIMARY));
-		}
-		PQclear(res);
-		return r;
-	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return hk_failed(conn, res, st,
+				 "housekeeping: cannot list partitions to fold",
+				 NULL, t->name);
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		return 0;
@@ -305,11 +319,9 @@ static int fold_day(PGconn *conn, const struct hk_table *t, int64_t now_ms,
 		 "FROM f)",
 		 part, part, t->fold_key, t->fold_sums, t->fold_key, part);
 	r = step(conn, "", sql, "fold", part, st);
-	if (r == 0) {
-		st->folded++;
-		cw_info("day partition folded to one row per key",
-			"table=%s partition=%s", t->name, part);
-	}
+	if (r == 0)
+		partition_done(t, part, &st->folded,
+			       "day partition folded to one row per key");
 	return r == -EAGAIN ? 0 : r;
 }
 
@@ -326,25 +338,13 @@ static int table_pass(PGconn *conn, const struct hk_table *t, int64_t now_ms,
 
 	snprintf(sql, sizeof(sql),
 		 "SELECT c.relname, cw_partition_upper_ms(c.oid),"
-		 "  c.oid = pt.partdefid"
-		 " FROM pg_partitioned_table pt"
-		 " JOIN pg_inherits i ON i.inhparent = pt.partrelid"
-		 " JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind = 'r'"
-		 " WHERE pt.partrelid = '%s'::regclass",
+		 "  c.oid = pt.partdefid" PARTITIONS_OF,
 		 t->name);
 	res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		r = PQstatus(conn) != CONNECTION_OK ? -ENOTCONN : -EIO;
-		if (r == -EIO) {
-			st->failures++;
-			cw_warn("housekeeping: cannot list partitions",
-				"table=%s error=\"%s\"", t->name,
-				PQresultErrorField(res,
-						   PG_DIAG_MESSAGE_PRIMARY));
-		}
-		PQclear(res);
-		return r;
-	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return hk_failed(conn, res, st,
+				 "housekeeping: cannot list partitions", NULL,
+				 t->name);
 	int n = PQntuples(res);
 	char(*old)[80] = calloc((size_t)n + 1, sizeof(*old));
 	int n_old = 0;
@@ -414,18 +414,10 @@ int housekeeping_pass(PGconn *conn, const struct housekeeping_params *p,
 	res = PQexec(conn, "SET TimeZone = 'UTC'; SELECT "
 			   "pg_try_advisory_lock(" ADVISORY_KEY
 			   "), (extract(epoch FROM now()) * 1000)::bigint");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		r = PQstatus(conn) != CONNECTION_OK ? -ENOTCONN : -EIO;
-		if (r == -EIO) {
-			st->failures++;
-			cw_warn("housekeeping: cannot start a pass",
-				"error=\"%s\"",
-				PQresultErrorField(res,
-						   PG_DIAG_MESSAGE_PRIMARY));
-		}
-		PQclear(res);
-		return r;
-	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return hk_failed(conn, res, st,
+				 "housekeeping: cannot start a pass", NULL,
+				 NULL);
 	bool mine = PQgetvalue(res, 0, 0)[0] == 't';
 	now_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);

@@ -260,8 +260,6 @@ int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *chunk_ids,
 			  size_t n)
 {
 	const char *params[1];
-	PGresult *res;
-	int r;
 
 	if (n == 0)
 		return 0;
@@ -287,15 +285,8 @@ int pg_sink_outbox_delete(struct pg_sink *ps, const char *const *chunk_ids,
 		return -ENOMEM;
 	}
 
-	r = pg_sink_connect(ps);
-	if (r < 0)
-		return r;
-	res = PQexecParams(ps->conn,
-			   "DELETE FROM cw_outbox_chunks "
-			   "WHERE chunk_id = ANY($1::uuid[])",
-			   1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		r = pg_sink_fail(ps, res, "deleting from the outbox");
-	PQclear(res);
-	return r;
+	return pg_sink_command(ps,
+			       "DELETE FROM cw_outbox_chunks "
+			       "WHERE chunk_id = ANY($1::uuid[])",
+			       1, params, "deleting from the outbox");
 }

@@ -133,6 +133,22 @@ static int sink_exec(struct pg_sink *ps, const char *sql, const char *what)
 	return r;
 }
 
+/* See pg_sink_priv.h. */
+int pg_sink_command(struct pg_sink *ps, const char *sql, int n,
+		    const char *const *params, const char *what)
+{
+	PGresult *res;
+	int r = pg_sink_connect(ps);
+
+	if (r < 0)
+		return r;
+	res = PQexecParams(ps->conn, sql, n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		r = pg_sink_fail(ps, res, what);
+	PQclear(res);
+	return r;
+}
+
 /* Roll back an open transaction; on a broken connection the server does. */
 static void sink_rollback(struct pg_sink *ps)
 {
@@ -1351,8 +1367,6 @@ int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
 		eps,	      users,   carts,	       sessions,
 		lag,	      NULL,    dead,	       flush_ms,
 		NULL,	      NULL,    NULL,	       NULL};
-	PGresult *res;
-	int r;
 
 	if (st->open_value) {
 		open_value_arrays(st->open_value, ov_cur, ov_n);
@@ -1375,11 +1389,8 @@ int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
 		snprintf(wm, sizeof(wm), "%" PRId64, st->watermark_ms);
 		params[9] = wm;
 	}
-	r = pg_sink_connect(ps);
-	if (r < 0)
-		return r;
-	res = PQexecParams(
-		ps->conn,
+	return pg_sink_command(
+		ps,
 		"WITH s AS ("
 		" INSERT INTO processor_status AS p (instance, updated_at,"
 		"  started_at, partitions, events_total, events_per_second,"
@@ -1420,9 +1431,5 @@ int pg_sink_write_status(struct pg_sink *ps, const struct pg_sink_status *st)
 		"  open_value_cents = EXCLUDED.open_value_cents)"
 		" DELETE FROM processor_status_open_value"
 		" WHERE instance = $1 AND currency <> ALL ($13::text[])",
-		16, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		r = pg_sink_fail(ps, res, "writing processor_status");
-	PQclear(res);
-	return r;
+		16, params, "writing processor_status");
 }

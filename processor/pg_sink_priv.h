@@ -87,3 +87,10 @@ pg_sink_set_err(struct pg_sink *ps, const char *fmt, ...);
  *              (53xxx, e.g. disk full), a privilege revoked (42501), ...
  *              An operator fixes those; back off and retry. */
 int pg_sink_fail(struct pg_sink *ps, const PGresult *res, const char *what);
+
+/* Connect if need be, then run the one command @sql with the @n text
+ * parameters @params (NULL entries are SQL NULL), expecting no rows back.
+ * Returns 0, pg_sink_connect()'s error, or pg_sink_fail()'s code with
+ * @what naming the command in the message. Same thread as the sink. */
+int pg_sink_command(struct pg_sink *ps, const char *sql, int n,
+		    const char *const *params, const char *what);

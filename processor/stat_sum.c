@@ -17,6 +17,7 @@
 #include "stat_sum.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,41 +110,69 @@ static uint64_t key_hash(int64_t bucket_ms, const char *product,
 	return hash64_mix(h ^ (uint64_t)bucket_ms);
 }
 
+/* Does summed row @at have the key of row @x? One per kind of row. */
+typedef bool stat_same_fn(const struct stat_sum *s, size_t at, const void *x);
+
+static bool same_product(const struct stat_sum *s, size_t at, const void *x)
+{
+	const struct batch_product_stat *c = &s->prod[at], *st = x;
+
+	return c->bucket_ms == st->bucket_ms &&
+	       strcmp(c->product_id, st->product_id) == 0;
+}
+
+static bool same_reason(const struct stat_sum *s, size_t at, const void *x)
+{
+	const struct batch_reason_stat *c = &s->reas[at], *st = x;
+
+	return c->bucket_ms == st->bucket_ms &&
+	       strcmp(c->product_id, st->product_id) == 0 &&
+	       strcmp(c->reason, st->reason) == 0;
+}
+
+/* The summed row with the key of row @x (hash @h) among the @m summed so
+ * far: its index, or @m when the key is new, its slot and hash then taken
+ * for the row the caller puts at @m. Inline so that each caller's
+ * constant @same is called directly. */
+static inline size_t find_or_add(struct stat_sum *s, uint64_t h, size_t m,
+				 stat_same_fn *same, const void *x)
+{
+	uint32_t *slots = s->slots;
+	uint64_t *hashes = s->hashes;
+	size_t mask = s->mask, k = (size_t)h & mask;
+
+	for (; slots[k]; k = (k + 1) & mask) {
+		size_t at = slots[k] - 1;
+
+		if (hashes[at] == h && same(s, at, x))
+			return at;
+	}
+	hashes[m] = h;
+	slots[k] = (uint32_t)(m + 1);
+	return m;
+}
+
 int stat_sum_products(struct stat_sum *s, struct batch *const *bs, size_t n,
 		      size_t total, const struct batch_product_stat **rows,
 		      size_t *n_rows)
 {
-	size_t m = 0, mask;
+	size_t m = 0;
 	int r;
 
 	if ((r = begin(s, total)) < 0 ||
 	    (r = reserve(&s->prod, &s->cap_prod, total, sizeof(*s->prod))) < 0)
 		return r;
-	mask = s->mask;
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < bs[i]->product_stats.n; j++) {
 			const struct batch_product_stat *st =
 				&bs[i]->product_stats.v[j];
 			uint64_t h =
 				key_hash(st->bucket_ms, st->product_id, NULL);
-			size_t k = (size_t)h & mask;
-			struct batch_product_stat *sum = NULL;
+			size_t at = find_or_add(s, h, m, same_product, st);
+			struct batch_product_stat *sum = &s->prod[at];
 
-			for (; s->slots[k]; k = (k + 1) & mask) {
-				size_t at = s->slots[k] - 1;
-				struct batch_product_stat *c = &s->prod[at];
-				if (s->hashes[at] == h &&
-				    c->bucket_ms == st->bucket_ms &&
-				    strcmp(c->product_id, st->product_id) ==
-					    0) {
-					sum = c;
-					break;
-				}
-			}
-			if (!sum) {
-				s->hashes[m] = h;
-				s->prod[m] = *st;
-				s->slots[k] = (uint32_t)++m;
+			if (at == m) {
+				s->prod[m++] = *st;
 				continue;
 			}
 			sat_add(&sum->added_qty, st->added_qty);
@@ -165,41 +194,25 @@ int stat_sum_reasons(struct stat_sum *s, struct batch *const *bs, size_t n,
 		     size_t total, const struct batch_reason_stat **rows,
 		     size_t *n_rows)
 {
-	size_t m = 0, mask;
+	size_t m = 0;
 	int r;
 
 	if ((r = begin(s, total)) < 0 ||
 	    (r = reserve(&s->reas, &s->cap_reas, total, sizeof(*s->reas))) < 0)
 		return r;
-	mask = s->mask;
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < bs[i]->reason_stats.n; j++) {
 			const struct batch_reason_stat *st =
 				&bs[i]->reason_stats.v[j];
 			uint64_t h = key_hash(st->bucket_ms, st->product_id,
 					      st->reason);
-			size_t k = (size_t)h & mask;
-			struct batch_reason_stat *sum = NULL;
+			size_t at = find_or_add(s, h, m, same_reason, st);
 
-			for (; s->slots[k]; k = (k + 1) & mask) {
-				size_t at = s->slots[k] - 1;
-				struct batch_reason_stat *c = &s->reas[at];
-				if (s->hashes[at] == h &&
-				    c->bucket_ms == st->bucket_ms &&
-				    strcmp(c->product_id, st->product_id) ==
-					    0 &&
-				    strcmp(c->reason, st->reason) == 0) {
-					sum = c;
-					break;
-				}
-			}
-			if (!sum) {
-				s->hashes[m] = h;
-				s->reas[m] = *st;
-				s->slots[k] = (uint32_t)++m;
-				continue;
-			}
-			sat_add(&sum->removed_qty, st->removed_qty);
+			if (at == m)
+				s->reas[m++] = *st;
+			else
+				sat_add(&s->reas[at].removed_qty,
+					st->removed_qty);
 		}
 	}
 	*rows = s->reas;

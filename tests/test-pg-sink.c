@@ -792,6 +792,21 @@ static void test_aggregates_add_up(void)
 		    "SELECT removed_qty, pg_typeof(removed_qty) FROM "
 		    "remove_reasons_minute",
 		    "9223372036854775807|bigint");
+	/* Within one flush too: the appended row of a key saturates. */
+	add_product_stat(b, 1783468800000, "c", INT64_MAX / 100000000000LL);
+	add_product_stat(b, 1783468800000, "c", INT64_MAX / 100000000000LL);
+	add_reason_stat(b, 1783468800000, "c", "s", INT64_MAX - 1);
+	add_reason_stat(b, 1783468800000, "c", "s", 2);
+	b->next_offset = 104;
+	REQUIRE(flush1(fx.ps, b) == 0);
+	CHECK_QUERY(fx.conn,
+		    "SELECT added_qty, abandoned_value_cents FROM "
+		    "product_stats_minute_deltas WHERE product_id = 'c'",
+		    "184467440|9223372036854775807");
+	CHECK_QUERY(fx.conn,
+		    "SELECT removed_qty FROM remove_reasons_minute_deltas "
+		    "WHERE product_id = 'c'",
+		    "9223372036854775807");
 	batch_destroy(b);
 	fixture_fini(&fx);
 }
