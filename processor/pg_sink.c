@@ -658,8 +658,10 @@ static int copy_product_stats(struct pg_sink *ps, struct batch *const *bs,
 	size_t m;
 	int r = stat_sum_products(ps->sums, bs, n, total, &v, &m);
 
-	if (r < 0)
+	if (r < 0) {
+		pg_sink_set_err(ps, "out of memory summing product stats");
 		return r;
+	}
 	r = copy_begin_binary(ps, copy_product_stats_sql);
 	for (size_t i = 0; r == 0 && i < m; i++) {
 		pg_copy_bin_row(b, 8);
@@ -685,8 +687,10 @@ static int copy_reason_stats(struct pg_sink *ps, struct batch *const *bs,
 	size_t m;
 	int r = stat_sum_reasons(ps->sums, bs, n, total, &v, &m);
 
-	if (r < 0)
+	if (r < 0) {
+		pg_sink_set_err(ps, "out of memory summing reason stats");
 		return r;
+	}
 	r = copy_begin_binary(ps, copy_reason_stats_sql);
 	for (size_t i = 0; r == 0 && i < m; i++) {
 		pg_copy_bin_row(b, 4);
