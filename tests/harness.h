@@ -72,6 +72,16 @@ int harness_run(const struct harness_case *cases, size_t n, int argc,
 /* Monotonic milliseconds. */
 int64_t harness_now_ms(void);
 
+/* A pseudo-random number in [0, @n) from the xorshift64 state *@state
+ * (non-zero; seed it with a constant so that a failure repeats). @n > 0. */
+static inline uint64_t harness_rand(uint64_t *state, uint64_t n)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state % n;
+}
+
 /* Return the value of environment variable @name, or fail the test with a
  * message that says which variable is missing (no silent skips). */
 const char *harness_require_env(const char *name);

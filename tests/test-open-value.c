@@ -34,10 +34,7 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15u;
 
 static uint64_t rnd(uint64_t n)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state % n;
+	return harness_rand(&rng_state, n);
 }
 
 /* The entry of @pt's totals a session in @currency is counted in. */
