@@ -270,14 +270,17 @@ static void test_random_flushes(void)
 		struct batch_product_stat before[BATCHES][256];
 		for (int b = 0; b < BATCHES; b++) {
 			REQUIRE(bs[b]->product_stats.n <= 256);
-			memcpy(before[b], bs[b]->product_stats.v,
-			       bs[b]->product_stats.n * sizeof(before[b][0]));
+			if (bs[b]->product_stats.n) /* v may be NULL */
+				memcpy(before[b], bs[b]->product_stats.v,
+				       bs[b]->product_stats.n *
+					       sizeof(before[b][0]));
 		}
 		CHECK_INT_EQ(stat_sum_products(s, bs, BATCHES, np, &pv, &m), 0);
 		check_products(bs, np, pv, m);
 		CHECK(np == 0 || m >= 1);
 		for (int b = 0; b < BATCHES; b++)
-			CHECK(memcmp(before[b], bs[b]->product_stats.v,
+			CHECK(!bs[b]->product_stats.n ||
+			      memcmp(before[b], bs[b]->product_stats.v,
 				     bs[b]->product_stats.n *
 					     sizeof(before[b][0])) == 0);
 		CHECK_INT_EQ(stat_sum_reasons(s, bs, BATCHES, nr, &rv, &m), 0);
