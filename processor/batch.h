@@ -89,6 +89,17 @@ struct batch_reason_stat {
 	int64_t removed_qty;
 };
 
+/* Add @x to the per-minute counter *@sum, saturating at INT64_MAX: a
+ * minute's sums are bounded, never wrapped, however many maximal events a
+ * bot sends, in the partition (minute_stats.c), across a flush's
+ * partitions (stat_sum.c) and in the views over the appended rows. For
+ * non-negative @x. Can't fail. */
+static inline void batch_stat_add(int64_t *sum, int64_t x)
+{
+	if (__builtin_add_overflow(*sum, x, sum))
+		*sum = INT64_MAX;
+}
+
 #define BATCH_VEC(type, name)                                                  \
 	struct {                                                               \
 		type *v;                                                       \

@@ -78,24 +78,15 @@ static int64_t minute_of(int64_t t)
 	return m > t ? m - 60000 : m; /* floor for times before 1970 */
 }
 
-/* Add a non-negative @x, saturating: a minute's sums are bounded, never
- * wrapped, however many maximal events a bot sends (the sink saturates
- * the same way when it adds them to the stored rows). */
-static void stat_sum(int64_t *sum, int64_t x)
-{
-	if (__builtin_add_overflow(*sum, x, sum))
-		*sum = INT64_MAX;
-}
-
 int minute_stats_add(struct minute_stats *m, int64_t at_ms, uint32_t product,
 		     enum stat_field qf, int64_t qty, int vf, int64_t value)
 {
 	struct stat_entry *s = stats_get(m, minute_of(at_ms), product, 0);
 	if (!s)
 		return -ENOMEM;
-	stat_sum(&s->v[qf], qty);
+	batch_stat_add(&s->v[qf], qty);
 	if (vf >= 0)
-		stat_sum(&s->v[vf], value);
+		batch_stat_add(&s->v[vf], value);
 	return 0;
 }
 
@@ -106,7 +97,7 @@ int minute_stats_add_reason(struct minute_stats *m, int64_t at_ms,
 		stats_get(m, minute_of(at_ms), product, reason + 1);
 	if (!s)
 		return -ENOMEM;
-	stat_sum(&s->v[0], qty);
+	batch_stat_add(&s->v[0], qty);
 	return 0;
 }
 

@@ -53,12 +53,6 @@ void stat_sum_free(struct stat_sum *s)
 	free(s);
 }
 
-static void sat_add(int64_t *sum, int64_t x)
-{
-	if (__builtin_add_overflow(*sum, x, sum))
-		*sum = INT64_MAX;
-}
-
 /* Grow *@p (of *@cap elements of @size bytes) to at least @n. */
 static int reserve(void *p, size_t *cap, size_t n, size_t size)
 {
@@ -175,14 +169,14 @@ int stat_sum_products(struct stat_sum *s, struct batch *const *bs, size_t n,
 				s->prod[m++] = *st;
 				continue;
 			}
-			sat_add(&sum->added_qty, st->added_qty);
-			sat_add(&sum->removed_qty, st->removed_qty);
-			sat_add(&sum->purchased_qty, st->purchased_qty);
-			sat_add(&sum->purchased_value_cents,
-				st->purchased_value_cents);
-			sat_add(&sum->abandoned_qty, st->abandoned_qty);
-			sat_add(&sum->abandoned_value_cents,
-				st->abandoned_value_cents);
+			batch_stat_add(&sum->added_qty, st->added_qty);
+			batch_stat_add(&sum->removed_qty, st->removed_qty);
+			batch_stat_add(&sum->purchased_qty, st->purchased_qty);
+			batch_stat_add(&sum->purchased_value_cents,
+				       st->purchased_value_cents);
+			batch_stat_add(&sum->abandoned_qty, st->abandoned_qty);
+			batch_stat_add(&sum->abandoned_value_cents,
+				       st->abandoned_value_cents);
 		}
 	}
 	*rows = s->prod;
@@ -211,8 +205,8 @@ int stat_sum_reasons(struct stat_sum *s, struct batch *const *bs, size_t n,
 			if (at == m)
 				s->reas[m++] = *st;
 			else
-				sat_add(&s->reas[at].removed_qty,
-					st->removed_qty);
+				batch_stat_add(&s->reas[at].removed_qty,
+					       st->removed_qty);
 		}
 	}
 	*rows = s->reas;
