@@ -17,9 +17,11 @@
 #              CHECK constraint, SQLSTATE 23514): only that partition is
 #              quarantined, the others finish; once the constraint is
 #              dropped, a restart takes it again and finishes too
-#   dlqfail    as dlq, with the bad records first and the (embedded)
-#              broker failing the first produce requests: the dead letters
-#              and abandonments must be produced again, not lost
+#   dlqfail    as dlq, with the (embedded) broker failing the first
+#              produce requests twice: of a processor that has read only
+#              the bad records (its dead letters), then of a restarted one
+#              that reads the traffic (its abandonments); both must be
+#              produced again, not lost
 #   gap        (embedded) records the processor has not read leave the log
 #              (the broker trims it) while it is stopped: the gap must be
 #              detected, counted and shown, and consumption go on (no
@@ -125,9 +127,11 @@ bad_records() {
 	printf '\xc3\x01\x01\x02\x03\x04\x05\x06\x07\x08rest' | kcat -P -b "$bs" -t cart-events -k user_2
 	printf '\xc3\x01' | kcat -P -b "$bs" -t cart-events -k user_3
 }
-# dlqfail: the dead letters are the processor's first records to produce.
+# dlqfail: the dead letters are the processor's first records to produce,
+# alone (the simulated traffic goes in once they are delivered).
 [ "$mode" = dlqfail ] && bad_records
 case $mode in
+dlqfail) ;;
 crash|rebalance|pgrestart|kafkadown|pgrewind|revoke|diskfull|commitlost|pgdown-rebalance|pgdown-take)
 	proc_args+=(--idle-timeout 3s)
 	"$producer" "${producer_args[@]}" --rate "${CARTWATCH_E2E_RATE:-2500}" \
@@ -170,19 +174,38 @@ done_cond() {
 
 case $mode in
 plain|dlq|dlqfail)
-	if [ "$mode" = dlqfail ]; then
-		# The first produce requests (dead letters, then abandonments)
-		# fail with a permanent error.
-		kill -HUP "${CARTWATCH_DEVBROKER_PID:?dlqfail needs the embedded broker}"
-		wait_until 10 "the fault armed" grep -q "produce requests will fail" "$work/devbroker.log"
-	fi
 	port=$("$src/tests/lib/free-port")
 	proc_args+=(--metrics-addr "127.0.0.1:$port")
 	url=http://127.0.0.1:$port
+	p1_events=$total
+	if [ "$mode" = dlqfail ]; then
+		# The broker fails the next produce requests with a permanent
+		# error, twice, each time with the processor its only producer,
+		# so that whichever request comes first fails: first the dead
+		# letters of a processor that has read nothing else; then, once
+		# they are delivered (the faults used up), the simulated traffic
+		# goes in and a restarted processor's abandonments fail.
+		devbroker=${CARTWATCH_DEVBROKER_PID:?dlqfail needs the embedded broker}
+		kill -HUP "$devbroker"
+		wait_until 10 "the fault armed" grep -q "produce requests will fail" "$work/devbroker.log"
+		start_processor p1
+		wait_until 60 "a dead letter refused" grep -q "dead letter not delivered" "$work/proc-p1.log"
+		dead_letters() { [ "$(kcat -C -b "$bs" -t cart-events-dlq -e -q -f '.\n' | wc -l)" = 3 ]; }
+		wait_until 60 "the dead letters delivered" dead_letters
+		wait_until 30 "their offsets committed" sql_is "SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM cw_partitions" 3
+		stop_processor p1
+		"$producer" "${producer_args[@]}" --rate 0 >/dev/null 2>"$work/producer.log" ||
+			{ cat "$work/producer.log" >&2; fail "producer failed"; }
+		kill -HUP "$devbroker"
+		armed_twice() { [ "$(grep -c "produce requests will fail" "$work/devbroker.log")" = 2 ]; }
+		wait_until 10 "the fault armed again" armed_twice
+		: >"$work/proc-p1.log"
+		p1_events=$events
+	fi
 	start_processor p1
 	wait_until 120 "all events processed" done_cond
 	# The processor reports itself for dashboards.
-	wait_until 10 "processor_status of p1" sql_is "SELECT events_total FROM processor_status WHERE instance = 'p1'" "$total"
+	wait_until 10 "processor_status of p1" sql_is "SELECT events_total FROM processor_status WHERE instance = 'p1'" "$p1_events"
 	[ "$(sql "SELECT count(*) > 0 FROM processor_status_history WHERE instance = 'p1'")" = t ] || fail "no processor_status_history"
 	# Every abandonment in PostgreSQL was timed once from its detection
 	# to its commit, and once to the broker's acknowledgement (dlqfail:
@@ -614,8 +637,8 @@ wait_until 30 "all abandonments published" sql_is "SELECT count(*) FROM cw_outbo
 "$here/abandonment_topic.py" "$bs" cart-abandonments "$src/schemas/cart_abandonment.avsc" "$work/expected.json" ||
 	fail "the cart-abandonments topic does not match"
 if [ "$mode" = dlqfail ]; then
-	grep -q "dead letter not delivered" "$work/proc-p1.log" ||
-		fail "no dead letter delivery failed; the test proved nothing"
+	grep -q "abandonment not published" "$work/proc-p1.log" ||
+		fail "no abandonment publication failed; the test proved nothing"
 fi
 if [ "$mode" = dlq ] || [ "$mode" = dlqfail ]; then
 	n=$(kcat -C -b "$bs" -t cart-events-dlq -e -q -f '%h\n' | grep -c "cartwatch.error=" || true)
