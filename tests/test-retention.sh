@@ -7,9 +7,10 @@
 #     both schemes, future-dated ones, recoveries, stats, status history),
 #     then the migrations up to 009 by psql; the processor applies 010,
 #     011 (items into arrays on cart_abandonments, abandoned_items a view),
-#     012 and 013. Every table (cart_abandonments: its pre-011 columns) and
+#     012, 013 and 014. Every table (cart_abandonments: its pre-011 columns) and
 #     the abandoned_items view hold the same rows and every view answers
-#     the same; 013's index is gone and its fillfactor on every partition.
+#     the same; 013's index is gone and its fillfactor on every partition,
+#     014's per-user indexes are gone.
 #  2. Retention while flushing: day partitions 1..10 days old with a row
 #     each, rows in the default partitions 20 days old and 30 days ahead.
 #     A report holds cart_abandonments (ACCESS SHARE, through the
@@ -131,7 +132,7 @@ start_processor m006 "$work/p1.log"
 wait_until 60 "010 applied and partitions created ahead" \
 	grep -q 'msg="partition created" table=processor_status_history' "$work/p1.log"
 stop_processor "$work/p1.log"
-for v in 10 11 12 13; do
+for v in 10 11 12 13 14; do
 	grep -q "msg=\"schema migration applied\" version=$v " "$work/p1.log" || fail "0$v not applied by the processor"
 done
 after=$(snapshot m006)
@@ -183,7 +184,12 @@ ff=$(sqld m006 "SELECT count(*) FILTER (WHERE c.reloptions @> '{fillfactor=90}')
   WHERE i.inhparent = 'cart_abandonments'::regclass")
 read -r ff_n ff_days <<<"$ff"
 [ "${ff_n%/*}" = "${ff_n#*/}" ] && [ "$ff_days" -ge 1 ] || fail "cart_abandonments partitions with fillfactor 90, total, day ones: $ff"
-log "ok: 006 -> 013 in place, $(echo "$after" | wc -l) tables and views unchanged"
+# 014: no per-user index on any partition (the snapshot above compared
+# report_abandonment_outcomes' answers before and after it).
+idx=$(sqld m006 "SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%(user_id%'
+  AND tablename ~ '^cart_(abandonments|conversions)'")
+[ "$idx" = 0 ] || fail "014: $idx per-user indexes left on cart_abandonments or cart_conversions"
+log "ok: 006 -> 014 in place, $(echo "$after" | wc -l) tables and views unchanged"
 
 # ---- 2. retention while flushing ---------------------------------------
 migrate "$PGDATABASE" 1 999
