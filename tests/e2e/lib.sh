@@ -12,8 +12,9 @@ fail() { echo "$test_name: FAIL: $*" >&2; exit 1; }
 log() { echo "$test_name: $*" >&2; }
 
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-# Offsets committed to PostgreSQL over every partition.
-committed() { sql "SELECT coalesce(sum(next_offset), 0) FROM cw_partitions" 2>/dev/null || echo 0; }
+# Offsets committed to PostgreSQL over every partition (a partition
+# claimed before any of its records was read holds -1: it counts 0).
+committed() { sql "SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM cw_partitions" 2>/dev/null || echo 0; }
 committed_is() { [ "$(committed)" = "$1" ]; }
 committed_at_least() { [ "$(committed)" -ge "$1" ]; }
 # One sample of the processor's /metrics at $url.
