@@ -81,6 +81,11 @@ struct daemon {
 	struct batch **flush_batches[FLUSH_CONNECTIONS];
 	size_t cap_flush_batches[FLUSH_CONNECTIONS];
 	size_t flush_partitions[FLUSH_CONNECTIONS];
+	/* Per connection, of the flush in flight: when it was sealed and
+	 * when its oldest abandonment was found (0: none), for the debug
+	 * log of every flush. */
+	walltime_t flush_sealed_ms[FLUSH_CONNECTIONS];
+	walltime_t flush_oldest_ms[FLUSH_CONNECTIONS];
 	/* Per connection: its last flush failed and waits for a retry. */
 	bool flush_failed[FLUSH_CONNECTIONS];
 	/* Per connection: when its batches are sealed at the latest (the
@@ -1004,6 +1009,7 @@ static void after_commit(struct daemon *d, int fk, int64_t committed_ms)
 static int flush_submit(struct daemon *d, int fk)
 {
 	size_t n = 0;
+	walltime_t oldest = 0;
 	int r;
 
 	if (flusher_busy(d->flushers[fk]))
@@ -1040,8 +1046,14 @@ static int flush_submit(struct daemon *d, int fk)
 		if ((r = partition_prepare_flush(pt)) < 0)
 			return r;
 		d->flush_batches[fk][n++] = pt->sealed;
+		if (pt->sealed->abandonments.n &&
+		    (!oldest ||
+		     pt->sealed->abandonments.v[0].detected_ms < oldest))
+			oldest = pt->sealed->abandonments.v[0].detected_ms;
 	}
 	d->flush_partitions[fk] = n;
+	d->flush_sealed_ms[fk] = cw_mono_ms();
+	d->flush_oldest_ms[fk] = oldest;
 	return n ? flusher_submit(d->flushers[fk], d->flush_batches[fk], n) : 0;
 }
 
@@ -1142,9 +1154,17 @@ static int flush_result(struct daemon *d, const struct flusher_result *res,
 		metrics_flush_observe(d->snap, (double)res->ms / 1000.0);
 		after_commit(d, fk, res->done_ms);
 		write_status(d, (double)res->ms, final);
-		if (final || res->ms > 1000)
-			cw_info("flushed", "partitions=%zu ms=%" PRId64,
-				d->flush_partitions[fk], res->ms);
+		/* Every flush at debug level: where an abandonment's commit
+		 * latency went (waiting for the seal, or the flush itself). */
+		walltime_t oldest = d->flush_oldest_ms[fk];
+		cw_log(final || res->ms > 1000 ? CW_LOG_INFO : CW_LOG_DEBUG,
+		       "flushed",
+		       "connection=%d partitions=%zu ms=%" PRId64
+		       " oldest_abandonment_sealed_after_ms=%" PRId64
+		       " oldest_abandonment_committed_after_ms=%" PRId64,
+		       fk, d->flush_partitions[fk], res->ms,
+		       oldest ? d->flush_sealed_ms[fk] - oldest : 0,
+		       oldest ? res->done_ms - oldest : 0);
 		return 0;
 	}
 	if (res->r == -ESTALE && res->fenced >= 0) {
