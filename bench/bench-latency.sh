@@ -87,9 +87,11 @@ sleep "$warmup"
 kill -0 "$prod_pid" 2>/dev/null || { tail "$work/producer.log" >&2; die "producer exited during the warm-up"; }
 t0=$EPOCHREALTIME
 scrape "$work/m0"
+cpu_p0=$(cpu_of "$proc_pid") cpu_pg0=$(pg_cpu_now)
 sleep "$duration"
 t1=$EPOCHREALTIME
 scrape "$work/m1"
+cpu_p1=$(cpu_of "$proc_pid") cpu_pg1=$(pg_cpu_now)
 kill -0 "$prod_pid" 2>/dev/null || { tail "$work/producer.log" >&2; die "producer exited before the window ended"; }
 wait "$prod_pid" || { tail "$work/producer.log" >&2; die "producer failed"; }
 prod_pid=
@@ -153,6 +155,10 @@ echo "producer: $(grep -o 'events_per_s=[0-9]*' "$work/producer.log" | tail -n 1
 echo "RESULT commit  abandonments=$c_n p50=${c_p50}s p99=${c_p99}s mean=${c_mean}s (detection -> flush committed)"
 echo "RESULT publish abandonments=$p_n p50=${p_p50}s p99=${p_p99}s mean=${p_mean}s (detection -> delivery report)"
 echo "RESULT flush   flushes=$f_n p50=${f_p50}s p99=${f_p99}s mean=${f_mean}s (seal -> commit, the tail of the latency)"
+# What the latency costs: CPU in the window, per 1M events consumed.
+awk -v p0="$cpu_p0" -v p1="$cpu_p1" -v g0="$cpu_pg0" -v g1="$cpu_pg1" -v ev="$ev" 'BEGIN {
+	printf "RESULT cpu     processor=%.1fs postgresql=%.1fs in the window; per 1M events: processor %.2f s, PostgreSQL %.2f s\n",
+		p1 - p0, g1 - g0, ev ? (p1 - p0) * 1e6 / ev : 0, ev ? (g1 - g0) * 1e6 / ev : 0 }'
 
 # The run proves something only if the input held and the processor kept up.
 awk -v e="$eps" -v r="$rate" 'BEGIN { exit !(e >= 0.95 * r) }' ||

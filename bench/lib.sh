@@ -224,3 +224,16 @@ cpu_with_reaped() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15 + $16 + $17
 
 # postmaster_pid: prints the pid of start_pg's PostgreSQL.
 postmaster_pid() { head -n 1 "$work/pg/data/postmaster.pid"; }
+
+# pg_cpu_now: the CPU seconds start_pg's PostgreSQL has used so far, its
+# live backends and workers included (cpu_with_reaped counts only those
+# that exited): the difference of two samples is what it used between.
+pg_cpu_now() {
+	local pm c sum
+	pm=$(postmaster_pid)
+	sum=$(cpu_with_reaped "$pm")
+	for c in $(pgrep -P "$pm"); do
+		sum=$(awk -v a="$sum" -v b="$(cpu_of "$c")" 'BEGIN {print a + b}')
+	done
+	echo "$sum"
+}

@@ -40,8 +40,10 @@ static const struct cw_opt processor_opts[] = {
 	 false},
 	{"flush-interval", 0, CW_OPT_DURATION, OPT(flush_interval_ms), "1s",
 	 NULL,
-	 "How often results and offsets commit to PostgreSQL; sooner while "
-	 "an abandonment would otherwise take longer than this to commit",
+	 "How often results and offsets commit to PostgreSQL; sooner when "
+	 "everything read is processed (after a quarter of it at the "
+	 "least) and while an abandonment would otherwise take longer than "
+	 "this to commit",
 	 false},
 	{"cart-ttl", 0, CW_OPT_DURATION, OPT(cart_ttl_ms), "7d", NULL,
 	 "Carts untouched this long (event time) are dropped", false},

@@ -86,6 +86,10 @@ struct daemon {
 	 * log of every flush. */
 	walltime_t flush_sealed_ms[FLUSH_CONNECTIONS];
 	walltime_t flush_oldest_ms[FLUSH_CONNECTIONS];
+	/* Why it was sealed: "interval", "retry", "abandonment" (see
+	 * abandonment_due()), "caught_up" (caught_up_due()) or "drain" (a
+	 * rebalance or the stop, flush()). */
+	const char *flush_why[FLUSH_CONNECTIONS];
 	/* Per connection: its last flush failed and waits for a retry. */
 	bool flush_failed[FLUSH_CONNECTIONS];
 	/* Per connection: when its batches are sealed at the latest (the
@@ -1159,10 +1163,11 @@ static int flush_result(struct daemon *d, const struct flusher_result *res,
 		walltime_t oldest = d->flush_oldest_ms[fk];
 		cw_log(final || res->ms > 1000 ? CW_LOG_INFO : CW_LOG_DEBUG,
 		       "flushed",
-		       "connection=%d partitions=%zu ms=%" PRId64
+		       "connection=%d sealed=%s partitions=%zu ms=%" PRId64
 		       " oldest_abandonment_sealed_after_ms=%" PRId64
 		       " oldest_abandonment_committed_after_ms=%" PRId64,
-		       fk, d->flush_partitions[fk], res->ms,
+		       fk, d->flush_why[fk] ? d->flush_why[fk] : "drain",
+		       d->flush_partitions[fk], res->ms,
 		       oldest ? d->flush_sealed_ms[fk] - oldest : 0,
 		       oldest ? res->done_ms - oldest : 0);
 		return 0;
@@ -1220,6 +1225,7 @@ static int flush(struct daemon *d, bool final)
 		for (int attempt = 0;; attempt++) {
 			if (attempt == 10)
 				return -EAGAIN;
+			d->flush_why[fk] = "drain";
 			if ((r = flush_submit(d, fk)) < 0)
 				return r;
 			if (flusher_collect(d->flushers[fk], true, &res) == 0)
@@ -1306,6 +1312,34 @@ static bool abandonment_due(const struct daemon *d, int fk, walltime_t now)
 	return oldest != INT64_MAX && now - oldest >= wait;
 }
 
+/* Whether connection @fk should seal now because its partitions have
+ * caught up: each has read to the end of its log (nothing more waits in
+ * Kafka), one of them has something to commit, and a quarter of the
+ * interval has passed since the connection's last seal. Waiting for the
+ * interval would only delay results: no further record of these
+ * partitions would join the batch meanwhile. The quarter bounds the
+ * transactions of a connection whose partitions trickle (at most four
+ * per interval); input that keeps arriving never looks caught up for
+ * long, and batches stay as large as before. Poll thread. */
+static bool caught_up_due(const struct daemon *d, int fk, walltime_t now)
+{
+	int64_t interval = d->cfg->flush_interval_ms;
+	bool pending = false;
+
+	if (now < d->next_flush[fk] - interval + interval / 4)
+		return false;
+	for (int32_t i = fk; i < d->n_parts; i += FLUSH_CONNECTIONS) {
+		const struct partition *pt = d->parts[i];
+		if (!pt || pt->sealed || pt->watermark_ahead)
+			continue;
+		if (!pt->at_eof)
+			return false;
+		if (batch_records(pt->batch) || pt->n_dirty)
+			pending = true;
+	}
+	return pending;
+}
+
 static int housekeeping(struct daemon *d, walltime_t now)
 {
 	int r;
@@ -1360,8 +1394,16 @@ static int housekeeping(struct daemon *d, walltime_t now)
 		if (flusher_busy(d->flushers[fk]))
 			continue;
 		/* A failed flush waits for its retry time. */
-		if (now < d->next_flush[fk] &&
-		    (d->flush_failed[fk] || !abandonment_due(d, fk, now)))
+		if (now >= d->next_flush[fk])
+			d->flush_why[fk] =
+				d->flush_failed[fk] ? "retry" : "interval";
+		else if (d->flush_failed[fk])
+			continue;
+		else if (abandonment_due(d, fk, now))
+			d->flush_why[fk] = "abandonment";
+		else if (caught_up_due(d, fk, now))
+			d->flush_why[fk] = "caught_up";
+		else
 			continue;
 		if ((r = flush_submit(d, fk)) < 0)
 			return r;
