@@ -1007,6 +1007,22 @@ static void after_commit(struct daemon *d, int fk, int64_t committed_ms)
 	rd_kafka_topic_partition_list_destroy(offsets);
 }
 
+/* Whether flush_submit() takes partition @i when its connection flushes:
+ * a batch sealed earlier is retried as it is; an open batch is sealed,
+ * unless the partition is held (watermark ahead: it writes nothing, not
+ * even the mark that its watermark was checked) or a dead letter of it
+ * waits for the broker's acknowledgement (the batch must not commit
+ * offsets past it; it is sealed at a later round). The early-seal rules
+ * (abandonment_due(), caught_up_due()) ask it too, so that they only
+ * count what a seal would take. Poll thread. */
+static bool flush_takes(const struct daemon *d, int32_t i)
+{
+	const struct partition *pt = d->parts[i];
+
+	return pt && !pt->watermark_ahead &&
+	       (pt->sealed || !outbox_dlq_pending(d->outbox, i));
+}
+
 /* Seal every partition's batch and hand them to the flush thread (first
  * deleting acknowledged outbox rows). Returns 0 (also when there was
  * nothing to flush: then no job is in flight) or -ENOMEM. */
@@ -1038,14 +1054,7 @@ static int flush_submit(struct daemon *d, int fk)
 	}
 	for (int32_t i = 0; i < d->n_parts; i++) {
 		struct partition *pt = d->parts[i];
-		/* A held partition writes nothing, not even the mark that
-		 * its watermark was checked. */
-		if (!pt || i % FLUSH_CONNECTIONS != fk || pt->watermark_ahead)
-			continue;
-		/* Not past a dead letter the broker has not acknowledged:
-		 * sealed at a later round (a batch sealed before it was
-		 * produced is retried as it is). */
-		if (!pt->sealed && outbox_dlq_pending(d->outbox, i))
+		if (i % FLUSH_CONNECTIONS != fk || !flush_takes(d, i))
 			continue;
 		if ((r = partition_prepare_flush(pt)) < 0)
 			return r;
@@ -1301,10 +1310,9 @@ static bool abandonment_due(const struct daemon *d, int fk, walltime_t now)
 		wait = interval / 2;
 	for (int32_t i = fk; i < d->n_parts; i += FLUSH_CONNECTIONS) {
 		const struct partition *pt = d->parts[i];
-		/* Partitions flush_submit() would not seal do not count. */
-		if (!pt || pt->sealed || pt->watermark_ahead ||
-		    !pt->batch->abandonments.n ||
-		    outbox_dlq_pending(d->outbox, i))
+		/* Only open batches that a seal would take count. */
+		if (!flush_takes(d, i) || pt->sealed ||
+		    !pt->batch->abandonments.n)
 			continue;
 		if (pt->batch->abandonments.v[0].detected_ms < oldest)
 			oldest = pt->batch->abandonments.v[0].detected_ms;
@@ -1330,7 +1338,8 @@ static bool caught_up_due(const struct daemon *d, int fk, walltime_t now)
 		return false;
 	for (int32_t i = fk; i < d->n_parts; i += FLUSH_CONNECTIONS) {
 		const struct partition *pt = d->parts[i];
-		if (!pt || pt->sealed || pt->watermark_ahead)
+		/* Only open batches that a seal would take count. */
+		if (!flush_takes(d, i) || pt->sealed)
 			continue;
 		if (!pt->at_eof)
 			return false;
