@@ -27,12 +27,18 @@ struct batch_arena {
 #define ARENA_BLOCK_MIN (64 * 1024)
 /* Bytes of blocks (the first one always included) kept by a reset. */
 #define ARENA_KEEP (1024 * 1024)
-/* A record vector whose capacity exceeds VEC_KEEP_MIN elements and
- * VEC_SHRINK_RATIO times what the batch used is released by a reset. */
-/* Bytes of state chunk capacity kept by a reset. */
-#define STATE_KEEP	 (1 << 20)
+/* A record vector whose capacity exceeds VEC_KEEP_MIN elements and was
+ * over VEC_SHRINK_RATIO times what the batch used at VEC_IDLE_RESETS resets
+ * in a row is released by the last of them: a one-off burst does not keep
+ * its peak, while a steady flow that varies from flush to flush does not
+ * regrow its vectors by realloc at every flush (that was ~2% of the
+ * processor's instructions in bench/README "processor CPU per event"). */
 #define VEC_KEEP_MIN	 4096
 #define VEC_SHRINK_RATIO 4
+#define VEC_IDLE_RESETS	 8
+/* Bytes of state chunk capacity kept by a reset in any case; more is kept
+ * under the same rule as the vectors. */
+#define STATE_KEEP (1 << 20)
 
 static void *arena_alloc(struct batch_arena *a, size_t len)
 {
@@ -135,20 +141,26 @@ void batch_destroy(struct batch *b)
 	free(b);
 }
 
-/* Empty a vector; release its storage when the capacity is far above what
- * was used (a one-off burst), so that the batch does not keep the peak. */
-static void vec_reset(void **v, size_t *n, size_t *cap)
+/* Empty a vector; release its storage once the capacity has been far
+ * above what was used for VEC_IDLE_RESETS resets in a row. */
+static void vec_reset(void **v, size_t *n, size_t *cap, uint32_t *idle)
 {
 	if (*cap > VEC_KEEP_MIN && *cap > VEC_SHRINK_RATIO * *n) {
-		free(*v);
-		*v = NULL;
-		*cap = 0;
+		if (++*idle >= VEC_IDLE_RESETS) {
+			free(*v);
+			*v = NULL;
+			*cap = 0;
+			*idle = 0;
+		}
+	} else {
+		*idle = 0;
 	}
 	*n = 0;
 }
 
 #define BATCH_VEC_RESET(b, vec)                                                \
-	vec_reset((void **)&(b)->vec.v, &(b)->vec.n, &(b)->vec.cap)
+	vec_reset((void **)&(b)->vec.v, &(b)->vec.n, &(b)->vec.cap,            \
+		  &(b)->vec.idle)
 
 void batch_reset(struct batch *b)
 {
@@ -157,7 +169,16 @@ void batch_reset(struct batch *b)
 	BATCH_VEC_RESET(b, recoveries);
 	BATCH_VEC_RESET(b, product_stats);
 	BATCH_VEC_RESET(b, reason_stats);
-	pack_reset(&b->state, STATE_KEEP);
+	if (b->state.cap > STATE_KEEP &&
+	    b->state.cap > VEC_SHRINK_RATIO * b->state.len) {
+		if (++b->state_idle >= VEC_IDLE_RESETS) {
+			pack_reset(&b->state, STATE_KEEP);
+			b->state_idle = 0;
+		}
+	} else {
+		b->state_idle = 0;
+	}
+	pack_reset(&b->state, SIZE_MAX);
 	b->state_full = false;
 	arena_reset(b->arena);
 }

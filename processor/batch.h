@@ -105,6 +105,7 @@ static inline void batch_stat_add(int64_t *sum, int64_t x)
 		type *v;                                                       \
 		size_t n;                                                      \
 		size_t cap;                                                    \
+		uint32_t idle; /* resets in a row that used under 1/4 */       \
 	} name
 
 struct batch {
@@ -127,6 +128,7 @@ struct batch {
 	 * earlier chunks; it then reaches the sink even with 0 records. */
 	struct pack_buf state;
 	bool state_full;
+	uint32_t state_idle; /* as the vectors' idle, for state's capacity */
 
 	struct batch_arena *arena;
 };

@@ -761,6 +761,14 @@ static void test_ids(void)
 	struct batch *b;
 
 	REQUIRE(in && pt);
+	/* Known answers, from tests/e2e/oracle.py's derive_uuid (an
+	 * independent implementation of the documented derivation). */
+	ids_abandonment("user-000042", 11, INT64_C(1783500000123), want);
+	CHECK_STR_EQ(want, "019f40e2-4b7b-8b17-8e6d-1860576cb313");
+	ids_conversion("u-7", 3, 123456, INT64_C(1783500000999), want);
+	CHECK_STR_EQ(want, "019f40e2-4ee7-8070-b10a-5684baffae7e");
+	ids_abandonment_v1("u", 1, t0, want);
+	CHECK_STR_EQ(want, "063139cc-a479-86cc-a872-22000dada123");
 	/* Version 1: recoverable, last event and session start t0,
 	 * abandoned at t0 + T, USD, no reason, p1 x1 at 100. */
 	*p++ = 1;
@@ -811,6 +819,50 @@ static void test_ids(void)
 
 	partition_destroy(pt);
 	intern_destroy(in);
+}
+
+/* batch_reset() keeps a vector's and the state buffer's capacity through
+ * flushes that use a varying part of it, and releases it only after
+ * eight resets in a row that used under a quarter. */
+static void test_batch_reuse(void)
+{
+	static uint8_t blob[4096];
+	struct batch *b = batch_new(0);
+	size_t cap, scap;
+
+	REQUIRE(b);
+	for (int i = 0; i < 20000; i++)
+		REQUIRE(batch_add_abandonment(b));
+	for (int i = 0; i < 600; i++)
+		REQUIRE(pack_put(&b->state, "k", 1, blob, sizeof(blob)) == 0);
+	cap = b->abandonments.cap;
+	scap = b->state.cap;
+	CHECK(cap >= 20000 && scap > (1 << 20));
+	for (int round = 0; round < 7; round++) {
+		batch_reset(b);
+		CHECK_INT_EQ(b->abandonments.n, 0);
+		CHECK_INT_EQ(b->state.len, 0);
+		CHECK(b->abandonments.cap == cap && b->state.cap == scap);
+		REQUIRE(batch_add_abandonment(b));
+		REQUIRE(pack_put(&b->state, "k", 1, blob, 8) == 0);
+	}
+	/* A flush that uses a quarter or more starts the count again. */
+	for (size_t i = b->abandonments.n; i < cap / 4 + 1; i++)
+		REQUIRE(batch_add_abandonment(b));
+	for (size_t i = 0; i < scap / 4 / sizeof(blob) + 1; i++)
+		REQUIRE(pack_put(&b->state, "k", 1, blob, sizeof(blob)) == 0);
+	batch_reset(b);
+	for (int round = 0; round < 7; round++) {
+		batch_reset(b);
+		CHECK(b->abandonments.cap == cap && b->state.cap == scap);
+	}
+	/* The eighth small one in a row releases. */
+	batch_reset(b);
+	CHECK_INT_EQ(b->abandonments.cap, 0);
+	CHECK(b->state.cap <= (1 << 20));
+	REQUIRE(batch_add_abandonment(b));
+	CHECK_INT_EQ(b->abandonments.n, 1);
+	batch_destroy(b);
 }
 
 static void test_pack(void)
@@ -1194,6 +1246,7 @@ int main(int argc, char **argv)
 		{"restore_replace_delete", test_restore_replace_delete},
 		{"compaction", test_compaction},
 		{"pack", test_pack},
+		{"batch_reuse", test_batch_reuse},
 		{"ids", test_ids},
 		{"guards", test_guards},
 		{"watermark_repair", test_watermark_repair},
