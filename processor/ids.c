@@ -24,16 +24,26 @@
 static void derive_uuid(uint64_t seed, const char *s, size_t len, int64_t n,
 			int64_t time_ms, char out[37])
 {
-	uint8_t nb[8], bytes[16];
 	static const char hex[] = "0123456789abcdef";
-	uint64_t hi, lo;
+	/* Where each byte's two digits go in 8-4-4-4-12. */
+	static const uint8_t at[16] = {0,  2,  4,  6,  9,  11, 14, 16,
+				       19, 21, 24, 26, 28, 30, 32, 34};
+	uint64_t hi = HASH64_FNV_OFFSET ^ seed,
+		 lo = 0x84222325cbf29ce4ULL ^ seed;
+	uint8_t bytes[16];
 
-	for (int i = 0; i < 8; i++)
-		nb[i] = (uint8_t)((uint64_t)n >> (8 * i));
-	hi = hash64_mix(hash64_fnv1a(
-		hash64_fnv1a(HASH64_FNV_OFFSET ^ seed, s, len), nb, 8));
-	lo = hash64_mix(hash64_fnv1a(
-		hash64_fnv1a(0x84222325cbf29ce4ULL ^ seed, s, len), nb, 8));
+	/* Both FNV-1a hashes in one pass over @s, then over @n. */
+	for (size_t i = 0; i < len; i++) {
+		hi = (hi ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+		lo = (lo ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+	}
+	for (int i = 0; i < 8; i++) {
+		uint8_t b = (uint8_t)((uint64_t)n >> (8 * i));
+		hi = (hi ^ b) * 0x100000001b3ULL;
+		lo = (lo ^ b) * 0x100000001b3ULL;
+	}
+	hi = hash64_mix(hi);
+	lo = hash64_mix(lo);
 	for (int i = 0; i < 8; i++) {
 		bytes[i] = (uint8_t)(hi >> (56 - 8 * i));
 		bytes[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
@@ -43,12 +53,11 @@ static void derive_uuid(uint64_t seed, const char *s, size_t len, int64_t n,
 	if (time_ms != IDS_NO_TIME)
 		for (int i = 0; i < 6; i++)
 			bytes[i] = (uint8_t)((uint64_t)time_ms >> (40 - 8 * i));
-	for (int i = 0, o = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		out[o++] = hex[bytes[i] >> 4];
-		out[o++] = hex[bytes[i] & 15];
+	for (int i = 0; i < 16; i++) {
+		out[at[i]] = hex[bytes[i] >> 4];
+		out[at[i] + 1] = hex[bytes[i] & 15];
 	}
+	out[8] = out[13] = out[18] = out[23] = '-';
 	out[36] = '\0';
 }
 

@@ -114,24 +114,24 @@ static int hexval(unsigned char c)
 
 int pg_copy_parse_uuid(const char *s, uint8_t u[16])
 {
-	size_t i = 0, k = 0;
+	/* Where each byte's two digits start in 8-4-4-4-12. */
+	static const uint8_t at[16] = {0,  2,  4,  6,  9,  11, 14, 16,
+				       19, 21, 24, 26, 28, 30, 32, 34};
 
-	for (; s[i] && k < 16; i++) {
+	for (int k = 0; k < 16; k++) {
 		int hi, lo;
 
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				break;
-			continue;
-		}
-		hi = hexval((unsigned char)s[i]);
-		lo = hi < 0 ? -1 : hexval((unsigned char)s[i + 1]);
-		if (lo < 0)
-			break;
-		u[k++] = (uint8_t)(hi << 4 | lo);
-		i++;
+		/* The dash before bytes 4, 6, 8 and 10; checked before the
+		 * digits after it, so a short string stops at its NUL. */
+		if ((k == 4 || k == 6 || k == 8 || k == 10) &&
+		    s[at[k] - 1] != '-')
+			return -EINVAL;
+		if ((hi = hexval((unsigned char)s[at[k]])) < 0 ||
+		    (lo = hexval((unsigned char)s[at[k] + 1])) < 0)
+			return -EINVAL;
+		u[k] = (uint8_t)(hi << 4 | lo);
 	}
-	return k != 16 || s[i] ? -EINVAL : 0;
+	return s[36] ? -EINVAL : 0;
 }
 
 int pg_copy_bin_uuid(struct pg_buf *b, const char *s)

@@ -28,6 +28,7 @@
 #include "harness.h"
 #include "migrate.h"
 #include "pack.h"
+#include "pg_copy.h"
 #include "pg_sink.h"
 
 /* ---- database helpers --------------------------------------------------- */
@@ -2026,6 +2027,47 @@ static void test_new_rejects_bad_conninfo(void)
 	CHECK(pg_sink_new(NULL, "", errstr, sizeof(errstr)) == NULL);
 }
 
+/* pg_copy_parse_uuid(): the 8-4-4-4-12 text form in either case, and
+ * nothing else (short, long, misplaced or missing dashes, non-hex). */
+static void test_parse_uuid(void)
+{
+	static const char *bad[] = {
+		"",
+		"019f40e2",
+		"019f40e2-4b7b-8b17-8e6d-1860576cb31",
+		"019f40e2-4b7b-8b17-8e6d-1860576cb3133",
+		"019f40e2x4b7b-8b17-8e6d-1860576cb313",
+		"019f40e2-4b7b-8b17-8e6d1-860576cb313",
+		"019f40e2-4b7b-8b17-8e6d-1860576cb31g",
+		"019f40e24b7b8b178e6d1860576cb313",
+		"019f40e2-4b7b-8b17-8e6d-",
+	};
+	static const uint8_t want[16] = {0x01, 0x9f, 0x40, 0xe2, 0x4b, 0x7b,
+					 0x8b, 0x17, 0x8e, 0x6d, 0x18, 0x60,
+					 0x57, 0x6c, 0xb3, 0x13};
+	uint8_t u[16];
+
+	CHECK_INT_EQ(
+		pg_copy_parse_uuid("019f40e2-4b7b-8b17-8e6d-1860576cb313", u),
+		0);
+	CHECK(memcmp(u, want, 16) == 0);
+	CHECK_INT_EQ(
+		pg_copy_parse_uuid("019F40E2-4B7B-8B17-8E6D-1860576CB313", u),
+		0);
+	CHECK(memcmp(u, want, 16) == 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		/* A copy of exactly its length, so a read past the NUL is
+		 * seen by the sanitizers and valgrind. */
+		char *s = strdup(bad[i]);
+		REQUIRE(s);
+		if (pg_copy_parse_uuid(s, u) != -EINVAL) {
+			fprintf(stderr, "  accepted \"%s\"\n", bad[i]);
+			CHECK(0);
+		}
+		free(s);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct harness_case cases[] = {
@@ -2057,6 +2099,7 @@ int main(int argc, char **argv)
 		{"migrate_state_chunks", test_migrate_state_chunks},
 		{"outbox", test_outbox},
 		{"server_restart", test_server_restart},
+		{"parse_uuid", test_parse_uuid},
 	};
 	return harness_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
 }
