@@ -7,6 +7,10 @@
 #   N=1000000 USERS=200000 TRIALS=3 bench/bench-processor.sh
 #   BROKER=real bench/bench-processor.sh     (Apache Kafka, tests/kafka)
 #   PROFILE=callgrind|perf|none  PROFILE_N=100000
+#   PROFILE_FLUSH_INTERVAL=1s: the profiled processor's --flush-interval; a
+#     long one (20s) makes the number of flushes, and so the flush side's
+#     instructions, independent of how fast the machine was (to compare
+#     two builds' counts)
 #   PG_STATS=1: load pg_stat_statements and print the server time by statement
 #   BROKER=real PEER=kstreams: also the Kafka Streams peer (bench/peers/kstreams)
 #     KSTREAMS_STORE=rocksdb|memory (its session store), KSTREAMS_JAVA_OPTS
@@ -59,6 +63,7 @@ trials=${TRIALS:-3}
 broker=${BROKER:-embedded}
 profile=${PROFILE:-callgrind}
 profile_n=${PROFILE_N:-100000}
+flush_interval=1s
 pg_stats=${PG_STATS:-0}
 peer=${PEER:-none}
 kstreams_dir=$here/peers/kstreams
@@ -158,7 +163,7 @@ run_processor() {
 	pg0=$(cpu_with_reaped "$(postmaster_pid)") b0=$(cpu_with_reaped "${broker_pid:-0}")
 	t0=$(time_now)
 	PGDATABASE=$db "$@" "$processor" -b "$bs" -t "$topic" --group "$group" \
-		--idle-timeout 1h --flush-interval 1s 2>"$log" &
+		--idle-timeout 1h --flush-interval "$flush_interval" 2>"$log" &
 	proc_pid=$!
 	# Wait for the first assignment (migrations are applied by then).
 	deadline=$((SECONDS + 300))
@@ -342,6 +347,7 @@ topic=$ptopic partitions=$pparts n=$profile_n
 [ "$(topic_offsets -1)" = "$n" ] || die "profile topic: want $n messages"
 [ "$(topic_offsets -2)" = 0 ] || die "profile topic lost messages: lower PROFILE_N"
 set +o pipefail # head closes the pipes early
+flush_interval=${PROFILE_FLUSH_INTERVAL:-1s}
 case $profile in
 callgrind)
 	run_processor profile "bench-profile-$$" valgrind --tool=callgrind \
