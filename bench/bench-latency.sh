@@ -88,10 +88,12 @@ kill -0 "$prod_pid" 2>/dev/null || { tail "$work/producer.log" >&2; die "produce
 t0=$EPOCHREALTIME
 scrape "$work/m0"
 cpu_p0=$(cpu_of "$proc_pid") cpu_pg0=$(pg_cpu_now)
+cpu_o0="$(cpu_of "$prod_pid") $(cpu_of "${broker_pid:-0}") $(machine_cpu_now)"
 sleep "$duration"
 t1=$EPOCHREALTIME
 scrape "$work/m1"
 cpu_p1=$(cpu_of "$proc_pid") cpu_pg1=$(pg_cpu_now)
+cpu_o1="$(cpu_of "$prod_pid") $(cpu_of "${broker_pid:-0}") $(machine_cpu_now)"
 kill -0 "$prod_pid" 2>/dev/null || { tail "$work/producer.log" >&2; die "producer exited before the window ended"; }
 wait "$prod_pid" || { tail "$work/producer.log" >&2; die "producer failed"; }
 prod_pid=
@@ -159,6 +161,12 @@ echo "RESULT flush   flushes=$f_n p50=${f_p50}s p99=${f_p99}s mean=${f_mean}s (s
 awk -v p0="$cpu_p0" -v p1="$cpu_p1" -v g0="$cpu_pg0" -v g1="$cpu_pg1" -v ev="$ev" 'BEGIN {
 	printf "RESULT cpu     processor=%.1fs postgresql=%.1fs in the window; per 1M events: processor %.2f s, PostgreSQL %.2f s\n",
 		p1 - p0, g1 - g0, ev ? (p1 - p0) * 1e6 / ev : 0, ev ? (g1 - g0) * 1e6 / ev : 0 }'
+# And how much CPU was left: the latency's tail is queueing when the
+# machine is near saturation (bench/README "abandonment latency").
+awk -v a="$cpu_o0" -v b="$cpu_o1" -v n="$(getconf _NPROCESSORS_ONLN)" 'BEGIN {
+	split(a, x, " "); split(b, y, " ")
+	printf "RESULT machine busy %.0f%% of %d CPUs in the window; producer %.1fs, embedded broker %.1fs\n",
+		(y[4] > x[4] ? 100 * (y[3] - x[3]) / (y[4] - x[4]) : 0), n, y[1] - x[1], y[2] - x[2] }'
 
 # The run proves something only if the input held and the processor kept up.
 awk -v e="$eps" -v r="$rate" 'BEGIN { exit !(e >= 0.95 * r) }' ||

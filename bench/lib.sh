@@ -222,6 +222,16 @@ cpu_of() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/sta
 # for (a postmaster's: every backend that has exited).
 cpu_with_reaped() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15 + $16 + $17) / t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+# machine_cpu_now: prints "BUSY TOTAL", the machine's CPU seconds busy
+# (user, nice, system, irq, softirq, steal) and in all (idle and iowait
+# added) summed over its CPUs so far, from /proc/stat: the differences of
+# two samples give how busy the machine was between them.
+machine_cpu_now() {
+	awk -v t="$(getconf CLK_TCK)" '$1 == "cpu" {
+		b = $2 + $3 + $4 + $7 + $8 + $9
+		printf "%.2f %.2f\n", b / t, (b + $5 + $6) / t }' /proc/stat
+}
+
 # postmaster_pid: prints the pid of start_pg's PostgreSQL.
 postmaster_pid() { head -n 1 "$work/pg/data/postmaster.pid"; }
 
