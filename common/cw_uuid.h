@@ -5,8 +5,12 @@
  * across processes and restarts without coordination, and sort roughly by
  * creation time like the processor's own ids.
  *
+ * cw_uuid_format() writes the text form of any 16 bytes (the processor's
+ * derived ids use it too).
+ *
  * Not for: deterministic ids (the simulator derives its ids from its seed,
- * producer/prng.h) or parsing uuids.
+ * producer/prng.h; the processor's from its inputs, processor/ids.c) or
+ * parsing uuids.
  */
 #pragma once
 
@@ -15,6 +19,11 @@
 
 /* Length of the text form, without the NUL. */
 #define CW_UUID_LEN 36
+
+/* The text form of the 16 bytes at @b: lower-case hex digits in the
+ * 8-4-4-4-12 layout, NUL-terminated, into @out. Any bytes (version and
+ * variant are the caller's). Can't fail. Thread-safe. */
+void cw_uuid_format(const uint8_t b[16], char out[CW_UUID_LEN + 1]);
 
 /* Format a UUIDv7 for @unix_ms (low 48 bits used) and the 10 bytes at
  * @rnd (74 of their bits used) as lower-case text into @out, NUL-terminated.

@@ -15,6 +15,8 @@
 
 /* FNV-1a's 64-bit offset basis, the usual start for hash64_fnv1a(). */
 #define HASH64_FNV_OFFSET 0xcbf29ce484222325ULL
+/* FNV-1a's 64-bit prime: each byte is XORed in, then multiplied by it. */
+#define HASH64_FNV_PRIME 0x100000001b3ULL
 
 /* splitmix64's finaliser of @z. Can't fail. */
 static inline uint64_t hash64_mix(uint64_t z)
@@ -30,7 +32,7 @@ static inline uint64_t hash64_fnv1a(uint64_t h, const void *p, size_t len)
 	const unsigned char *s = p;
 	for (size_t i = 0; i < len; i++) {
 		h ^= s[i];
-		h *= 0x100000001b3ULL;
+		h *= HASH64_FNV_PRIME;
 	}
 	return h;
 }

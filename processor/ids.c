@@ -4,6 +4,7 @@
  */
 #include "ids.h"
 
+#include "cw_uuid.h"
 #include "hash64.h"
 
 /* No time prefix: the first id scheme (see derive_uuid()). */
@@ -24,23 +25,19 @@
 static void derive_uuid(uint64_t seed, const char *s, size_t len, int64_t n,
 			int64_t time_ms, char out[37])
 {
-	static const char hex[] = "0123456789abcdef";
-	/* Where each byte's two digits go in 8-4-4-4-12. */
-	static const uint8_t at[16] = {0,  2,  4,  6,  9,  11, 14, 16,
-				       19, 21, 24, 26, 28, 30, 32, 34};
 	uint64_t hi = HASH64_FNV_OFFSET ^ seed,
 		 lo = 0x84222325cbf29ce4ULL ^ seed;
 	uint8_t bytes[16];
 
 	/* Both FNV-1a hashes in one pass over @s, then over @n. */
 	for (size_t i = 0; i < len; i++) {
-		hi = (hi ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-		lo = (lo ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+		hi = (hi ^ (unsigned char)s[i]) * HASH64_FNV_PRIME;
+		lo = (lo ^ (unsigned char)s[i]) * HASH64_FNV_PRIME;
 	}
 	for (int i = 0; i < 8; i++) {
 		uint8_t b = (uint8_t)((uint64_t)n >> (8 * i));
-		hi = (hi ^ b) * 0x100000001b3ULL;
-		lo = (lo ^ b) * 0x100000001b3ULL;
+		hi = (hi ^ b) * HASH64_FNV_PRIME;
+		lo = (lo ^ b) * HASH64_FNV_PRIME;
 	}
 	hi = hash64_mix(hi);
 	lo = hash64_mix(lo);
@@ -53,12 +50,7 @@ static void derive_uuid(uint64_t seed, const char *s, size_t len, int64_t n,
 	if (time_ms != IDS_NO_TIME)
 		for (int i = 0; i < 6; i++)
 			bytes[i] = (uint8_t)((uint64_t)time_ms >> (40 - 8 * i));
-	for (int i = 0; i < 16; i++) {
-		out[at[i]] = hex[bytes[i] >> 4];
-		out[at[i] + 1] = hex[bytes[i] & 15];
-	}
-	out[8] = out[13] = out[18] = out[23] = '-';
-	out[36] = '\0';
+	cw_uuid_format(bytes, out);
 }
 
 #define SEED_ABANDONMENT 0x61ULL /* 'a' */
