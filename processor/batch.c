@@ -29,10 +29,9 @@ struct batch_arena {
 #define ARENA_KEEP (1024 * 1024)
 /* A record vector whose capacity exceeds VEC_KEEP_MIN elements and was
  * over VEC_SHRINK_RATIO times what the batch used at VEC_IDLE_RESETS resets
- * in a row is released by the last of them: a one-off burst does not keep
- * its peak, while a steady flow that varies from flush to flush does not
- * regrow its vectors by realloc at every flush (that was ~2% of the
- * processor's instructions in bench/README "processor CPU per event"). */
+ * in a row is released by the last of them (release_due()): a one-off
+ * burst does not keep its peak, while flushes that vary in size do not
+ * regrow the vectors by realloc each time. */
 #define VEC_KEEP_MIN	 4096
 #define VEC_SHRINK_RATIO 4
 #define VEC_IDLE_RESETS	 8
@@ -141,19 +140,29 @@ void batch_destroy(struct batch *b)
 	free(b);
 }
 
-/* Empty a vector; release its storage once the capacity has been far
- * above what was used for VEC_IDLE_RESETS resets in a row. */
+/* At a reset of a buffer of capacity @cap of which @used was used: whether
+ * to release what exceeds @keep, i.e. whether the capacity has been over
+ * @keep and VEC_SHRINK_RATIO times the use for VEC_IDLE_RESETS resets in a
+ * row (*@idle counts them). */
+static bool release_due(size_t cap, size_t used, size_t keep, uint32_t *idle)
+{
+	if (cap <= keep || cap <= VEC_SHRINK_RATIO * used) {
+		*idle = 0;
+		return false;
+	}
+	if (++*idle < VEC_IDLE_RESETS)
+		return false;
+	*idle = 0;
+	return true;
+}
+
+/* Empty a vector; release its storage when release_due() says so. */
 static void vec_reset(void **v, size_t *n, size_t *cap, uint32_t *idle)
 {
-	if (*cap > VEC_KEEP_MIN && *cap > VEC_SHRINK_RATIO * *n) {
-		if (++*idle >= VEC_IDLE_RESETS) {
-			free(*v);
-			*v = NULL;
-			*cap = 0;
-			*idle = 0;
-		}
-	} else {
-		*idle = 0;
+	if (release_due(*cap, *n, VEC_KEEP_MIN, idle)) {
+		free(*v);
+		*v = NULL;
+		*cap = 0;
 	}
 	*n = 0;
 }
@@ -169,16 +178,10 @@ void batch_reset(struct batch *b)
 	BATCH_VEC_RESET(b, recoveries);
 	BATCH_VEC_RESET(b, product_stats);
 	BATCH_VEC_RESET(b, reason_stats);
-	if (b->state.cap > STATE_KEEP &&
-	    b->state.cap > VEC_SHRINK_RATIO * b->state.len) {
-		if (++b->state_idle >= VEC_IDLE_RESETS) {
-			pack_reset(&b->state, STATE_KEEP);
-			b->state_idle = 0;
-		}
-	} else {
-		b->state_idle = 0;
-	}
-	pack_reset(&b->state, SIZE_MAX);
+	pack_reset(&b->state, release_due(b->state.cap, b->state.len,
+					  STATE_KEEP, &b->state_idle)
+				      ? STATE_KEEP
+				      : SIZE_MAX);
 	b->state_full = false;
 	arena_reset(b->arena);
 }
